@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+/*
+ * device_info - list the hmmgpu devices and what they report.
+ *
+ *   $ device_info
+ *   hmmgpu0  /dev/dri/renderD128  256 MiB memory, 256 MiB free, ...
+ *
+ * Exits 0 when at least one device was found and described, 1 otherwise.
+ */
+#include <hmm/hmm.h>
+
+#include <stdio.h>
+
+static const char *engine_name(uint32_t engine)
+{
+	switch (engine) {
+	case HMM_COPY_ENGINE_SOFTWARE:
+		return "software";
+	case HMM_COPY_ENGINE_DMAENGINE:
+		return "dmaengine";
+	default:
+		return "unknown";
+	}
+}
+
+int main(void)
+{
+	int n = hmm_device_count();
+
+	if (n < 0) {
+		fprintf(stderr, "device_info: cannot enumerate devices: %s\n",
+			hmm_strerror(n));
+		return 1;
+	}
+	if (n == 0) {
+		fprintf(stderr, "device_info: no hmmgpu device found; load hmmgpu.ko (see README) and check you may open /dev/dri/renderD*\n");
+		return 1;
+	}
+
+	printf("%d hmmgpu device%s\n", n, n == 1 ? "" : "s");
+	for (int i = 0; i < n; i++) {
+		struct hmm_device_info info;
+		int ret = hmm_device_get_info(i, &info);
+
+		if (ret) {
+			fprintf(stderr, "device_info: device %d: %s\n", i,
+				hmm_strerror(ret));
+			return 1;
+		}
+		printf("%-8s %-20s %6llu MiB memory, %6llu MiB free, %llu-byte pages, copy engine %s, ABI %u\n",
+		       info.name, info.render_node,
+		       (unsigned long long)(info.mem_total >> 20),
+		       (unsigned long long)(info.mem_free >> 20),
+		       (unsigned long long)info.page_size,
+		       engine_name(info.copy_engine), info.abi_version);
+		if (info.mem_free > info.mem_total || !info.page_size) {
+			fprintf(stderr, "device_info: %s reports inconsistent memory sizes\n",
+				info.name);
+			return 1;
+		}
+	}
+	return 0;
+}
