@@ -27,12 +27,21 @@ extern "C" {
  *
  * Bumped when an ioctl is added; existing ioctls never change layout.
  */
-#define HMMGPU_ABI_VERSION 1
+#define HMMGPU_ABI_VERSION 2
 
 #define DRM_HMMGPU_GET_INFO 0x00
+#define DRM_HMMGPU_MIGRATE 0x01
+#define DRM_HMMGPU_RESIDENCY 0x02
+#define DRM_HMMGPU_STATS 0x03
 
 #define DRM_IOCTL_HMMGPU_GET_INFO \
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_HMMGPU_GET_INFO, struct drm_hmmgpu_get_info)
+#define DRM_IOCTL_HMMGPU_MIGRATE \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_HMMGPU_MIGRATE, struct drm_hmmgpu_migrate)
+#define DRM_IOCTL_HMMGPU_RESIDENCY \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_HMMGPU_RESIDENCY, struct drm_hmmgpu_residency)
+#define DRM_IOCTL_HMMGPU_STATS \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_HMMGPU_STATS, struct drm_hmmgpu_stats)
 
 /* Values of &drm_hmmgpu_get_info.copy_engine. */
 #define HMMGPU_COPY_ENGINE_SOFTWARE 0 /* the device's own copy threads */
@@ -67,6 +76,140 @@ struct drm_hmmgpu_get_info {
 	__u32 copy_channels;
 	/** @reserved: (out) zero; room to grow without a new ioctl. */
 	__u64 reserved[4];
+};
+
+/* Values of &drm_hmmgpu_migrate.target. */
+#define HMMGPU_MIGRATE_TO_DEVICE 0 /* to the device behind the file */
+#define HMMGPU_MIGRATE_TO_SYSTEM 1 /* to system RAM */
+
+/**
+ * struct drm_hmmgpu_migrate - migrate a range of the caller's memory.
+ *
+ * Best effort, like cudaMemPrefetchAsync: every page of
+ * [@start, @start + @size) that can move does; pages that cannot (shared
+ * or file-backed mappings, pinned pages, PROT_NONE, pages whose copy
+ * failed) stay where they are, with their data, and are counted in
+ * @skipped.  To the device, pages on another hmmgpu device move device to
+ * device.  To system, pages on any hmmgpu device move; pages that are not
+ * on a device (system pages, never-touched holes, shared and file-backed
+ * mappings) count as @already.  To the device, holes become zero-filled
+ * device pages.
+ *
+ * Errors: -EINVAL for bad flags, pad, extensions, target, a zero size, an
+ * unaligned @start or @size or a range that wraps; -EFAULT when part of
+ * the range is not mapped at all; -ENODEV when the device was removed.
+ * On error no page of the range was left half-migrated.
+ */
+struct drm_hmmgpu_migrate {
+	/** @start: (in) page-aligned address in the caller's address space. */
+	__u64 start;
+	/** @size: (in) bytes, a non-zero multiple of the page size. */
+	__u64 size;
+	/** @target: (in) HMMGPU_MIGRATE_TO_DEVICE or _TO_SYSTEM. */
+	__u32 target;
+	/** @flags: (in) must be zero. */
+	__u32 flags;
+	/** @extensions: (in) must be zero. */
+	__u64 extensions;
+	/** @moved: (out) pages migrated by this call. */
+	__u64 moved;
+	/** @already: (out) pages that were at the target already. */
+	__u64 already;
+	/** @skipped: (out) pages that could not move and stayed put. */
+	__u64 skipped;
+	/** @pad: (in) must be zero. */
+	__u64 pad;
+};
+
+/* Values written by DRM_IOCTL_HMMGPU_RESIDENCY, one byte per page. */
+#define HMMGPU_RESIDENCY_NONE 0 /* not populated (never touched) */
+#define HMMGPU_RESIDENCY_SYSTEM 1 /* in system RAM */
+#define HMMGPU_RESIDENCY_THIS_DEVICE 2 /* on the device behind the file */
+#define HMMGPU_RESIDENCY_OTHER_DEVICE 3 /* on another device */
+
+/**
+ * struct drm_hmmgpu_residency - where each page of a range is.
+ *
+ * Writes @npages bytes at @locations, one HMMGPU_RESIDENCY_* per page of
+ * [@start, @start + @npages pages), and sums them in @count.  Nothing is
+ * faulted in or migrated.  Unmapped holes read as NONE.
+ *
+ * Errors: -EINVAL for bad flags or pad, an unaligned @start, @npages zero
+ * or above 1 << 24, or a wrapping range; -EFAULT when @locations is not
+ * writable.
+ */
+struct drm_hmmgpu_residency {
+	/** @start: (in) page-aligned address in the caller's address space. */
+	__u64 start;
+	/** @npages: (in) number of pages, 1 to 1 << 24. */
+	__u64 npages;
+	/** @locations: (in) user pointer to @npages bytes. */
+	__u64 locations;
+	/** @flags: (in) must be zero. */
+	__u32 flags;
+	/** @pad: (in) must be zero. */
+	__u32 pad;
+	/** @count: (out) pages per HMMGPU_RESIDENCY_* value. */
+	__u64 count[4];
+};
+
+/* Why pages moved: index of the per-cause counters of struct drm_hmmgpu_stats. */
+#define HMMGPU_CAUSE_EXPLICIT 0 /* MIGRATE ioctl (prefetch) */
+#define HMMGPU_CAUSE_CPU_FAULT 1 /* CPU touched a device page */
+#define HMMGPU_CAUSE_EVICTION 2 /* device memory was full */
+#define HMMGPU_CAUSE_PEER 3 /* moved from another hmmgpu device */
+#define HMMGPU_CAUSE_DEVICE_FAULT 4 /* the device touched a system page */
+#define HMMGPU_CAUSE_REMOVAL 5 /* the device went away */
+#define HMMGPU_CAUSE_COUNT 8
+
+/* Directions: first index of the migration counters. */
+#define HMMGPU_DIR_TO_DEVICE 0
+#define HMMGPU_DIR_TO_SYSTEM 1
+
+#define HMMGPU_LATENCY_BUCKETS 24 /* log2 microseconds: [2^i, 2^(i+1)) */
+
+/* Values of &drm_hmmgpu_stats.scope. */
+#define HMMGPU_STATS_FILE 0 /* what this open file caused */
+#define HMMGPU_STATS_DEVICE 1 /* the whole device since it was created */
+
+/**
+ * struct drm_hmmgpu_stats - counters of a device or of an open file.
+ *
+ * Bytes are pages times &drm_hmmgpu_get_info.page_size, given for
+ * convenience.  A migration batch is one migrate_vma (or eviction) step.
+ *
+ * Errors: -EINVAL for a bad @scope, flags or pad.
+ */
+struct drm_hmmgpu_stats {
+	/** @scope: (in) HMMGPU_STATS_FILE or HMMGPU_STATS_DEVICE. */
+	__u32 scope;
+	/** @flags: (in) must be zero. */
+	__u32 flags;
+	/** @extensions: (in) must be zero. */
+	__u64 extensions;
+
+	/** @pages: (out) pages migrated, [direction][cause]. */
+	__u64 pages[2][HMMGPU_CAUSE_COUNT];
+	/** @bytes: (out) bytes migrated, [direction][cause]. */
+	__u64 bytes[2][HMMGPU_CAUSE_COUNT];
+	/** @cpu_faults: (out) CPU faults on device pages handled. */
+	__u64 cpu_faults;
+	/** @device_faults: (out) device faults handled. */
+	__u64 device_faults;
+	/** @evictions: (out) eviction passes (each moves one or more pages). */
+	__u64 evictions;
+	/** @batches: (out) migration batches submitted to the copy engine. */
+	__u64 batches;
+	/** @copy_errors: (out) pages whose copy failed (left in place). */
+	__u64 copy_errors;
+	/** @copy_busy_ns: (out) time the copy engine spent on batches. */
+	__u64 copy_busy_ns;
+	/** @migrate_latency: (out) batches by duration, log2 microseconds. */
+	__u64 migrate_latency[HMMGPU_LATENCY_BUCKETS];
+	/** @fault_latency: (out) CPU faults by duration, log2 microseconds. */
+	__u64 fault_latency[HMMGPU_LATENCY_BUCKETS];
+	/** @reserved: (out) zero. */
+	__u64 reserved[8];
 };
 
 #if defined(__cplusplus)
