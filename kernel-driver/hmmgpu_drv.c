@@ -3,9 +3,11 @@
  * hmmgpu_drv.c - module init/exit, DRM device, per-open context, ioctls.
  */
 
+#include <linux/log2.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/platform_device.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 
 #include <drm/drm_drv.h>
@@ -13,8 +15,8 @@
 #include <drm/drm_ioctl.h>
 #include <drm/drm_print.h>
 
+#include "hmmgpu_copy.h"
 #include "hmmgpu_drv.h"
-#include "hmmgpu_drm.h"
 
 /**
  * DOC: Overview
@@ -35,6 +37,27 @@
  * -ENODEV (drm_ioctl() checks drm_dev_is_unplugged()).
  */
 
+/**
+ * DOC: Module parameters
+ *
+ * All are read-only once the module is loaded (see them in
+ * /sys/module/hmmgpu/parameters/); a bad value fails the load with
+ * -EINVAL and one line in the kernel log.
+ *
+ * - num_devices (1-8, default 1): virtual GPUs to create.
+ * - mem_mib (default 256): device memory per GPU in MiB, rounded up to
+ *   2 MiB. Its backing store, as much system RAM, is reserved at load.
+ * - copy_engine (auto, software, dmaengine; default auto): who copies
+ *   pages. auto takes a dmaengine DMA_MEMCPY channel if the platform has
+ *   one and the device's own software engine otherwise; dmaengine fails
+ *   the load (-ENODEV) when there is no channel.
+ * - copy_channels (1-16, default 4): kernel threads of the software
+ *   engine per device, working each batch in parallel.
+ * - fault_kib (power of two, 4-2048, default 64): how much a CPU fault on
+ *   a device page brings back: the aligned block of that size around the
+ *   faulting address, clamped to the VMA.
+ */
+
 #define HMMGPU_MAX_DEVICES 8
 
 static unsigned int num_devices = 1;
@@ -46,31 +69,52 @@ static unsigned int mem_mib = 256;
 module_param(mem_mib, uint, 0444);
 MODULE_PARM_DESC(mem_mib, "Device memory per GPU in MiB (default 256)");
 
-static struct platform_device *hmmgpu_pdevs[HMMGPU_MAX_DEVICES];
+static char *copy_engine = "auto";
+module_param(copy_engine, charp, 0444);
+MODULE_PARM_DESC(copy_engine, "Copy engine: auto (dmaengine if the platform has a DMA_MEMCPY channel), software or dmaengine");
 
-/**
- * struct hmmgpu_file - per-open context of a render or primary node.
- * @hdev: the device this file was opened on.
- */
-struct hmmgpu_file {
-	struct hmmgpu_device *hdev;
-};
+static unsigned int copy_channels = 4;
+module_param(copy_channels, uint, 0444);
+MODULE_PARM_DESC(copy_channels, "Software copy engine: kernel threads per device (1-16, default 4)");
+
+unsigned int hmmgpu_fault_kib = 64;
+module_param_named(fault_kib, hmmgpu_fault_kib, uint, 0444);
+MODULE_PARM_DESC(fault_kib, "CPU fault-back granularity in KiB: a power of two from 4 to 2048 (default 64)");
+
+static struct platform_device *hmmgpu_pdevs[HMMGPU_MAX_DEVICES];
+/* Why the last probe failed, for the module load to report it. */
+static int hmmgpu_probe_err;
 
 static int hmmgpu_open(struct drm_device *drm, struct drm_file *file)
 {
+	struct hmmgpu_device *hdev = to_hmmgpu(drm);
 	struct hmmgpu_file *hfile;
 
 	hfile = kzalloc(sizeof(*hfile), GFP_KERNEL);
 	if (!hfile)
 		return -ENOMEM;
-	hfile->hdev = to_hmmgpu(drm);
+	hfile->hdev = hdev;
+	hfile->mm = current->mm;
+	if (hfile->mm)
+		mmgrab(hfile->mm);
+	spin_lock(&hdev->files_lock);
+	list_add_tail(&hfile->node, &hdev->files);
+	spin_unlock(&hdev->files_lock);
 	file->driver_priv = hfile;
 	return 0;
 }
 
 static void hmmgpu_postclose(struct drm_device *drm, struct drm_file *file)
 {
-	kfree(file->driver_priv);
+	struct hmmgpu_device *hdev = to_hmmgpu(drm);
+	struct hmmgpu_file *hfile = file->driver_priv;
+
+	spin_lock(&hdev->files_lock);
+	list_del(&hfile->node);
+	spin_unlock(&hdev->files_lock);
+	if (hfile->mm)
+		mmdrop(hfile->mm);
+	kfree(hfile);
 	file->driver_priv = NULL;
 }
 
@@ -96,16 +140,116 @@ static int hmmgpu_ioctl_get_info(struct drm_device *drm, void *data,
 	args->abi_version = HMMGPU_ABI_VERSION;
 	args->device_index = hdev->index;
 	args->page_size = PAGE_SIZE;
-	args->mem_total = hdev->mem_total;
-	/* No device page can be allocated yet: all of it is free. */
-	args->mem_free = hdev->mem_total;
-	args->copy_engine = HMMGPU_COPY_ENGINE_SOFTWARE;
-	args->copy_channels = 0;
+	args->mem_total = (u64)hdev->dmem.npages << PAGE_SHIFT;
+	args->mem_free = hmmgpu_dmem_free_bytes(&hdev->dmem);
+	args->copy_engine = hmmgpu_copy_engine_kind(hdev->copy);
+	args->copy_channels = hmmgpu_copy_engine_channels(hdev->copy);
+	return 0;
+}
+
+/* Checks a user range: page-aligned, non-empty, not wrapping, in TASK_SIZE. */
+static bool range_ok(u64 start, u64 size)
+{
+	return size && PAGE_ALIGNED(start) && PAGE_ALIGNED(size) &&
+	       start + size > start && start + size <= TASK_SIZE;
+}
+
+/**
+ * hmmgpu_ioctl_migrate() - DRM_IOCTL_HMMGPU_MIGRATE.
+ * @drm: the device.
+ * @data: a &struct drm_hmmgpu_migrate.
+ * @file: the caller's file.
+ *
+ * Return: 0 with the page counts filled; -EINVAL for bad input fields;
+ * -EFAULT when part of the range is not mapped; -ENODEV after removal;
+ * -EINTR or -ENOMEM.
+ */
+static int hmmgpu_ioctl_migrate(struct drm_device *drm, void *data,
+				struct drm_file *file)
+{
+	struct drm_hmmgpu_migrate *args = data;
+	struct hmmgpu_migrate_result res = { 0 };
+	int idx, ret;
+
+	if (args->flags || args->pad || args->extensions ||
+	    (args->target != HMMGPU_MIGRATE_TO_DEVICE &&
+	     args->target != HMMGPU_MIGRATE_TO_SYSTEM) ||
+	    !range_ok(args->start, args->size))
+		return -EINVAL;
+	if (!drm_dev_enter(drm, &idx))
+		return -ENODEV;
+	ret = hmmgpu_migrate_range(file->driver_priv, args->start,
+				   args->start + args->size, args->target,
+				   &res);
+	drm_dev_exit(idx);
+	args->moved = res.moved;
+	args->already = res.already;
+	args->skipped = res.skipped;
+	return ret;
+}
+
+#define HMMGPU_RESIDENCY_MAX_PAGES (1ULL << 24)
+
+/**
+ * hmmgpu_ioctl_residency() - DRM_IOCTL_HMMGPU_RESIDENCY.
+ * @drm: the device.
+ * @data: a &struct drm_hmmgpu_residency.
+ * @file: the caller's file.
+ *
+ * Return: 0; -EINVAL for bad input fields; -EFAULT when the locations
+ * buffer is not writable; -ENODEV after removal.
+ */
+static int hmmgpu_ioctl_residency(struct drm_device *drm, void *data,
+				  struct drm_file *file)
+{
+	struct drm_hmmgpu_residency *args = data;
+	u64 count[4] = { 0 };
+	int idx, ret;
+
+	if (args->flags || args->pad || !args->npages ||
+	    args->npages > HMMGPU_RESIDENCY_MAX_PAGES ||
+	    !range_ok(args->start, args->npages << PAGE_SHIFT))
+		return -EINVAL;
+	if (!drm_dev_enter(drm, &idx))
+		return -ENODEV;
+	ret = hmmgpu_residency(file->driver_priv, args->start, args->npages,
+			       u64_to_user_ptr(args->locations), count);
+	drm_dev_exit(idx);
+	memcpy(args->count, count, sizeof(count));
+	return ret;
+}
+
+/**
+ * hmmgpu_ioctl_stats() - DRM_IOCTL_HMMGPU_STATS.
+ * @drm: the device.
+ * @data: a &struct drm_hmmgpu_stats.
+ * @file: the caller's file.
+ *
+ * Return: 0, or -EINVAL for a bad scope, flags or extensions.
+ */
+static int hmmgpu_ioctl_stats(struct drm_device *drm, void *data,
+			      struct drm_file *file)
+{
+	struct drm_hmmgpu_stats *args = data;
+	struct hmmgpu_file *hfile = file->driver_priv;
+
+	if (args->flags || args->extensions ||
+	    (args->scope != HMMGPU_STATS_FILE &&
+	     args->scope != HMMGPU_STATS_DEVICE))
+		return -EINVAL;
+	hmmgpu_stats_fill(args->scope == HMMGPU_STATS_FILE ? &hfile->stats :
+			  &to_hmmgpu(drm)->stats, args);
 	return 0;
 }
 
 static const struct drm_ioctl_desc hmmgpu_ioctls[] = {
 	DRM_IOCTL_DEF_DRV(HMMGPU_GET_INFO, hmmgpu_ioctl_get_info,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(HMMGPU_MIGRATE, hmmgpu_ioctl_migrate,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(HMMGPU_RESIDENCY, hmmgpu_ioctl_residency,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(HMMGPU_STATS, hmmgpu_ioctl_stats,
 			  DRM_RENDER_ALLOW),
 };
 
@@ -148,23 +292,57 @@ static int hmmgpu_probe(struct platform_device *pdev)
 		return PTR_ERR(hdev);
 
 	hdev->index = pdev->id;
-	hdev->mem_total = (u64)mem_mib << 20;
+	spin_lock_init(&hdev->files_lock);
+	INIT_LIST_HEAD(&hdev->files);
 	platform_set_drvdata(pdev, hdev);
 
+	hdev->copy = hmmgpu_copy_engine_create(&pdev->dev, copy_engine,
+					       copy_channels);
+	if (IS_ERR(hdev->copy)) {
+		ret = PTR_ERR(hdev->copy);
+		hdev->copy = NULL;
+		goto err_out;
+	}
+
+	ret = hmmgpu_dmem_init(hdev, (u64)mem_mib << 20);
+	if (ret)
+		goto err_destroy_copy;
+
+	hmmgpu_debugfs_register(hdev);
 	ret = drm_dev_register(&hdev->drm, 0);
 	if (ret)
-		return ret;
+		goto err_fini_dmem;
 
-	drm_info(&hdev->drm, "hmmgpu%u: %llu MiB device memory\n",
-		 hdev->index, hdev->mem_total >> 20);
+	drm_info(&hdev->drm, "hmmgpu%u: %lu MiB device memory, pfns 0x%lx-0x%lx\n",
+		 hdev->index, hdev->dmem.npages >> (20 - PAGE_SHIFT),
+		 hdev->dmem.pfn_first,
+		 hdev->dmem.pfn_first + hdev->dmem.npages - 1);
 	return 0;
+
+err_fini_dmem:
+	hmmgpu_dmem_fini(hdev);
+err_destroy_copy:
+	hmmgpu_copy_engine_destroy(hdev->copy);
+	hdev->copy = NULL;
+err_out:
+	hmmgpu_probe_err = ret;
+	return ret;
 }
 
+/*
+ * Unbind or module unload: no new ioctl starts and the running ones end
+ * (drm_dev_unplug() waits for their drm_dev_enter() sections), then every
+ * device page goes back to RAM. Open files stay valid: their ioctls fail
+ * with -ENODEV, and the structure lives until the last one is closed.
+ */
 static void hmmgpu_remove(struct platform_device *pdev)
 {
 	struct hmmgpu_device *hdev = platform_get_drvdata(pdev);
 
 	drm_dev_unplug(&hdev->drm);
+	hmmgpu_dmem_fini(hdev);
+	hmmgpu_copy_engine_destroy(hdev->copy);
+	hdev->copy = NULL;
 }
 
 static struct platform_driver hmmgpu_platform_driver = {
@@ -192,17 +370,32 @@ static int __init hmmgpu_init(void)
 	unsigned int i;
 	int ret;
 
-	if (!IS_ENABLED(CONFIG_DEVICE_PRIVATE)) {
-		pr_err("hmmgpu: this kernel lacks CONFIG_DEVICE_PRIVATE, so it cannot host device-private memory; boot a kernel built with it (tools/vm/hmmvm does)\n");
-		return -ENODEV;
-	}
 	if (num_devices < 1 || num_devices > HMMGPU_MAX_DEVICES) {
 		pr_err("hmmgpu: num_devices=%u is out of range 1-%d\n",
 		       num_devices, HMMGPU_MAX_DEVICES);
 		return -EINVAL;
 	}
-	if (mem_mib < 1) {
-		pr_err("hmmgpu: mem_mib must be at least 1\n");
+	if (mem_mib < 1 || mem_mib > SZ_1M) {
+		pr_err("hmmgpu: mem_mib=%u is out of range 1-%u\n", mem_mib,
+		       SZ_1M);
+		return -EINVAL;
+	}
+	if (!sysfs_streq(copy_engine, "auto") &&
+	    !sysfs_streq(copy_engine, "software") &&
+	    !sysfs_streq(copy_engine, "dmaengine")) {
+		pr_err("hmmgpu: copy_engine=%s is not one of auto, software, dmaengine\n",
+		       copy_engine);
+		return -EINVAL;
+	}
+	if (copy_channels < 1 || copy_channels > 16) {
+		pr_err("hmmgpu: copy_channels=%u is out of range 1-16\n",
+		       copy_channels);
+		return -EINVAL;
+	}
+	if (hmmgpu_fault_kib < PAGE_SIZE / SZ_1K || hmmgpu_fault_kib > SZ_2K ||
+	    !is_power_of_2(hmmgpu_fault_kib)) {
+		pr_err("hmmgpu: fault_kib=%u must be a power of two from %lu to 2048\n",
+		       hmmgpu_fault_kib, PAGE_SIZE / SZ_1K);
 		return -EINVAL;
 	}
 
@@ -222,7 +415,7 @@ static int __init hmmgpu_init(void)
 		hmmgpu_pdevs[i] = pdev;
 		if (!platform_get_drvdata(pdev)) {
 			/* Probe failed: its error is in the log already. */
-			ret = -ENODEV;
+			ret = hmmgpu_probe_err ?: -ENODEV;
 			goto err_destroy_devices;
 		}
 	}

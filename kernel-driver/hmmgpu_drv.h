@@ -5,31 +5,220 @@
 #ifndef HMMGPU_DRV_H
 #define HMMGPU_DRV_H
 
+#include <linux/list.h>
+#include <linux/memremap.h>
+#include <linux/mm.h>
+#include <linux/mutex.h>
 #include <linux/platform_device.h>
+#include <linux/spinlock.h>
 #include <linux/types.h>
 
 #include <drm/drm_device.h>
 
+#include "hmmgpu_drm.h"
+
 #define HMMGPU_DRIVER_NAME "hmmgpu"
 #define HMMGPU_DRIVER_DESC "hmm virtual GPU with device-private memory"
 #define HMMGPU_DRIVER_MAJOR 0
-#define HMMGPU_DRIVER_MINOR 1
+#define HMMGPU_DRIVER_MINOR 2
+
+/* Device memory is handed out and evicted in blocks of this many pages. */
+#define HMMGPU_BLOCK_PAGES (SZ_2M >> PAGE_SHIFT)
+/* Pages in one migration batch (one migrate_vma_setup, one fence). */
+#define HMMGPU_BATCH_PAGES HMMGPU_BLOCK_PAGES
+
+struct hmmgpu_copy_engine;
+struct hmmgpu_device;
+
+/* Module parameters, read-only after load (hmmgpu_drv.c). */
+extern unsigned int hmmgpu_fault_kib;
+
+/**
+ * struct hmmgpu_counters - what a device or an open file counts.
+ *
+ * Plain atomics: every field is updated without a lock and read one by
+ * one, so a STATS reply is not a snapshot across fields.
+ */
+struct hmmgpu_counters {
+	atomic64_t pages[2][HMMGPU_CAUSE_COUNT];
+	atomic64_t cpu_faults;
+	atomic64_t device_faults;
+	atomic64_t evictions;
+	atomic64_t batches;
+	atomic64_t copy_errors;
+	atomic64_t copy_busy_ns;
+	atomic64_t migrate_latency[HMMGPU_LATENCY_BUCKETS];
+	atomic64_t fault_latency[HMMGPU_LATENCY_BUCKETS];
+};
+
+/**
+ * struct hmmgpu_dpage - driver state of one device page.
+ * @backing: the system page that stores this device page's data (the
+ *	     simulated VRAM), reserved at probe.
+ * @next_free: next free page of the same block while this one is free.
+ */
+struct hmmgpu_dpage {
+	struct page *backing;
+	struct hmmgpu_dpage *next_free;
+};
+
+/**
+ * struct hmmgpu_block - HMMGPU_BLOCK_PAGES contiguous device pages.
+ * @first: index of the block's first page in &hmmgpu_dmem.dpages.
+ * @nr_free: free pages in the block.
+ * @free: stack of the free pages, linked through @next_free.
+ * @avail: entry in &hmmgpu_dmem.avail while @nr_free > 0.
+ * @lru: entry in &hmmgpu_dmem.lru while some page is in use.
+ */
+struct hmmgpu_block {
+	unsigned int first;
+	unsigned int nr_free;
+	struct hmmgpu_dpage *free;
+	struct list_head avail;
+	struct list_head lru;
+};
+
+/**
+ * struct hmmgpu_dmem - the device memory of one device.
+ * @hdev: the device.
+ * @pgmap: the MEMORY_DEVICE_PRIVATE pagemap of all of it.
+ * @res: the physical address range the pagemap's struct pages stand for.
+ * @pfn_first: pfn of the first device page.
+ * @npages: number of device pages.
+ * @dpages: per-page state, @npages entries.
+ * @blocks: @npages / HMMGPU_BLOCK_PAGES blocks.
+ * @nblocks: number of blocks.
+ * @lock: protects @avail, @lru, @nr_free, @dying and every block's
+ *	  @nr_free, @free, @avail and @lru.
+ * @avail: blocks with free pages; allocation takes from the first.
+ * @lru: blocks with pages in use, least recently used first.
+ * @nr_free: free device pages.
+ * @dying: set at removal: allocation fails from then on.
+ * @evict_lock: serializes eviction passes of this device.
+ */
+struct hmmgpu_dmem {
+	struct hmmgpu_device *hdev;
+	struct dev_pagemap pgmap;
+	struct resource *res;
+	unsigned long pfn_first;
+	unsigned long npages;
+	struct hmmgpu_dpage *dpages;
+	struct hmmgpu_block *blocks;
+	unsigned int nblocks;
+
+	spinlock_t lock;
+	struct list_head avail;	/* protected by @lock */
+	struct list_head lru;	/* protected by @lock */
+	unsigned long nr_free;	/* protected by @lock */
+	bool dying;		/* protected by @lock */
+
+	struct mutex evict_lock;
+};
 
 /**
  * struct hmmgpu_device - one virtual GPU.
  * @drm: the DRM device; its lifetime is the lifetime of this structure.
  * @index: index among hmmgpu devices, also the platform device id.
- * @mem_total: device memory in bytes, fixed at probe.
+ * @dmem: the device memory; torn down at removal, before @drm goes.
+ * @copy: the copy engine; NULL once the device is removed.
+ * @stats: counters of the whole device.
+ * @files_lock: protects @files.
+ * @files: open files (&hmmgpu_file.node), to charge CPU faults to the
+ *	   file of the faulting process.
  */
 struct hmmgpu_device {
 	struct drm_device drm;
 	unsigned int index;
-	u64 mem_total;
+	struct hmmgpu_dmem dmem;
+	struct hmmgpu_copy_engine *copy;
+	struct hmmgpu_counters stats;
+
+	spinlock_t files_lock;
+	struct list_head files;	/* protected by @files_lock */
+};
+
+/**
+ * struct hmmgpu_file - per-open context of a render or primary node.
+ * @hdev: the device this file was opened on.
+ * @mm: the opening process's address space (a reference from mmgrab()).
+ * @node: entry in &hmmgpu_device.files.
+ * @stats: what this file caused.
+ */
+struct hmmgpu_file {
+	struct hmmgpu_device *hdev;
+	struct mm_struct *mm;
+	struct list_head node;
+	struct hmmgpu_counters stats;
 };
 
 static inline struct hmmgpu_device *to_hmmgpu(struct drm_device *drm)
 {
 	return container_of(drm, struct hmmgpu_device, drm);
 }
+
+/* hmmgpu_dmem.c */
+extern const struct dev_pagemap_ops hmmgpu_devmem_ops;
+/* The pgmap owner of every hmmgpu device (device-to-device migration). */
+extern int hmmgpu_owner;
+
+int hmmgpu_dmem_init(struct hmmgpu_device *hdev, u64 size);
+void hmmgpu_dmem_fini(struct hmmgpu_device *hdev);
+unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
+				unsigned long n);
+unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
+				struct hmmgpu_file *hfile);
+u64 hmmgpu_dmem_free_bytes(struct hmmgpu_dmem *dmem);
+
+/** hmmgpu_page_dmem() - the device memory a device-private page is in. */
+static inline struct hmmgpu_dmem *hmmgpu_page_dmem(struct page *page)
+{
+	return container_of(page->pgmap, struct hmmgpu_dmem, pgmap);
+}
+
+/** hmmgpu_is_hmmgpu_page() - is @page a device page of any hmmgpu device? */
+static inline bool hmmgpu_is_hmmgpu_page(struct page *page)
+{
+	return is_device_private_page(page) &&
+	       page->pgmap->owner == &hmmgpu_owner;
+}
+
+/** hmmgpu_backing_page() - the page that holds a device page's data. */
+static inline struct page *hmmgpu_backing_page(struct page *page)
+{
+	struct hmmgpu_dmem *dmem = hmmgpu_page_dmem(page);
+
+	return dmem->dpages[page_to_pfn(page) - dmem->pfn_first].backing;
+}
+
+/* hmmgpu_migrate.c */
+struct hmmgpu_migrate_result {
+	unsigned long moved;
+	unsigned long already;
+	unsigned long skipped;
+};
+
+int hmmgpu_migrate_range(struct hmmgpu_file *hfile, unsigned long start,
+			 unsigned long end, u32 target,
+			 struct hmmgpu_migrate_result *res);
+int hmmgpu_residency(struct hmmgpu_file *hfile, unsigned long start,
+		     unsigned long npages, u8 __user *out, u64 count[4]);
+vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf);
+int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
+		       unsigned long n, u32 cause, struct hmmgpu_file *hfile);
+
+/* hmmgpu_stats.c */
+void hmmgpu_count_migration(struct hmmgpu_device *hdev,
+			    struct hmmgpu_file *hfile, int dir, int cause,
+			    unsigned long pages);
+void hmmgpu_count_batch(struct hmmgpu_device *hdev, struct hmmgpu_file *hfile,
+			u64 busy_ns, u64 total_ns, unsigned long copy_errors);
+void hmmgpu_count_fault_back(struct hmmgpu_device *hdev, struct mm_struct *mm,
+			     unsigned long moved, u64 busy_ns,
+			     unsigned long copy_errors, u64 ns);
+void hmmgpu_count_eviction(struct hmmgpu_device *hdev,
+			   struct hmmgpu_file *hfile);
+void hmmgpu_stats_fill(const struct hmmgpu_counters *c,
+		       struct drm_hmmgpu_stats *out);
+void hmmgpu_debugfs_register(struct hmmgpu_device *hdev);
 
 #endif /* HMMGPU_DRV_H */

@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hmmgpu_dmem.c - device memory: device-private pages, their backing
+ * store, the allocator, LRU and eviction.
+ */
+
+#include <linux/delay.h>
+#include <linux/highmem.h>
+#include <linux/ioport.h>
+#include <linux/memremap.h>
+#include <linux/migrate.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+
+#include <drm/drm_print.h>
+
+#include "hmmgpu_drv.h"
+
+/**
+ * DOC: Device memory
+ *
+ * Each device has one MEMORY_DEVICE_PRIVATE pagemap covering all of its
+ * memory (the mem_mib parameter, rounded up to 2 MiB). memremap_pages()
+ * gives it real struct pages in ZONE_DEVICE; the CPU cannot map them, so
+ * a CPU access to one faults and hmmgpu_migrate_to_ram() brings the data
+ * back. Every device page has a *backing page*, an ordinary system page
+ * allocated at probe that stores the page's data: the simulated VRAM.
+ * Nothing is allocated per page when migrating.
+ *
+ * The pages are grouped in 2 MiB blocks. Allocation pops pages from the
+ * free stack of the first block that has free pages, so a migration batch
+ * fills blocks densely; freeing (the pagemap's page_free callback) pushes
+ * the page back on its block's stack. Both are O(1) under @lock.
+ *
+ * Blocks with pages in use sit on an LRU list; allocating from a block or
+ * migrating into it makes it the most recently used. When the allocator
+ * runs dry, hmmgpu_dmem_evict() migrates the least recently used blocks
+ * back to system memory with migrate_device_range(), whole blocks at a
+ * time: that keeps evictions batched like every other migration, the way
+ * GPU drivers evict buffer objects rather than pages.
+ *
+ * A device page never shows a previous owner's data: a page handed out
+ * by the allocator is always fully written by the copy engine before it
+ * is mapped, either with the source page's data or with zeros when the
+ * source is a hole or the zero page.
+ *
+ * All hmmgpu devices share one pgmap owner, &hmmgpu_owner, so that a
+ * migration to one device selects pages sitting on another one and moves
+ * them device to device.
+ */
+
+/**
+ * DOC: Locking
+ *
+ * Lock order, outermost first:
+ *
+ * 1. mmap_lock of the target mm, read (migration, CPU faults);
+ * 2. &hmmgpu_dmem.evict_lock (eviction passes, device removal);
+ * 3. page locks, taken by migrate_vma_setup()/migrate_device_range()
+ *    (the latter only tries: a page locked by a migration in flight is
+ *    skipped by eviction, so eviction never waits for a migration that
+ *    waits for it);
+ * 4. &hmmgpu_dmem.lock and &hmmgpu_device.files_lock, spinlocks, never
+ *    held across anything that sleeps.
+ *
+ * No driver lock is held across migrate_vma_setup(); the copy engine's
+ * fence is waited for with only the mmap_lock and page locks held.
+ */
+
+int hmmgpu_owner;
+
+static struct hmmgpu_dpage *page_to_dpage(struct page *page)
+{
+	struct hmmgpu_dmem *dmem = hmmgpu_page_dmem(page);
+
+	return &dmem->dpages[page_to_pfn(page) - dmem->pfn_first];
+}
+
+static struct page *dpage_to_page(struct hmmgpu_dmem *dmem,
+				  struct hmmgpu_dpage *dp)
+{
+	return pfn_to_page(dmem->pfn_first + (dp - dmem->dpages));
+}
+
+static struct hmmgpu_block *dpage_block(struct hmmgpu_dmem *dmem,
+					struct hmmgpu_dpage *dp)
+{
+	return &dmem->blocks[(dp - dmem->dpages) / HMMGPU_BLOCK_PAGES];
+}
+
+/* Makes @blk the most recently used block. */
+static void block_touch(struct hmmgpu_dmem *dmem, struct hmmgpu_block *blk)
+{
+	lockdep_assert_held(&dmem->lock);
+	list_move_tail(&blk->lru, &dmem->lru);
+}
+
+/**
+ * hmmgpu_dmem_alloc() - take free device pages.
+ * @dmem: the device memory.
+ * @pages: filled with up to @n pages, each initialized with
+ *	   zone_device_page_init() (one reference, locked).
+ * @n: pages wanted.
+ *
+ * Does not evict: a caller that got fewer pages than it wanted may call
+ * hmmgpu_dmem_evict() and try again.
+ *
+ * Return: the number of pages taken, 0 once the device is being removed.
+ */
+unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
+				unsigned long n)
+{
+	unsigned long got = 0, i;
+
+	spin_lock(&dmem->lock);
+	while (got < n && !dmem->dying && !list_empty(&dmem->avail)) {
+		struct hmmgpu_block *blk;
+
+		blk = list_first_entry(&dmem->avail, struct hmmgpu_block,
+				       avail);
+		if (blk->nr_free == HMMGPU_BLOCK_PAGES)
+			list_add_tail(&blk->lru, &dmem->lru);
+		else
+			block_touch(dmem, blk);
+		while (got < n && blk->free) {
+			struct hmmgpu_dpage *dp = blk->free;
+
+			blk->free = dp->next_free;
+			dp->next_free = NULL;
+			blk->nr_free--;
+			pages[got++] = dpage_to_page(dmem, dp);
+		}
+		if (!blk->nr_free)
+			list_del_init(&blk->avail);
+	}
+	dmem->nr_free -= got;
+	spin_unlock(&dmem->lock);
+
+	for (i = 0; i < got; i++)
+		zone_device_page_init(pages[i]);
+	return got;
+}
+
+/* dev_pagemap_ops.page_free: the last reference to a device page went. */
+static void hmmgpu_page_free(struct page *page)
+{
+	struct hmmgpu_dmem *dmem = hmmgpu_page_dmem(page);
+	struct hmmgpu_dpage *dp = page_to_dpage(page);
+	struct hmmgpu_block *blk = dpage_block(dmem, dp);
+
+	spin_lock(&dmem->lock);
+	dp->next_free = blk->free;
+	blk->free = dp;
+	if (!blk->nr_free++)
+		list_add_tail(&blk->avail, &dmem->avail);
+	if (blk->nr_free == HMMGPU_BLOCK_PAGES)
+		list_del_init(&blk->lru);
+	dmem->nr_free++;
+	spin_unlock(&dmem->lock);
+}
+
+const struct dev_pagemap_ops hmmgpu_devmem_ops = {
+	.page_free = hmmgpu_page_free,
+	.migrate_to_ram = hmmgpu_migrate_to_ram,
+};
+
+u64 hmmgpu_dmem_free_bytes(struct hmmgpu_dmem *dmem)
+{
+	u64 bytes;
+
+	spin_lock(&dmem->lock);
+	bytes = (u64)dmem->nr_free << PAGE_SHIFT;
+	spin_unlock(&dmem->lock);
+	return bytes;
+}
+
+/**
+ * hmmgpu_dmem_evict() - move least recently used blocks back to RAM.
+ * @dmem: the device memory.
+ * @want: pages the caller needs free.
+ * @hfile: the file whose migration needs the room (for its counters),
+ *	   or NULL.
+ *
+ * Evicts whole blocks, least recently used first, until @want pages have
+ * been freed or every block was tried once. Pages locked by a migration
+ * in flight are skipped.
+ *
+ * Context: may sleep; takes &hmmgpu_dmem.evict_lock.
+ * Return: the number of pages evicted.
+ */
+unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
+				struct hmmgpu_file *hfile)
+{
+	unsigned long evicted = 0;
+	unsigned int tries;
+
+	mutex_lock(&dmem->evict_lock);
+	for (tries = 0; tries < dmem->nblocks && evicted < want; tries++) {
+		struct hmmgpu_block *blk;
+		unsigned int first;
+		int n;
+
+		spin_lock(&dmem->lock);
+		if (list_empty(&dmem->lru)) {
+			spin_unlock(&dmem->lock);
+			break;
+		}
+		blk = list_first_entry(&dmem->lru, struct hmmgpu_block, lru);
+		/* Tried once: goes to the back whatever happens. */
+		block_touch(dmem, blk);
+		first = blk->first;
+		spin_unlock(&dmem->lock);
+
+		n = hmmgpu_evict_range(dmem, first, HMMGPU_BLOCK_PAGES,
+				       HMMGPU_CAUSE_EVICTION, hfile);
+		if (n > 0)
+			evicted += n;
+	}
+	mutex_unlock(&dmem->evict_lock);
+	return evicted;
+}
+
+static void dmem_free_backing(struct hmmgpu_dmem *dmem, unsigned long n)
+{
+	while (n--)
+		__free_page(dmem->dpages[n].backing);
+}
+
+/**
+ * hmmgpu_dmem_init() - create a device's memory.
+ * @hdev: the device.
+ * @size: bytes of device memory, rounded up to a whole block.
+ *
+ * Reserves a free physical address range, creates its device-private
+ * struct pages with memremap_pages() and allocates every backing page.
+ *
+ * Return: 0, -ENOMEM, or the error of request_free_mem_region() or
+ * memremap_pages().
+ */
+int hmmgpu_dmem_init(struct hmmgpu_device *hdev, u64 size)
+{
+	struct hmmgpu_dmem *dmem = &hdev->dmem;
+	unsigned long i;
+	void *addr;
+	int ret;
+
+	size = ALIGN(size, (u64)HMMGPU_BLOCK_PAGES << PAGE_SHIFT);
+	dmem->hdev = hdev;
+	dmem->npages = size >> PAGE_SHIFT;
+	dmem->nblocks = dmem->npages / HMMGPU_BLOCK_PAGES;
+	spin_lock_init(&dmem->lock);
+	mutex_init(&dmem->evict_lock);
+	INIT_LIST_HEAD(&dmem->avail);
+	INIT_LIST_HEAD(&dmem->lru);
+
+	dmem->dpages = kvcalloc(dmem->npages, sizeof(*dmem->dpages),
+				GFP_KERNEL);
+	if (!dmem->dpages)
+		return -ENOMEM;
+	dmem->blocks = kvcalloc(dmem->nblocks, sizeof(*dmem->blocks),
+				GFP_KERNEL);
+	if (!dmem->blocks) {
+		ret = -ENOMEM;
+		goto err_free_dpages;
+	}
+
+	for (i = 0; i < dmem->npages; i++) {
+		dmem->dpages[i].backing = alloc_page(GFP_HIGHUSER |
+						     __GFP_NOWARN);
+		if (!dmem->dpages[i].backing) {
+			drm_err(&hdev->drm, "cannot reserve %llu MiB of backing store for device memory\n",
+				size >> 20);
+			ret = -ENOMEM;
+			goto err_free_backing;
+		}
+		cond_resched();
+	}
+
+	dmem->res = request_free_mem_region(&iomem_resource, size,
+					    "hmmgpu device memory");
+	if (IS_ERR(dmem->res)) {
+		ret = PTR_ERR(dmem->res);
+		goto err_free_backing;
+	}
+	dmem->pgmap.type = MEMORY_DEVICE_PRIVATE;
+	dmem->pgmap.range.start = dmem->res->start;
+	dmem->pgmap.range.end = dmem->res->end;
+	dmem->pgmap.nr_range = 1;
+	dmem->pgmap.ops = &hmmgpu_devmem_ops;
+	dmem->pgmap.owner = &hmmgpu_owner;
+	addr = memremap_pages(&dmem->pgmap, dev_to_node(hdev->drm.dev));
+	if (IS_ERR(addr)) {
+		ret = PTR_ERR(addr);
+		goto err_release_region;
+	}
+	dmem->pfn_first = dmem->res->start >> PAGE_SHIFT;
+
+	/* Every page starts free, on its block's stack. */
+	for (i = 0; i < dmem->nblocks; i++) {
+		struct hmmgpu_block *blk = &dmem->blocks[i];
+		unsigned int j;
+
+		blk->first = i * HMMGPU_BLOCK_PAGES;
+		blk->nr_free = HMMGPU_BLOCK_PAGES;
+		INIT_LIST_HEAD(&blk->lru);
+		for (j = HMMGPU_BLOCK_PAGES; j-- > 0;) {
+			struct hmmgpu_dpage *dp = &dmem->dpages[blk->first + j];
+
+			dp->next_free = blk->free;
+			blk->free = dp;
+		}
+		list_add_tail(&blk->avail, &dmem->avail);
+	}
+	dmem->nr_free = dmem->npages;
+	return 0;
+
+err_release_region:
+	release_mem_region(dmem->res->start, resource_size(dmem->res));
+err_free_backing:
+	dmem_free_backing(dmem, i);
+	kvfree(dmem->blocks);
+err_free_dpages:
+	kvfree(dmem->dpages);
+	return ret;
+}
+
+/**
+ * hmmgpu_dmem_fini() - bring every device page back to RAM and free all.
+ * @hdev: the device, already unplugged (no new ioctl can start).
+ *
+ * Processes keep their data: every page in use is migrated to system
+ * memory (cause: removal). Pages that a migration in flight holds locked
+ * are retried until that migration finished.
+ */
+void hmmgpu_dmem_fini(struct hmmgpu_device *hdev)
+{
+	struct hmmgpu_dmem *dmem = &hdev->dmem;
+	unsigned int pass;
+
+	spin_lock(&dmem->lock);
+	dmem->dying = true;
+	spin_unlock(&dmem->lock);
+
+	mutex_lock(&dmem->evict_lock);
+	for (pass = 0;; pass++) {
+		unsigned long used;
+
+		hmmgpu_evict_range(dmem, 0, dmem->npages, HMMGPU_CAUSE_REMOVAL,
+				   NULL);
+		spin_lock(&dmem->lock);
+		used = dmem->npages - dmem->nr_free;
+		spin_unlock(&dmem->lock);
+		if (!used)
+			break;
+		if (pass == 100)
+			drm_warn(&hdev->drm, "%lu device pages still busy at removal, waiting\n",
+				 used);
+		msleep(pass < 100 ? 1 : 100);
+	}
+	mutex_unlock(&dmem->evict_lock);
+
+	/* Waits for the last page reference: there is none left. */
+	memunmap_pages(&dmem->pgmap);
+	release_mem_region(dmem->res->start, resource_size(dmem->res));
+	dmem_free_backing(dmem, dmem->npages);
+	kvfree(dmem->blocks);
+	kvfree(dmem->dpages);
+}

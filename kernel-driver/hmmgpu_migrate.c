@@ -1,0 +1,791 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hmmgpu_migrate.c - migration between system memory and device memory,
+ * device to device, CPU fault-back (migrate_to_ram) and eviction.
+ */
+
+#include <linux/gfp.h>
+#include <linux/highmem.h>
+#include <linux/hmm.h>
+#include <linux/migrate.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "hmmgpu_copy.h"
+#include "hmmgpu_drv.h"
+#include "hmmgpu_trace.h"
+
+/**
+ * DOC: Migration flow
+ *
+ * Every migration, whatever started it, is a sequence of *batches* of at
+ * most HMMGPU_BATCH_PAGES pages aligned to a 2 MiB block, never one page
+ * at a time. A batch is:
+ *
+ * 1. migrate_vma_setup() (or migrate_device_range() for eviction): the
+ *    core collects the pages, locks them and replaces their CPU mappings
+ *    by migration entries, so the CPU can no longer change them;
+ * 2. destination pages for the whole batch: device pages from the
+ *    device's allocator (evicting least recently used blocks if it is
+ *    full), or system pages with one alloc_pages_bulk_array() call;
+ * 3. one copy-engine batch for all of them: backing page to system page,
+ *    system page to backing page, or zero-fill for holes and the zero
+ *    page; then the wait for its fence;
+ * 4. pages whose copy failed get no destination (their dst entry is
+ *    cleared and the new page released), so the core leaves them where
+ *    they were, with their data: a copy error is a skipped page, never
+ *    corrupted data;
+ * 5. migrate_vma_pages() and migrate_vma_finalize(): the core moves the
+ *    struct page state over and installs the new pages in the page
+ *    tables (device-private swap entries for device pages).
+ *
+ * The fence is waited for before migrate_vma_pages(), not after it: once
+ * migrate_vma_pages() has moved a page, the core offers no clean way to
+ * take it back, and step 4 needs to know which copies failed. What the
+ * copy overlaps with instead is the next batch: an explicit migration to
+ * the device runs steps 1-3 of batch k+1 before steps 4-5 of batch k, so
+ * the copy engine works while the CPU does page-table work.
+ *
+ * Explicit migration (the MIGRATE ioctl) runs under mmap_read_lock of the
+ * caller's mm, VMA by VMA: to the device, ranges that are not private
+ * anonymous memory (MAP_SHARED, files, VM_IO/PFNMAP, hugetlb) or not
+ * readable are counted as skipped without touching them; to system, such
+ * ranges are already there, since their pages never go to a device. To the device, it selects system
+ * pages and device pages of every hmmgpu device (all share one pgmap
+ * owner): pages of another device move device to device, pages already on
+ * this device are left alone. To system, it selects device pages only.
+ *
+ * A CPU access to a device page calls hmmgpu_migrate_to_ram(), which
+ * migrates the aligned block of fault_kib around the faulting address,
+ * clamped to the VMA, so that a sequential CPU reader does not fault once
+ * per 4 KiB. Pages of the block whose copy failed stay on the device; the
+ * faulting page itself is then copied by the CPU, and the fault fails with
+ * VM_FAULT_SIGBUS only when no system page could be had for it.
+ */
+
+/*
+ * Everything a batch of up to @n pages needs, in one allocation, and the
+ * state of a batch between its submission and its completion.
+ */
+struct hmmgpu_mig {
+	unsigned long n;
+	struct migrate_vma args;
+	unsigned long npages;
+	unsigned long nops;
+	unsigned long already;
+	u64 t0;
+	unsigned long *src;
+	unsigned long *dst;
+	struct page **pages;
+	unsigned int *op_idx;
+	unsigned long *failed;
+	struct hmmgpu_copy_op *ops;
+	struct hmmgpu_copy_batch batch;
+};
+
+static struct hmmgpu_mig *mig_alloc(unsigned long n)
+{
+	struct hmmgpu_mig *m;
+	size_t off = ALIGN(sizeof(*m), sizeof(long));
+	size_t size = off + n * (2 * sizeof(long) + sizeof(struct page *) +
+				 sizeof(struct hmmgpu_copy_op)) +
+		      BITS_TO_LONGS(n) * sizeof(long) + n * sizeof(unsigned int);
+	void *p;
+
+	p = kvzalloc(size, GFP_KERNEL);
+	if (!p)
+		return NULL;
+	m = p;
+	m->n = n;
+	m->src = p + off;
+	m->dst = m->src + n;
+	m->failed = m->dst + n;
+	m->pages = (struct page **)(m->failed + BITS_TO_LONGS(n));
+	m->ops = (struct hmmgpu_copy_op *)(m->pages + n);
+	m->op_idx = (unsigned int *)(m->ops + n);
+	return m;
+}
+
+static void mig_free(struct hmmgpu_mig *m)
+{
+	kvfree(m);
+}
+
+/* Releases a destination page that will not be used (locked, one ref). */
+static void release_dst(unsigned long *dst)
+{
+	struct page *page = migrate_pfn_to_page(*dst);
+
+	*dst = 0;
+	if (page) {
+		unlock_page(page);
+		put_page(page);
+	}
+}
+
+/* Starts copying the @nops ops of @m. */
+static void copy_submit(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
+			unsigned long nops)
+{
+	m->nops = nops;
+	if (!nops)
+		return;
+	m->batch.ops = m->ops;
+	m->batch.nr = nops;
+	m->batch.failed = m->failed;
+	hmmgpu_copy_submit(hdev->copy, &m->batch);
+}
+
+/*
+ * Waits for the copies of @m; clears the destinations of failed ops.
+ * Returns the number of failed ops.
+ */
+static unsigned long copy_wait(struct hmmgpu_mig *m, u64 *busy_ns)
+{
+	unsigned long nfailed = 0, k;
+
+	*busy_ns = 0;
+	if (!m->nops)
+		return 0;
+	if (hmmgpu_copy_wait(&m->batch)) {
+		for_each_set_bit(k, m->failed, m->nops) {
+			release_dst(&m->dst[m->op_idx[k]]);
+			nfailed++;
+		}
+	}
+	*busy_ns = m->batch.busy_ns;
+	hmmgpu_copy_batch_fini(&m->batch);
+	return nfailed;
+}
+
+/*
+ * Prepares the device pages collected in @m->src[0..@npages) for a move
+ * to system memory: allocates system pages, copies, drops failures.
+ * Entries that are not device pages selected for migration get no
+ * destination. Returns the number of pages with a destination.
+ */
+static unsigned long prepare_to_system(struct hmmgpu_device *hdev,
+				       struct hmmgpu_mig *m,
+				       unsigned long npages, u64 *busy_ns,
+				       unsigned long *nfailed)
+{
+	unsigned long i, need = 0, got, k = 0, nops = 0;
+
+	for (i = 0; i < npages; i++) {
+		struct page *spage = migrate_pfn_to_page(m->src[i]);
+
+		m->dst[i] = 0;
+		if (spage && (m->src[i] & MIGRATE_PFN_MIGRATE) &&
+		    hmmgpu_is_hmmgpu_page(spage))
+			need++;
+	}
+	memset(m->pages, 0, need * sizeof(*m->pages));
+	got = 0;
+	while (got < need) {
+		/* fills the empty slots; may stop short, so go on while it helps */
+		unsigned long n = alloc_pages_bulk_array(GFP_HIGHUSER_MOVABLE,
+							 need, m->pages);
+
+		if (n == got)
+			break;
+		got = n;
+	}
+
+	for (i = 0; i < npages && k < got; i++) {
+		struct page *spage = migrate_pfn_to_page(m->src[i]);
+		struct page *dpage;
+
+		if (!spage || !(m->src[i] & MIGRATE_PFN_MIGRATE) ||
+		    !hmmgpu_is_hmmgpu_page(spage))
+			continue;
+		dpage = m->pages[k++];
+		lock_page(dpage);
+		m->dst[i] = migrate_pfn(page_to_pfn(dpage));
+		if (m->src[i] & MIGRATE_PFN_WRITE)
+			m->dst[i] |= MIGRATE_PFN_WRITE;
+		m->ops[nops].src = hmmgpu_backing_page(spage);
+		m->ops[nops].dst = dpage;
+		m->op_idx[nops] = i;
+		nops++;
+	}
+	copy_submit(hdev, m, nops);
+	*nfailed = copy_wait(m, busy_ns);
+	return nops - *nfailed;
+}
+
+/* Counts the entries that kept their destination after *_pages(). */
+static unsigned long count_moved(struct hmmgpu_mig *m, unsigned long npages)
+{
+	unsigned long i, moved = 0;
+
+	for (i = 0; i < npages; i++)
+		if (m->dst[i] && (m->src[i] & MIGRATE_PFN_MIGRATE))
+			moved++;
+	return moved;
+}
+
+/**
+ * hmmgpu_evict_range() - move device pages of a pfn range back to RAM.
+ * @dmem: the device memory.
+ * @first: index of the first device page.
+ * @n: number of device pages.
+ * @cause: HMMGPU_CAUSE_EVICTION or HMMGPU_CAUSE_REMOVAL.
+ * @hfile: file charged with the eviction, or NULL.
+ *
+ * Free pages and pages locked by a migration in flight are skipped.
+ *
+ * Context: may sleep.
+ * Return: pages moved, or -ENOMEM.
+ */
+int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
+		       unsigned long n, u32 cause, struct hmmgpu_file *hfile)
+{
+	struct hmmgpu_device *hdev = dmem->hdev;
+	unsigned long done, total = 0;
+	struct hmmgpu_mig *m;
+
+	m = mig_alloc(HMMGPU_BATCH_PAGES);
+	if (!m)
+		return -ENOMEM;
+
+	for (done = 0; done < n; done += HMMGPU_BATCH_PAGES) {
+		unsigned long npages = min_t(unsigned long, n - done,
+					     HMMGPU_BATCH_PAGES);
+		unsigned long nfailed, moved;
+		u64 t0 = ktime_get_ns(), busy;
+
+		migrate_device_range(m->src, dmem->pfn_first + first + done,
+				     npages);
+		prepare_to_system(hdev, m, npages, &busy, &nfailed);
+		migrate_device_pages(m->src, m->dst, npages);
+		moved = count_moved(m, npages);
+		migrate_device_finalize(m->src, m->dst, npages);
+
+		if (!moved && !nfailed)
+			continue;
+		hmmgpu_count_migration(hdev, hfile, HMMGPU_DIR_TO_SYSTEM, cause,
+				       moved);
+		hmmgpu_count_batch(hdev, hfile, busy, ktime_get_ns() - t0,
+				   nfailed);
+		trace_hmmgpu_migrate_batch(hdev->index, HMMGPU_DIR_TO_SYSTEM,
+					   cause, 0, npages, moved, nfailed,
+					   ktime_get_ns() - t0);
+		total += moved;
+	}
+	if (total && cause == HMMGPU_CAUSE_EVICTION)
+		hmmgpu_count_eviction(hdev, hfile);
+	mig_free(m);
+	return total;
+}
+
+/* Gets @need device pages into @m->pages, evicting if the device is full. */
+static unsigned long alloc_device_pages(struct hmmgpu_file *hfile,
+					struct hmmgpu_mig *m,
+					unsigned long need)
+{
+	struct hmmgpu_dmem *dmem = &hfile->hdev->dmem;
+	unsigned long got;
+	int tries;
+
+	got = hmmgpu_dmem_alloc(dmem, m->pages, need);
+	for (tries = 0; got < need && tries < 3; tries++) {
+		if (!hmmgpu_dmem_evict(dmem, need - got, hfile))
+			break;
+		got += hmmgpu_dmem_alloc(dmem, m->pages + got, need - got);
+	}
+	return got;
+}
+
+static bool on_this_device(struct hmmgpu_device *hdev, struct page *page)
+{
+	return page && is_device_private_page(page) &&
+	       hmmgpu_page_dmem(page) == &hdev->dmem;
+}
+
+/*
+ * First half of a batch to the device: collects [@start, @end) of @vma,
+ * gets device pages and starts the copies. to_device_finish() completes
+ * it; in between, the caller may start the next batch, so that the copy
+ * engine works while the CPU does the next batch's page-table work.
+ */
+static int to_device_start(struct hmmgpu_file *hfile,
+			   struct vm_area_struct *vma, unsigned long start,
+			   unsigned long end, struct hmmgpu_mig *m)
+{
+	struct hmmgpu_device *hdev = hfile->hdev;
+	unsigned long i, need = 0, got, k = 0, nops = 0;
+	int ret;
+
+	m->t0 = ktime_get_ns();
+	m->npages = (end - start) >> PAGE_SHIFT;
+	m->already = 0;
+	m->nops = 0;
+	m->args = (struct migrate_vma) {
+		.vma = vma,
+		.start = start,
+		.end = end,
+		.src = m->src,
+		.dst = m->dst,
+		.pgmap_owner = &hmmgpu_owner,
+		.flags = MIGRATE_VMA_SELECT_SYSTEM |
+			 MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+	};
+	ret = migrate_vma_setup(&m->args);
+	if (ret)
+		return ret;
+
+	for (i = 0; i < m->npages; i++) {
+		if (!(m->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		if (on_this_device(hdev, migrate_pfn_to_page(m->src[i])))
+			m->already++;
+		else
+			need++;
+	}
+	got = need ? alloc_device_pages(hfile, m, need) : 0;
+
+	for (i = 0; i < m->npages && k < got; i++) {
+		struct page *spage = migrate_pfn_to_page(m->src[i]);
+		struct page *dpage;
+
+		if (!(m->src[i] & MIGRATE_PFN_MIGRATE) ||
+		    on_this_device(hdev, spage))
+			continue;
+		dpage = m->pages[k++];
+		m->dst[i] = migrate_pfn(page_to_pfn(dpage));
+		if ((m->src[i] & MIGRATE_PFN_WRITE) ||
+		    (!spage && (vma->vm_flags & VM_WRITE)))
+			m->dst[i] |= MIGRATE_PFN_WRITE;
+		/* No source page: a hole or the zero page, zero-filled. */
+		m->ops[nops].src = !spage ? NULL :
+				   is_device_private_page(spage) ?
+				   hmmgpu_backing_page(spage) : spage;
+		m->ops[nops].dst = hmmgpu_backing_page(dpage);
+		m->op_idx[nops] = i;
+		nops++;
+	}
+	copy_submit(hdev, m, nops);
+	return 0;
+}
+
+/* Second half: waits for the copies and commits the batch. */
+static void to_device_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
+			     struct hmmgpu_migrate_result *res)
+{
+	struct hmmgpu_device *hdev = hfile->hdev;
+	unsigned long i, moved = 0, peer = 0, nfailed;
+	u64 busy;
+
+	nfailed = copy_wait(m, &busy);
+	migrate_vma_pages(&m->args);
+	for (i = 0; i < m->npages; i++) {
+		struct page *spage = migrate_pfn_to_page(m->src[i]);
+
+		if (!m->dst[i] || !(m->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		moved++;
+		if (spage && is_device_private_page(spage))
+			peer++;
+	}
+	migrate_vma_finalize(&m->args);
+
+	res->moved += moved;
+	res->already += m->already;
+	res->skipped += m->npages - moved - m->already;
+	hmmgpu_count_migration(hdev, hfile, HMMGPU_DIR_TO_DEVICE,
+			       HMMGPU_CAUSE_EXPLICIT, moved - peer);
+	hmmgpu_count_migration(hdev, hfile, HMMGPU_DIR_TO_DEVICE,
+			       HMMGPU_CAUSE_PEER, peer);
+	if (m->nops)
+		hmmgpu_count_batch(hdev, hfile, busy, ktime_get_ns() - m->t0,
+				   nfailed);
+	trace_hmmgpu_migrate_batch(hdev->index, HMMGPU_DIR_TO_DEVICE,
+				   HMMGPU_CAUSE_EXPLICIT, m->args.start,
+				   m->npages, moved, nfailed,
+				   ktime_get_ns() - m->t0);
+}
+
+/* One batch of [@start, @end) of @vma from any hmmgpu device to system. */
+static int batch_to_system(struct hmmgpu_file *hfile,
+			   struct vm_area_struct *vma, unsigned long start,
+			   unsigned long end, struct hmmgpu_mig *m,
+			   struct hmmgpu_migrate_result *res)
+{
+	struct hmmgpu_device *hdev = hfile->hdev;
+	unsigned long npages = (end - start) >> PAGE_SHIFT;
+	unsigned long i, selected = 0, moved, nfailed;
+	struct migrate_vma args = {
+		.vma = vma,
+		.start = start,
+		.end = end,
+		.src = m->src,
+		.dst = m->dst,
+		.pgmap_owner = &hmmgpu_owner,
+		.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+	};
+	u64 t0 = ktime_get_ns(), busy;
+	int ret;
+
+	ret = migrate_vma_setup(&args);
+	if (ret)
+		return ret;
+	for (i = 0; i < npages; i++) {
+		struct page *spage = migrate_pfn_to_page(m->src[i]);
+
+		if (spage && (m->src[i] & MIGRATE_PFN_MIGRATE) &&
+		    hmmgpu_is_hmmgpu_page(spage))
+			selected++;
+	}
+	prepare_to_system(hdev, m, npages, &busy, &nfailed);
+	migrate_vma_pages(&args);
+	moved = count_moved(m, npages);
+	migrate_vma_finalize(&args);
+
+	/* Not on a device (system pages, holes) counts as already there. */
+	res->moved += moved;
+	res->skipped += selected - moved;
+	res->already += npages - selected;
+	hmmgpu_count_migration(hdev, hfile, HMMGPU_DIR_TO_SYSTEM,
+			       HMMGPU_CAUSE_EXPLICIT, moved);
+	if (selected)
+		hmmgpu_count_batch(hdev, hfile, busy, ktime_get_ns() - t0,
+				   nfailed);
+	trace_hmmgpu_migrate_batch(hdev->index, HMMGPU_DIR_TO_SYSTEM,
+				   HMMGPU_CAUSE_EXPLICIT, start, npages, moved,
+				   nfailed, ktime_get_ns() - t0);
+	return 0;
+}
+
+static bool hmmgpu_vma_migratable(struct vm_area_struct *vma, u32 target)
+{
+	if (!vma_is_anonymous(vma) ||
+	    (vma->vm_flags & (VM_SHARED | VM_IO | VM_PFNMAP | VM_MIXEDMAP |
+			      VM_HUGETLB)))
+		return false;
+	/* Data on a device always may come home; PROT_NONE data stays. */
+	return target == HMMGPU_MIGRATE_TO_SYSTEM ||
+	       (vma->vm_flags & VM_READ);
+}
+
+/**
+ * hmmgpu_migrate_range() - the MIGRATE ioctl's work.
+ * @hfile: the caller's file; its device is the target of TO_DEVICE.
+ * @start: page-aligned start in the current process's address space.
+ * @end: page-aligned end, above @start.
+ * @target: HMMGPU_MIGRATE_TO_DEVICE or HMMGPU_MIGRATE_TO_SYSTEM.
+ * @res: pages moved, already there and skipped, accumulated.
+ *
+ * Return: 0; -EFAULT, before anything moved, when part of the range is
+ * not mapped; -ENOMEM; -EINTR when a fatal signal stopped it between
+ * batches (every page is then either moved or untouched).
+ */
+int hmmgpu_migrate_range(struct hmmgpu_file *hfile, unsigned long start,
+			 unsigned long end, u32 target,
+			 struct hmmgpu_migrate_result *res)
+{
+	struct mm_struct *mm = current->mm;
+	struct hmmgpu_mig *m[2], *inflight = NULL;
+	struct vm_area_struct *vma;
+	unsigned long addr;
+	int ret = 0, cur = 0;
+
+	m[0] = mig_alloc(HMMGPU_BATCH_PAGES);
+	m[1] = mig_alloc(HMMGPU_BATCH_PAGES);
+	if (!m[0] || !m[1]) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+
+	mmap_read_lock(mm);
+	for (addr = start; addr < end; addr = vma->vm_end) {
+		vma = vma_lookup(mm, addr);
+		if (!vma) {
+			ret = -EFAULT;
+			goto out_unlock;
+		}
+	}
+
+	/*
+	 * To the device, batches overlap: batch k+1 is collected while the
+	 * copy engine works on batch k. Back to system memory they do not
+	 * (that path is shared with CPU faults and eviction).
+	 */
+	for (addr = start; addr < end;) {
+		unsigned long vend;
+
+		vma = vma_lookup(mm, addr);
+		vend = min(end, vma->vm_end);
+		if (!hmmgpu_vma_migratable(vma, target)) {
+			/* such memory is never on a device */
+			if (target == HMMGPU_MIGRATE_TO_SYSTEM)
+				res->already += (vend - addr) >> PAGE_SHIFT;
+			else
+				res->skipped += (vend - addr) >> PAGE_SHIFT;
+			addr = vend;
+			continue;
+		}
+		while (addr < vend) {
+			unsigned long next = min(vend, ALIGN(addr + 1, SZ_2M));
+			int err;
+
+			if (target == HMMGPU_MIGRATE_TO_DEVICE) {
+				err = to_device_start(hfile, vma, addr, next,
+						      m[cur]);
+				if (inflight)
+					to_device_finish(hfile, inflight, res);
+				inflight = err ? NULL : m[cur];
+				cur ^= 1;
+			} else {
+				err = batch_to_system(hfile, vma, addr, next,
+						      m[cur], res);
+			}
+			/* the core refused the range: nothing moved */
+			if (err)
+				res->skipped += (next - addr) >> PAGE_SHIFT;
+			addr = next;
+			if (fatal_signal_pending(current)) {
+				ret = -EINTR;
+				goto out_unlock;
+			}
+			cond_resched();
+		}
+	}
+out_unlock:
+	if (inflight)
+		to_device_finish(hfile, inflight, res);
+	mmap_read_unlock(mm);
+out_free:
+	mig_free(m[1]);
+	mig_free(m[0]);
+	return ret;
+}
+
+/**
+ * hmmgpu_migrate_to_ram() - dev_pagemap_ops.migrate_to_ram: CPU fault.
+ * @vmf: the fault on a device-private page of an hmmgpu device.
+ *
+ * Migrates the hmmgpu_fault_kib-aligned block around the fault, clamped
+ * to the VMA, back to system memory in one batch.
+ *
+ * Context: the core holds the mmap_lock or the VMA lock and vmf->page is
+ * locked and referenced.
+ * Return: 0 (the access is retried), VM_FAULT_OOM, or VM_FAULT_SIGBUS
+ * when the faulting page could not be brought back (no memory for it).
+ */
+vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
+{
+	struct hmmgpu_device *hdev = hmmgpu_page_dmem(vmf->page)->hdev;
+	struct vm_area_struct *vma = vmf->vma;
+	unsigned long gran = (unsigned long)hmmgpu_fault_kib << 10;
+	unsigned long start, end, npages, fidx, moved, nfailed;
+	struct migrate_vma args = { 0 };
+	struct hmmgpu_mig *m;
+	u64 t0 = ktime_get_ns(), busy;
+	vm_fault_t ret = 0;
+
+	start = max(ALIGN_DOWN(vmf->address, gran), vma->vm_start);
+	end = min(ALIGN_DOWN(vmf->address, gran) + gran, vma->vm_end);
+	npages = (end - start) >> PAGE_SHIFT;
+	fidx = (vmf->address - start) >> PAGE_SHIFT;
+
+	m = mig_alloc(npages);
+	if (!m)
+		return VM_FAULT_OOM;
+
+	args.vma = vma;
+	args.start = start;
+	args.end = end;
+	args.src = m->src;
+	args.dst = m->dst;
+	args.pgmap_owner = &hmmgpu_owner;
+	args.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE;
+	args.fault_page = vmf->page;
+	if (migrate_vma_setup(&args)) {
+		ret = VM_FAULT_SIGBUS;
+		goto out_free;
+	}
+
+	prepare_to_system(hdev, m, npages, &busy, &nfailed);
+	/*
+	 * The faulting page has to come back or the access cannot go on. If
+	 * the copy engine failed it (its data is intact on the device), copy
+	 * it with the CPU; only without a page to copy it to is the access
+	 * lost.
+	 */
+	if ((m->src[fidx] & MIGRATE_PFN_MIGRATE) && !m->dst[fidx]) {
+		struct page *spage = migrate_pfn_to_page(m->src[fidx]);
+		struct page *dpage = alloc_page(GFP_HIGHUSER_MOVABLE);
+
+		if (spage && dpage) {
+			lock_page(dpage);
+			copy_highpage(dpage, hmmgpu_backing_page(spage));
+			m->dst[fidx] = migrate_pfn(page_to_pfn(dpage));
+		} else {
+			if (dpage)
+				__free_page(dpage);
+			ret = VM_FAULT_SIGBUS;
+		}
+	}
+	migrate_vma_pages(&args);
+	moved = count_moved(m, npages);
+	migrate_vma_finalize(&args);
+
+	hmmgpu_count_fault_back(hdev, vma->vm_mm, moved, busy, nfailed,
+				ktime_get_ns() - t0);
+	trace_hmmgpu_cpu_fault(hdev->index, vmf->address, npages, moved,
+			       ktime_get_ns() - t0);
+out_free:
+	mig_free(m);
+	return ret;
+}
+
+/* mmu_interval_notifier for residency snapshots: only bumps the sequence. */
+static bool residency_invalidate(struct mmu_interval_notifier *mni,
+				 const struct mmu_notifier_range *range,
+				 unsigned long cur_seq)
+{
+	mmu_interval_set_seq(mni, cur_seq);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops residency_notifier_ops = {
+	.invalidate = residency_invalidate,
+};
+
+static u8 residency_of(struct hmmgpu_device *hdev, unsigned long hpfn)
+{
+	struct page *page;
+
+	if (!(hpfn & HMM_PFN_VALID) || (hpfn & HMM_PFN_ERROR))
+		return HMMGPU_RESIDENCY_NONE;
+	page = hmm_pfn_to_page(hpfn);
+	if (!is_device_private_page(page))
+		return HMMGPU_RESIDENCY_SYSTEM;
+	return hmmgpu_page_dmem(page) == &hdev->dmem ?
+	       HMMGPU_RESIDENCY_THIS_DEVICE : HMMGPU_RESIDENCY_OTHER_DEVICE;
+}
+
+/* Residency of [@start, @end), at most HMMGPU_BATCH_PAGES, into @loc. */
+static int residency_chunk(struct hmmgpu_device *hdev, struct mm_struct *mm,
+			   struct mmu_interval_notifier *mni,
+			   unsigned long start, unsigned long end,
+			   unsigned long *pfns, u8 *loc)
+{
+	struct hmm_range range = {
+		.notifier = mni,
+		.hmm_pfns = pfns,
+		.default_flags = 0,
+		.pfn_flags_mask = 0,
+		.dev_private_owner = &hmmgpu_owner,
+	};
+	unsigned long addr, i;
+	int ret;
+
+again:
+	range.notifier_seq = mmu_interval_read_begin(mni);
+	mmap_read_lock(mm);
+	for (addr = start; addr < end;) {
+		struct vm_area_struct *vma = find_vma(mm, addr);
+		unsigned long vend;
+
+		if (!vma || vma->vm_start >= end) {
+			memset(loc + ((addr - start) >> PAGE_SHIFT),
+			       HMMGPU_RESIDENCY_NONE, (end - addr) >> PAGE_SHIFT);
+			break;
+		}
+		if (vma->vm_start > addr) {
+			memset(loc + ((addr - start) >> PAGE_SHIFT),
+			       HMMGPU_RESIDENCY_NONE,
+			       (vma->vm_start - addr) >> PAGE_SHIFT);
+			addr = vma->vm_start;
+		}
+		vend = min(end, vma->vm_end);
+		range.start = addr;
+		range.end = vend;
+		range.hmm_pfns = pfns + ((addr - start) >> PAGE_SHIFT);
+		ret = hmm_range_fault(&range);
+		if (ret == -EBUSY) {
+			mmap_read_unlock(mm);
+			goto again;
+		}
+		if (ret) {
+			/* nothing to report there (e.g. VM_IO): not present */
+			for (i = 0; i < (vend - addr) >> PAGE_SHIFT; i++)
+				range.hmm_pfns[i] = 0;
+		}
+		for (i = 0; i < (vend - addr) >> PAGE_SHIFT; i++)
+			loc[((addr - start) >> PAGE_SHIFT) + i] =
+				residency_of(hdev, range.hmm_pfns[i]);
+		addr = vend;
+	}
+	mmap_read_unlock(mm);
+	if (mmu_interval_check_retry(mni, range.notifier_seq))
+		goto again;
+	return 0;
+}
+
+/**
+ * hmmgpu_residency() - the RESIDENCY ioctl's work.
+ * @hfile: the caller's file.
+ * @start: page-aligned start in the current process's address space.
+ * @npages: pages to report.
+ * @out: user buffer of @npages bytes.
+ * @count: pages per HMMGPU_RESIDENCY_* value, accumulated.
+ *
+ * Faults nothing in and migrates nothing.
+ *
+ * Return: 0, -EFAULT when @out is not writable, -ENOMEM, or the error of
+ * mmu_interval_notifier_insert().
+ */
+int hmmgpu_residency(struct hmmgpu_file *hfile, unsigned long start,
+		     unsigned long npages, u8 __user *out, u64 count[4])
+{
+	struct mm_struct *mm = current->mm;
+	struct mmu_interval_notifier mni;
+	unsigned long done, *pfns;
+	u8 *loc;
+	int ret;
+
+	pfns = kvmalloc_array(HMMGPU_BATCH_PAGES, sizeof(*pfns), GFP_KERNEL);
+	loc = kmalloc(HMMGPU_BATCH_PAGES, GFP_KERNEL);
+	if (!pfns || !loc) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	ret = mmu_interval_notifier_insert(&mni, mm, start,
+					   npages << PAGE_SHIFT,
+					   &residency_notifier_ops);
+	if (ret)
+		goto out_free;
+
+	for (done = 0; done < npages; done += HMMGPU_BATCH_PAGES) {
+		unsigned long n = min_t(unsigned long, npages - done,
+					HMMGPU_BATCH_PAGES);
+		unsigned long s = start + (done << PAGE_SHIFT), i;
+
+		ret = residency_chunk(hfile->hdev, mm, &mni, s,
+				      s + (n << PAGE_SHIFT), pfns, loc);
+		if (ret)
+			break;
+		for (i = 0; i < n; i++)
+			count[loc[i]]++;
+		if (copy_to_user(out + done, loc, n)) {
+			ret = -EFAULT;
+			break;
+		}
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		cond_resched();
+	}
+	mmu_interval_notifier_remove(&mni);
+out_free:
+	kfree(loc);
+	kvfree(pfns);
+	return ret;
+}
