@@ -5,27 +5,64 @@
 #define _GNU_SOURCE
 #include "kt_common.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
-unsigned long long kt_module_param(const char *name)
+#include <xf86drm.h>
+
+static int kt_read_param(const char *name, char *buf, size_t len)
 {
-	char path[256], buf[64];
-	ssize_t len;
+	char path[256];
+	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof(path), "/sys/module/hmmgpu/parameters/%s", name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			SKIP("hmmgpu is not loaded (%s missing)", path);
-		HMMT_FAIL("open %s: %s", path, strerror(errno));
-	}
-	len = read(fd, buf, sizeof(buf) - 1);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
 	close(fd);
-	if (len <= 0)
-		HMMT_FAIL("read %s failed", path);
-	buf[len] = '\0';
+	if (n < 0)
+		return -errno;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = '\0';
+	return 0;
+}
+
+unsigned long long kt_module_param(const char *name)
+{
+	char buf[64];
+	int ret;
+
+	ret = kt_read_param(name, buf, sizeof(buf));
+	if (ret == -ENOENT)
+		SKIP("hmmgpu is not loaded (parameter %s missing)", name);
+	if (ret)
+		HMMT_FAIL("read hmmgpu parameter %s: %s", name, strerror(-ret));
+	return strtoull(buf, NULL, 0);
+}
+
+unsigned long long kt_module_param_or(const char *name,
+				      unsigned long long def)
+{
+	char buf[64];
+	int ret;
+
+	if (access("/sys/module/hmmgpu", F_OK))
+		SKIP("hmmgpu is not loaded");
+	ret = kt_read_param(name, buf, sizeof(buf));
+	if (ret == -ENOENT)
+		return def;
+	if (ret)
+		HMMT_FAIL("read hmmgpu parameter %s: %s", name, strerror(-ret));
 	return strtoull(buf, NULL, 0);
 }
 
@@ -62,4 +99,574 @@ int kt_open_device(unsigned int index)
 	if (fd < 0)
 		HMMT_FAIL("no hmmgpu device with index %u among %d", index, n);
 	return fd;
+}
+
+int kt_count_devices(void)
+{
+	struct hmm_node nodes[KT_MAX_NODES];
+	int n = hmm_node_scan(nodes, KT_MAX_NODES, NULL);
+
+	if (n < 0)
+		HMMT_FAIL("hmm_node_scan: %s", strerror(-n));
+	hmm_node_close_all(nodes, n);
+	return n;
+}
+
+size_t kt_page_size(void)
+{
+	static size_t ps;
+
+	if (!ps)
+		ps = (size_t)sysconf(_SC_PAGESIZE);
+	return ps;
+}
+
+/* --- ioctl wrappers ------------------------------------------------------ */
+
+void kt_get_info(int fd, struct drm_hmmgpu_get_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	if (drmIoctl(fd, DRM_IOCTL_HMMGPU_GET_INFO, info))
+		HMMT_FAIL("GET_INFO: %s", strerror(errno));
+}
+
+unsigned long long kt_mem_total(int fd)
+{
+	struct drm_hmmgpu_get_info info;
+
+	kt_get_info(fd, &info);
+	return info.mem_total;
+}
+
+unsigned long long kt_mem_free(int fd)
+{
+	struct drm_hmmgpu_get_info info;
+
+	kt_get_info(fd, &info);
+	return info.mem_free;
+}
+
+unsigned long long kt_wait_mem_free(int fd, unsigned long long want,
+				    unsigned int timeout_ms)
+{
+	unsigned long long got = kt_mem_free(fd);
+
+	for (unsigned int waited = 0; got != want && waited < timeout_ms;
+	     waited += 10) {
+		usleep(10000);
+		got = kt_mem_free(fd);
+	}
+	return got;
+}
+
+#define KT_POISON 0xa5a5a5a5a5a5a5a5ULL
+
+int kt_migrate(int fd, const void *p, size_t size, unsigned int target,
+	       struct drm_hmmgpu_migrate *res)
+{
+	struct drm_hmmgpu_migrate m = {
+		.start = (uintptr_t)p,
+		.size = size,
+		.target = target,
+		.moved = KT_POISON,
+		.already = KT_POISON,
+		.skipped = KT_POISON,
+	};
+	int ret = 0;
+
+	if (drmIoctl(fd, DRM_IOCTL_HMMGPU_MIGRATE, &m))
+		ret = -errno;
+	if (res)
+		*res = m;
+	return ret;
+}
+
+int kt_residency(int fd, const void *p, size_t npages, uint8_t *loc,
+		 uint64_t count[4])
+{
+	struct drm_hmmgpu_residency r = {
+		.start = (uintptr_t)p,
+		.npages = npages,
+		.count = { KT_POISON, KT_POISON, KT_POISON, KT_POISON },
+	};
+	uint8_t *own = NULL;
+	int ret = 0;
+
+	if (!loc) {
+		own = malloc(npages);
+		if (!own)
+			HMMT_FAIL("out of memory for %zu residency bytes",
+				  npages);
+		loc = own;
+	}
+	r.locations = (uintptr_t)loc;
+	if (drmIoctl(fd, DRM_IOCTL_HMMGPU_RESIDENCY, &r))
+		ret = -errno;
+	if (count)
+		memcpy(count, r.count, sizeof(r.count));
+	free(own);
+	return ret;
+}
+
+static const char *kt_where_name(unsigned int where)
+{
+	static const char *const names[] = { "NONE", "SYSTEM", "THIS_DEVICE",
+					     "OTHER_DEVICE" };
+
+	return where < 4 ? names[where] : "(invalid)";
+}
+
+/* Residency of @npages pages into a new buffer, sums checked. */
+static uint8_t *kt_residency_checked(int fd, const void *p, size_t npages)
+{
+	uint64_t count[4], sums[4] = { 0 };
+	uint8_t *loc = malloc(npages);
+	int ret;
+
+	if (!loc)
+		HMMT_FAIL("out of memory for %zu residency bytes", npages);
+	ret = kt_residency(fd, p, npages, loc, count);
+	if (ret)
+		HMMT_FAIL("RESIDENCY of %zu pages at %p: %s", npages, p,
+			  strerror(-ret));
+	for (size_t i = 0; i < npages; i++) {
+		if (loc[i] > HMMGPU_RESIDENCY_OTHER_DEVICE)
+			HMMT_FAIL("RESIDENCY: page %zu has invalid value %u",
+				  i, loc[i]);
+		sums[loc[i]]++;
+	}
+	for (int i = 0; i < 4; i++)
+		if (sums[i] != count[i])
+			HMMT_FAIL("RESIDENCY: count[%s] is %llu but %llu "
+				  "bytes say so", kt_where_name(i),
+				  (unsigned long long)count[i],
+				  (unsigned long long)sums[i]);
+	return loc;
+}
+
+long kt_residency_mismatch(int fd, const void *p, size_t npages,
+			   unsigned int want)
+{
+	uint8_t *loc = kt_residency_checked(fd, p, npages);
+	long bad = -1;
+
+	for (size_t i = 0; i < npages; i++) {
+		if (loc[i] != want) {
+			size_t nbad = 0;
+
+			for (size_t j = i; j < npages; j++)
+				nbad += loc[j] != want;
+			TH_LOG("residency: page %zu of %zu is %s, expected "
+			       "%s (%zu pages are not)", i, npages,
+			       kt_where_name(loc[i]), kt_where_name(want),
+			       nbad);
+			bad = (long)i;
+			break;
+		}
+	}
+	free(loc);
+	return bad;
+}
+
+size_t kt_residency_count(int fd, const void *p, size_t npages,
+			  unsigned int where)
+{
+	uint8_t *loc = kt_residency_checked(fd, p, npages);
+	size_t n = 0;
+
+	for (size_t i = 0; i < npages; i++)
+		n += loc[i] == where;
+	free(loc);
+	return n;
+}
+
+int kt_stats(int fd, unsigned int scope, struct drm_hmmgpu_stats *st)
+{
+	memset(st, 0xa5, sizeof(*st));
+	st->scope = scope;
+	st->flags = 0;
+	st->extensions = 0;
+	if (drmIoctl(fd, DRM_IOCTL_HMMGPU_STATS, st))
+		return -errno;
+	return 0;
+}
+
+void kt_get_stats(int fd, unsigned int scope, struct drm_hmmgpu_stats *st)
+{
+	int ret = kt_stats(fd, scope, st);
+
+	if (ret)
+		HMMT_FAIL("STATS scope %u: %s", scope, strerror(-ret));
+}
+
+/* --- memory -------------------------------------------------------------- */
+
+void *kt_map(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		HMMT_FAIL("mmap %zu bytes: %s", size, strerror(errno));
+	return p;
+}
+
+void *kt_map_aligned(size_t size, size_t align)
+{
+	size_t span = size + align;
+	uintptr_t raw, start;
+	void *p;
+
+	if (align <= kt_page_size())
+		return kt_map(size);
+	p = mmap(NULL, span, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		HMMT_FAIL("mmap %zu bytes: %s", span, strerror(errno));
+	raw = (uintptr_t)p;
+	start = (raw + align - 1) & ~(uintptr_t)(align - 1);
+	if (start > raw)
+		kt_unmap(p, start - raw);
+	if (raw + span > start + size)
+		kt_unmap((void *)(start + size), raw + span - (start + size));
+	return (void *)start;
+}
+
+void kt_unmap(void *p, size_t size)
+{
+	if (munmap(p, size))
+		HMMT_FAIL("munmap %p + %zu: %s", p, size, strerror(errno));
+}
+
+uint64_t kt_pattern(uint64_t seed, size_t word)
+{
+	/* splitmix64 of (seed, word) */
+	uint64_t z = seed * 0x9e3779b97f4a7c15ULL + word + 1;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+uint8_t kt_pattern_byte(uint64_t seed, size_t off)
+{
+	uint64_t w = kt_pattern(seed, off / 8);
+	uint8_t bytes[8];
+
+	memcpy(bytes, &w, sizeof(bytes));
+	return bytes[off % 8];
+}
+
+void kt_fill(void *p, size_t size, uint64_t seed)
+{
+	uint8_t *b = p;
+	size_t words = size / 8;
+
+	for (size_t i = 0; i < words; i++) {
+		uint64_t w = kt_pattern(seed, i);
+
+		memcpy(b + i * 8, &w, 8);
+	}
+	for (size_t off = words * 8; off < size; off++)
+		b[off] = kt_pattern_byte(seed, off);
+}
+
+ssize_t kt_check_range(const void *base, size_t off, size_t len,
+		       uint64_t seed)
+{
+	const uint8_t *b = base;
+	size_t end = off + len;
+	size_t pos = off;
+
+	/* byte by byte up to a word boundary, then word by word */
+	while (pos < end) {
+		if (pos % 8 == 0 && end - pos >= 8) {
+			uint64_t w;
+
+			memcpy(&w, b + pos, 8);
+			if (w == kt_pattern(seed, pos / 8)) {
+				pos += 8;
+				continue;
+			}
+		}
+		if (b[pos] != kt_pattern_byte(seed, pos)) {
+			size_t nbad = 0;
+
+			for (size_t i = pos; i < end; i++)
+				nbad += b[i] != kt_pattern_byte(seed, i);
+			TH_LOG("data: byte %zu (page %zu) is 0x%02x, expected "
+			       "0x%02x; %zu of %zu bytes checked are wrong",
+			       pos, pos / kt_page_size(), b[pos],
+			       kt_pattern_byte(seed, pos), nbad, len);
+			return (ssize_t)pos;
+		}
+		pos++;
+	}
+	return -1;
+}
+
+ssize_t kt_check(const void *p, size_t size, uint64_t seed)
+{
+	return kt_check_range(p, 0, size, seed);
+}
+
+ssize_t kt_check_zero(const void *p, size_t size)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < size; i++) {
+		if (b[i]) {
+			TH_LOG("data: byte %zu (page %zu) is 0x%02x, expected "
+			       "zero", i, i / kt_page_size(), b[i]);
+			return (ssize_t)i;
+		}
+	}
+	return -1;
+}
+
+/* --- processes ----------------------------------------------------------- */
+
+int kt_wait_child(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			HMMT_FAIL("waitpid %d: %s", (int)pid, strerror(errno));
+	}
+	if (WIFEXITED(status)) {
+		if (WEXITSTATUS(status))
+			TH_LOG("child %d exited with status %d", (int)pid,
+			       WEXITSTATUS(status));
+		return WEXITSTATUS(status);
+	}
+	TH_LOG("child %d killed by signal %d (%s)", (int)pid,
+	       WTERMSIG(status), strsignal(WTERMSIG(status)));
+	return 128 + WTERMSIG(status);
+}
+
+void kt_pipe_signal(int fd)
+{
+	char c = 'x';
+
+	if (write(fd, &c, 1) != 1)
+		HMMT_FAIL("pipe write: %s", strerror(errno));
+}
+
+void kt_pipe_wait(int fd)
+{
+	ssize_t n;
+	char c;
+
+	do {
+		n = read(fd, &c, 1);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1)
+		HMMT_FAIL("pipe read: %s", n ? strerror(errno) : "EOF");
+}
+
+/* --- module and devices -------------------------------------------------- */
+
+static char kt_orig_params[1024];
+static bool kt_have_orig;
+static pid_t kt_owner;
+static unsigned long kt_unbound; /* bit i: hmmgpu.i unbound by us */
+
+/* "name=value ..." of every readable parameter of the loaded module. */
+static int kt_current_params(char *buf, size_t len)
+{
+	DIR *dir = opendir("/sys/module/hmmgpu/parameters");
+	struct dirent *de;
+	size_t used = 0;
+
+	if (!dir)
+		return -errno;
+	buf[0] = '\0';
+	while ((de = readdir(dir))) {
+		char val[256];
+		int n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (kt_read_param(de->d_name, val, sizeof(val)))
+			continue;
+		if (!val[0] || !strcmp(val, "(null)"))
+			continue;
+		n = snprintf(buf + used, len - used, "%s%s=%s",
+			     used ? " " : "", de->d_name, val);
+		if (n < 0 || (size_t)n >= len - used) {
+			closedir(dir);
+			return -E2BIG;
+		}
+		used += n;
+	}
+	closedir(dir);
+	return 0;
+}
+
+static void kt_at_exit(void)
+{
+	if (getpid() != kt_owner)
+		return;
+	/* whatever the test left open must not hold the module */
+	close_range(3, ~0U, 0);
+	for (unsigned int i = 0; i < 8 * sizeof(kt_unbound); i++) {
+		if (kt_unbound & (1UL << i))
+			kt_bind_device(i);
+	}
+	if (kt_have_orig) {
+		char cur[sizeof(kt_orig_params)];
+		int ret = 0;
+
+		if (!access("/sys/module/hmmgpu", F_OK) &&
+		    !kt_current_params(cur, sizeof(cur)) &&
+		    !strcmp(cur, kt_orig_params))
+			return;
+		if (!access("/sys/module/hmmgpu", F_OK))
+			ret = kt_unload_hmmgpu();
+		if (!ret)
+			ret = kt_load_hmmgpu(kt_orig_params);
+		if (ret)
+			printf("# kt: could not restore hmmgpu (%s): %s\n",
+			       kt_orig_params, strerror(-ret));
+	}
+	fflush(stdout);
+}
+
+static void kt_arm_exit(void)
+{
+	if (kt_owner == getpid())
+		return;
+	kt_owner = getpid();
+	atexit(kt_at_exit);
+}
+
+static const char *kt_module_file(void)
+{
+	const char *ko = getenv("HMMGPU_KO");
+
+	if (!ko || access(ko, R_OK))
+		SKIP("HMMGPU_KO does not name the module file");
+	return ko;
+}
+
+static void kt_remember_params(void)
+{
+	int ret;
+
+	if (kt_have_orig)
+		return;
+	ret = kt_current_params(kt_orig_params, sizeof(kt_orig_params));
+	if (ret == -ENOENT)
+		SKIP("hmmgpu is not loaded");
+	if (ret)
+		HMMT_FAIL("reading hmmgpu parameters: %s", strerror(-ret));
+	kt_have_orig = true;
+	kt_arm_exit();
+}
+
+int kt_unload_hmmgpu(void)
+{
+	if (getpid() != kt_owner || !kt_have_orig) {
+		(void)kt_module_file();
+		kt_remember_params();
+	}
+	for (int tries = 0;; tries++) {
+		if (!syscall(SYS_delete_module, "hmmgpu", O_NONBLOCK))
+			return 0;
+		if ((errno != EWOULDBLOCK && errno != EAGAIN) || tries >= 500)
+			return -errno;
+		usleep(20000);
+	}
+}
+
+int kt_load_hmmgpu(const char *params)
+{
+	const char *ko = getenv("HMMGPU_KO");
+	int fd, ret;
+
+	if (!ko)
+		return -ENOENT;
+	fd = open(ko, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = syscall(SYS_finit_module, fd, params, 0) ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+void kt_reload_hmmgpu(const char *params)
+{
+	char cur[sizeof(kt_orig_params)], all[sizeof(cur) + 256];
+	int ret;
+
+	(void)kt_module_file();
+	kt_remember_params();
+	ret = kt_current_params(cur, sizeof(cur));
+	if (ret)
+		HMMT_FAIL("reading hmmgpu parameters: %s", strerror(-ret));
+	/* a later name=value wins over an earlier one */
+	snprintf(all, sizeof(all), "%s %s", cur, params);
+	ret = kt_unload_hmmgpu();
+	if (ret)
+		HMMT_FAIL("unloading hmmgpu: %s", strerror(-ret));
+	ret = kt_load_hmmgpu(all);
+	if (ret)
+		HMMT_FAIL("loading hmmgpu with \"%s\": %s", all,
+			  strerror(-ret));
+}
+
+void kt_restore_hmmgpu(void)
+{
+	char cur[sizeof(kt_orig_params)];
+	int ret;
+
+	if (!kt_have_orig)
+		return;
+	if (!access("/sys/module/hmmgpu", F_OK)) {
+		if (!kt_current_params(cur, sizeof(cur)) &&
+		    !strcmp(cur, kt_orig_params))
+			return;
+		ret = kt_unload_hmmgpu();
+		if (ret)
+			HMMT_FAIL("unloading hmmgpu: %s", strerror(-ret));
+	}
+	ret = kt_load_hmmgpu(kt_orig_params);
+	if (ret)
+		HMMT_FAIL("loading hmmgpu with \"%s\": %s", kt_orig_params,
+			  strerror(-ret));
+	ret = kt_current_params(cur, sizeof(cur));
+	if (ret || strcmp(cur, kt_orig_params))
+		HMMT_FAIL("hmmgpu reloaded with \"%s\" reports \"%s\"",
+			  kt_orig_params, ret ? strerror(-ret) : cur);
+}
+
+static int kt_bind_op(const char *op, unsigned int index)
+{
+	char path[128], name[32];
+
+	snprintf(path, sizeof(path), "/sys/bus/platform/drivers/hmmgpu/%s",
+		 op);
+	snprintf(name, sizeof(name), "hmmgpu.%u", index);
+	return kt_sysfs_write(path, name);
+}
+
+int kt_unbind_device(unsigned int index)
+{
+	int ret;
+
+	kt_arm_exit();
+	ret = kt_bind_op("unbind", index);
+	if (!ret && index < 8 * sizeof(kt_unbound))
+		kt_unbound |= 1UL << index;
+	return ret;
+}
+
+int kt_bind_device(unsigned int index)
+{
+	int ret = kt_bind_op("bind", index);
+
+	if (!ret && index < 8 * sizeof(kt_unbound))
+		kt_unbound &= ~(1UL << index);
+	return ret;
 }

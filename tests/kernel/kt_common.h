@@ -2,9 +2,17 @@
 /*
  * kt_common.h - helpers for the kernel tests, which run inside the test VM
  * (tools/vm/hmmvm) with hmmgpu.ko loaded.
+ *
+ * Helpers that cannot go wrong in a correct test fail the test themselves
+ * (HMMT_FAIL); helpers whose failure is what a test checks return 0 or a
+ * negative errno.
  */
 #ifndef HMM_KT_COMMON_H
 #define HMM_KT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "../harness.h"
 #include "drm_node.h"
@@ -14,6 +22,10 @@
 /* Reads /sys/module/hmmgpu/parameters/@name as an unsigned number. */
 unsigned long long kt_module_param(const char *name);
 
+/* Like kt_module_param(), but @def when hmmgpu has no parameter @name. */
+unsigned long long kt_module_param_or(const char *name,
+				      unsigned long long def);
+
 /* Writes @text to the sysfs file @path; 0 or -errno. */
 int kt_sysfs_write(const char *path, const char *text);
 
@@ -22,5 +34,170 @@ int kt_sysfs_write(const char *path, const char *text);
  * the test when that device does not exist); returns the file descriptor.
  */
 int kt_open_device(unsigned int index);
+
+/* Number of hmmgpu render nodes found now (opened and closed again). */
+int kt_count_devices(void);
+
+/* Page size of the running kernel. */
+size_t kt_page_size(void);
+
+/* --- ioctl wrappers ------------------------------------------------------ */
+
+/* GET_INFO on @fd; fails the test when it fails. */
+void kt_get_info(int fd, struct drm_hmmgpu_get_info *info);
+
+/* GET_INFO mem_total / mem_free of the device behind @fd. */
+unsigned long long kt_mem_total(int fd);
+unsigned long long kt_mem_free(int fd);
+
+/*
+ * Waits up to @timeout_ms for mem_free of @fd's device to reach @want;
+ * returns the last value read (the caller asserts on it).
+ */
+unsigned long long kt_wait_mem_free(int fd, unsigned long long want,
+				    unsigned int timeout_ms);
+
+/*
+ * MIGRATE [@p, @p + @size) to @target (HMMGPU_MIGRATE_TO_*).  The (out)
+ * fields are poisoned before the call so that a driver that does not
+ * write them is caught.  @res (may be NULL) receives the struct after the
+ * call.  Returns 0 or -errno.
+ */
+int kt_migrate(int fd, const void *p, size_t size, unsigned int target,
+	       struct drm_hmmgpu_migrate *res);
+
+/*
+ * RESIDENCY of @npages pages from @p into @loc (NULL: a buffer of the
+ * helper's own) and the per-location sums into @count (may be NULL).
+ * Returns 0 or -errno.
+ */
+int kt_residency(int fd, const void *p, size_t npages, uint8_t *loc,
+		 uint64_t count[4]);
+
+/*
+ * Checks that every page of @npages pages from @p is at @want
+ * (HMMGPU_RESIDENCY_*), and that the ioctl's sums agree with the bytes.
+ * Returns -1 when so, else the index of the first page that is not (and
+ * logs where it is).  Fails the test when the ioctl fails.
+ */
+long kt_residency_mismatch(int fd, const void *p, size_t npages,
+			   unsigned int want);
+
+/* Number of pages of @npages from @p that are at @where. */
+size_t kt_residency_count(int fd, const void *p, size_t npages,
+			  unsigned int where);
+
+/*
+ * Asserts, at the caller's line, that MIGRATE succeeds with exactly these
+ * counts.
+ */
+#define KT_EXPECT_MIGRATE(fd, p, size, target, nmoved, nalready, nskipped)  \
+	do {                                                                 \
+		struct drm_hmmgpu_migrate kt_m_;                             \
+		ASSERT_EQ(kt_migrate(fd, p, size, target, &kt_m_), 0);       \
+		ASSERT_EQ(kt_m_.moved, nmoved);                              \
+		ASSERT_EQ(kt_m_.already, nalready);                          \
+		ASSERT_EQ(kt_m_.skipped, nskipped);                          \
+	} while (0)
+
+/* Asserts that every page of @npages from @p is at @where. */
+#define KT_EXPECT_WHERE(fd, p, npages, where)                                \
+	ASSERT_EQ(kt_residency_mismatch(fd, p, npages, where), -1)
+
+/* Asserts that @size bytes at @p hold the pattern of @seed. */
+#define KT_EXPECT_DATA(p, size, seed) ASSERT_EQ(kt_check(p, size, seed), -1)
+
+/* STATS of @scope (HMMGPU_STATS_*) into @st; 0 or -errno. */
+int kt_stats(int fd, unsigned int scope, struct drm_hmmgpu_stats *st);
+
+/* Same, failing the test when the ioctl fails. */
+void kt_get_stats(int fd, unsigned int scope, struct drm_hmmgpu_stats *st);
+
+/* --- memory -------------------------------------------------------------- */
+
+/* Anonymous private read-write mapping of @size bytes; fails the test. */
+void *kt_map(size_t size);
+
+/* The same, its start aligned to @align (a power of two). */
+void *kt_map_aligned(size_t size, size_t align);
+
+/* munmap() that fails the test when it fails. */
+void kt_unmap(void *p, size_t size);
+
+/*
+ * Test data: a pseudo-random pattern that depends on @seed and on the
+ * offset from the start of the buffer it was written to, so that a page
+ * swapped with another, a stale page or a zeroed page are all caught.
+ */
+uint64_t kt_pattern(uint64_t seed, size_t word);
+uint8_t kt_pattern_byte(uint64_t seed, size_t off);
+
+/* Fills @size bytes at @p with the pattern of @seed. */
+void kt_fill(void *p, size_t size, uint64_t seed);
+
+/*
+ * Checks @size bytes at @p against the pattern of @seed; returns -1 when
+ * they match, else the offset of the first bad byte (logged with what was
+ * found and what was expected).
+ */
+ssize_t kt_check(const void *p, size_t size, uint64_t seed);
+
+/*
+ * Checks @len bytes at @base + @off against the pattern @base was filled
+ * with; returns -1 or the offset (from @base) of the first bad byte.
+ */
+ssize_t kt_check_range(const void *base, size_t off, size_t len,
+		       uint64_t seed);
+
+/* Returns -1 when @size bytes at @p are all zero, else the first offset. */
+ssize_t kt_check_zero(const void *p, size_t size);
+
+/* --- processes ----------------------------------------------------------- */
+
+/*
+ * Waits for child @pid; returns 0 when it exited 0, else logs how it
+ * ended and returns its exit status, or 128 + signal.
+ */
+int kt_wait_child(pid_t pid);
+
+/* Writes / reads one byte on a pipe; fail the test on error (EOF too). */
+void kt_pipe_signal(int fd);
+void kt_pipe_wait(int fd);
+
+/* --- module and devices -------------------------------------------------- */
+
+/*
+ * Unloads hmmgpu (delete_module, retried while something still holds it
+ * for up to a few seconds); 0 or -errno.  The first call of a test
+ * process remembers the module's parameters, and they are restored when
+ * the process exits (see kt_restore_hmmgpu()).  SKIP when HMMGPU_KO does
+ * not name the module file.
+ */
+int kt_unload_hmmgpu(void);
+
+/* finit_module() of HMMGPU_KO with @params; 0 or -errno. */
+int kt_load_hmmgpu(const char *params);
+
+/*
+ * Reloads hmmgpu with its current parameters overridden by @params
+ * ("mem_mib=16"); fails the test when that does not work.  Every hmmgpu
+ * file of the process must be closed.
+ */
+void kt_reload_hmmgpu(const char *params);
+
+/*
+ * Brings hmmgpu back as it was before the test's first unload or reload
+ * (nothing to do when no unload happened); fails the test when that does
+ * not work.  Also runs at exit, after closing every file descriptor above
+ * 2, so that a failing test does not leave the next one a changed module.
+ */
+void kt_restore_hmmgpu(void);
+
+/*
+ * Unbinds / binds platform device hmmgpu.@index from the hmmgpu driver;
+ * 0 or -errno.  An unbound device is bound again at exit.
+ */
+int kt_unbind_device(unsigned int index);
+int kt_bind_device(unsigned int index);
 
 #endif /* HMM_KT_COMMON_H */

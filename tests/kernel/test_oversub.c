@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_oversub.c - oversubscription: more data migrated to a device than
+ * it has memory.  hmmgpu is reloaded with a small device (mem_mib=16) and
+ * its original parameters come back after each test.  Least recently
+ * migrated pages are evicted to system RAM; data stays exact, the device
+ * never holds more than its memory, and the eviction counters say so.
+ *
+ * Runs inside the test VM with hmmgpu.ko loaded (tools/vm/hmmvm test).
+ */
+#define _GNU_SOURCE
+#include "kt_common.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MEM_MIB 16
+#define CHUNK (4UL << 20)
+
+#define TO_DEVICE HMMGPU_MIGRATE_TO_DEVICE
+#define TO_SYSTEM HMMGPU_MIGRATE_TO_SYSTEM
+#define AT_SYSTEM HMMGPU_RESIDENCY_SYSTEM
+#define AT_DEVICE HMMGPU_RESIDENCY_THIS_DEVICE
+
+static int small_device(void)
+{
+	int fd;
+
+	kt_reload_hmmgpu("mem_mib=16"); /* MEM_MIB */
+	fd = kt_open_device(0);
+	ASSERT_EQ(kt_mem_total(fd), (unsigned long long)MEM_MIB << 20);
+	ASSERT_EQ(kt_mem_free(fd), kt_mem_total(fd));
+	return fd;
+}
+
+/*
+ * The device holds no more than its memory, GET_INFO agrees with
+ * RESIDENCY, and no page of the buffer got lost.  Returns the number of
+ * the buffer's pages on the device.
+ */
+static size_t expect_within_capacity(int fd, const char *p, size_t npages)
+{
+	size_t ps = kt_page_size();
+	unsigned long long total = kt_mem_total(fd);
+	size_t on = kt_residency_count(fd, p, npages, AT_DEVICE);
+
+	ASSERT_LE(on * ps, total);
+	ASSERT_EQ(total - kt_mem_free(fd), on * ps);
+	ASSERT_EQ(kt_residency_count(fd, p, npages, AT_SYSTEM), npages - on);
+	return on;
+}
+
+static uint64_t evicted_pages(const struct drm_hmmgpu_stats *st)
+{
+	return st->pages[HMMGPU_DIR_TO_SYSTEM][HMMGPU_CAUSE_EVICTION];
+}
+
+TEST(oversubscribed_twice_in_chunks_keeps_data)
+{
+	int fd = small_device();
+	size_t ps = kt_page_size(), size = 2 * kt_mem_total(fd);
+	size_t npages = size / ps, cpages = CHUNK / ps, nchunks = size / CHUNK;
+	struct drm_hmmgpu_stats st0, st1;
+	char *p = kt_map(size);
+	uint64_t moved = 0;
+	size_t on = 0;
+
+	kt_fill(p, size, 201);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	for (size_t c = 0; c < nchunks; c++) {
+		KT_EXPECT_MIGRATE(fd, p + c * CHUNK, CHUNK, TO_DEVICE, cpages,
+				  0, 0);
+		moved += cpages;
+		/* what was just migrated is all there */
+		KT_EXPECT_WHERE(fd, p + c * CHUNK, cpages, AT_DEVICE);
+		on = expect_within_capacity(fd, p, npages);
+	}
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+	TH_LOG("%zu of %zu pages on the device, %llu evicted in %llu passes",
+	       on, npages,
+	       (unsigned long long)(evicted_pages(&st1) - evicted_pages(&st0)),
+	       (unsigned long long)(st1.evictions - st0.evictions));
+
+	ASSERT_GT(st1.evictions - st0.evictions, 0);
+	ASSERT_GT(evicted_pages(&st1) - evicted_pages(&st0), 0);
+	/* every page that moved and is not on the device was evicted */
+	ASSERT_EQ(evicted_pages(&st1) - evicted_pages(&st0), moved - on);
+	ASSERT_EQ(st1.bytes[HMMGPU_DIR_TO_SYSTEM][HMMGPU_CAUSE_EVICTION] -
+		  st0.bytes[HMMGPU_DIR_TO_SYSTEM][HMMGPU_CAUSE_EVICTION],
+		  (moved - on) * ps);
+	ASSERT_EQ(st1.pages[HMMGPU_DIR_TO_DEVICE][HMMGPU_CAUSE_EXPLICIT] -
+		  st0.pages[HMMGPU_DIR_TO_DEVICE][HMMGPU_CAUSE_EXPLICIT],
+		  moved);
+	/* least recently used first: the first chunk went */
+	KT_EXPECT_WHERE(fd, p, cpages, AT_SYSTEM);
+
+	/* CPU faults bring the rest back; everything exact */
+	KT_EXPECT_DATA(p, size, 201);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_mem_free(fd), kt_mem_total(fd));
+
+	/* the evicted pages can come back to the device */
+	KT_EXPECT_MIGRATE(fd, p, CHUNK, TO_DEVICE, cpages, 0, 0);
+	KT_EXPECT_MIGRATE(fd, p, CHUNK, TO_SYSTEM, cpages, 0, 0);
+	KT_EXPECT_DATA(p, size, 201);
+
+	kt_unmap(p, size);
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+TEST(oversubscribed_random_chunks_and_writes_keep_data)
+{
+	int fd = small_device();
+	size_t ps = kt_page_size(), size = 2 * kt_mem_total(fd);
+	size_t npages = size / ps, cpages = CHUNK / ps, nchunks = size / CHUNK;
+	struct drm_hmmgpu_stats st0, st1;
+	char *p = kt_map(size);
+	char *shadow = malloc(size);
+	uint64_t rng = 12345;
+
+	ASSERT_TRUE(shadow != NULL);
+	kt_fill(p, size, 211);
+	memcpy(shadow, p, size);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+
+	for (int step = 0; step < 40; step++) {
+		struct drm_hmmgpu_migrate m;
+		size_t c, off;
+		unsigned int target;
+
+		rng = kt_pattern(rng, step);
+		c = rng % nchunks;
+		target = (rng >> 8) % 5 ? TO_DEVICE : TO_SYSTEM;
+		ASSERT_EQ(kt_migrate(fd, p + c * CHUNK, CHUNK, target, &m), 0);
+		ASSERT_EQ(m.moved + m.already, cpages);
+		ASSERT_EQ(m.skipped, 0);
+		KT_EXPECT_WHERE(fd, p + c * CHUNK, cpages,
+				target == TO_DEVICE ? AT_DEVICE : AT_SYSTEM);
+		expect_within_capacity(fd, p, npages);
+
+		/* a CPU write somewhere: faults back whatever it hits */
+		off = (rng >> 16) % size;
+		p[off] = (char)(rng >> 40);
+		shadow[off] = (char)(rng >> 40);
+	}
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+	ASSERT_GT(st1.evictions - st0.evictions, 0);
+	ASSERT_GT(evicted_pages(&st1) - evicted_pages(&st0), 0);
+
+	if (memcmp(p, shadow, size) != 0) {
+		for (size_t i = 0; i < size; i++) {
+			if (p[i] == shadow[i])
+				continue;
+			TH_LOG("byte %zu (page %zu): 0x%02x, expected 0x%02x",
+			       i, i / ps, (uint8_t)p[i], (uint8_t)shadow[i]);
+			ASSERT_EQ(p[i], shadow[i]);
+		}
+	}
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_mem_free(fd), kt_mem_total(fd));
+	free(shadow);
+	kt_unmap(p, size);
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+TEST(oversubscribed_by_one_migrate_call)
+{
+	int fd = small_device();
+	size_t ps = kt_page_size(), size = 2 * kt_mem_total(fd);
+	size_t npages = size / ps;
+	struct drm_hmmgpu_migrate m;
+	char *p = kt_map(size);
+	size_t on;
+
+	kt_fill(p, size, 221);
+	/* best effort: it works, and the device holds what it can */
+	ASSERT_EQ(kt_migrate(fd, p, size, TO_DEVICE, &m), 0);
+	TH_LOG("moved %llu, already %llu, skipped %llu",
+	       (unsigned long long)m.moved, (unsigned long long)m.already,
+	       (unsigned long long)m.skipped);
+	ASSERT_LE(m.moved, npages);
+	ASSERT_EQ(m.already, 0);
+	ASSERT_GE(m.moved, kt_mem_total(fd) / ps / 2);
+	on = expect_within_capacity(fd, p, npages);
+	ASSERT_GT(on, 0);
+	KT_EXPECT_DATA(p, size, 221);
+	ASSERT_EQ(kt_mem_free(fd), kt_mem_total(fd));
+	kt_unmap(p, size);
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+TEST(eviction_of_another_process_pages_keeps_their_data)
+{
+	int fd = small_device();
+	size_t ps = kt_page_size(), size = 12UL << 20, npages = size / ps;
+	int ready[2], go[2];
+	char *p;
+	pid_t pid;
+
+	ASSERT_EQ(pipe(ready), 0);
+	ASSERT_EQ(pipe(go), 0);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		char *q = kt_map(size);
+
+		close(fd);
+		fd = kt_open_device(0);
+		kt_fill(q, size, 232);
+		KT_EXPECT_MIGRATE(fd, q, size, TO_DEVICE, npages, 0, 0);
+		KT_EXPECT_WHERE(fd, q, npages, AT_DEVICE);
+		kt_pipe_signal(ready[1]);
+		kt_pipe_wait(go[0]);
+		/* the parent's migration pushed some of ours out */
+		ASSERT_LE(kt_residency_count(fd, q, npages, AT_DEVICE),
+			  kt_mem_total(fd) / ps - npages);
+		KT_EXPECT_DATA(q, size, 232);
+		KT_EXPECT_WHERE(fd, q, npages, AT_SYSTEM);
+		_exit(0);
+	}
+
+	kt_pipe_wait(ready[0]);
+	p = kt_map(size);
+	kt_fill(p, size, 231);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, npages, 0, 0);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	kt_pipe_signal(go[1]);
+	ASSERT_EQ(kt_wait_child(pid), 0);
+
+	KT_EXPECT_MIGRATE(fd, p, size, TO_SYSTEM, npages, 0, 0);
+	KT_EXPECT_DATA(p, size, 231);
+	ASSERT_EQ(kt_wait_mem_free(fd, kt_mem_total(fd), 2000),
+		  kt_mem_total(fd));
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+TEST_MAIN()
