@@ -1,0 +1,1000 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bench_migrate.c - throughput of page migration between system RAM and
+ * device memory, for hmmgpu and for the kernel's reference driver test_hmm,
+ * against memcpy of the same bytes.
+ *
+ * Runs inside the test VM (tools/bench builds it and boots the VM).  For
+ * each size it runs rounds; a round is a memcpy round (the same bytes
+ * between two populated buffers, the best of MEMCPY_REPS copies), then a
+ * round of each driver, their order alternating, so that a change of load
+ * on the host weighs on all of them alike.  A driver's round maps a fresh
+ * anonymous buffer (MADV_NOHUGEPAGE: 4 KiB pages for every driver) and:
+ *
+ *   fills it with a pattern unique to the word, the round and the driver
+ *   to device        timed; every page must move, and the driver must
+ *                    then report every page on the device
+ *   to system        timed; every page must move back, the driver must
+ *                    report every page in system RAM, the data must match
+ *   to device        untimed, checked as above
+ *   CPU fault-back   timed: read one byte per page; then every page must
+ *                    be in system RAM and the data must match
+ *
+ * Each throughput is the size divided by the time of the best round (-m:
+ * the median round).
+ * A failed check ends the program with status 1: no number is printed for
+ * work that did not happen.  Whether the performance targets are met is
+ * printed for information only and never changes the exit status.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xf86drm.h>
+
+#include "drm_node.h"
+
+#if BENCH_HAVE_TEST_HMM
+/* Extracted from the kernel source at build time (tests/bench/meson.build). */
+#include "test_hmm_uapi.h"
+#endif
+
+#define MAX_SIZES 16
+#define MAX_ROUNDS 15
+#define MAX_NODES 16
+#define MIB (1024 * 1024)
+
+enum bench_op { OP_TO_DEVICE, OP_TO_SYSTEM, OP_FAULT_BACK, OP_COUNT };
+enum bench_drv { DRV_HMMGPU, DRV_TEST_HMM, DRV_COUNT };
+enum bench_where { WHERE_SYSTEM, WHERE_DEVICE };
+
+static const char *const op_names[OP_COUNT] = {
+	[OP_TO_DEVICE] = "to device",
+	[OP_TO_SYSTEM] = "to system",
+	[OP_FAULT_BACK] = "CPU fault-back",
+};
+
+struct bench_driver;
+
+/* What one driver must provide; both return 0 or a negative errno. */
+struct bench_driver_ops {
+	/* Migrates [buf, buf + size) to @to; *@moved = pages it moved. */
+	int (*migrate)(struct bench_driver *d, void *buf, size_t size,
+		       enum bench_where to, uint64_t *moved);
+	/* *@n = pages of [buf, buf + size) that the driver sees at @where. */
+	int (*count_at)(struct bench_driver *d, void *buf, size_t size,
+			enum bench_where where, uint64_t *n);
+};
+
+struct bench_driver {
+	const char *name;
+	const struct bench_driver_ops *ops;
+	bool available;
+	char why[160];   /* why it is not available */
+	char desc[160];  /* what it is, for the header */
+	int fd;
+	uint64_t mem_total; /* device memory, 0 when unbounded */
+	/* per-round scratch */
+	uint8_t *where;  /* one byte per page */
+	void *bounce;    /* test_hmm: its device's copy of the data */
+	bool have_stats; /* hmmgpu: the STATS ioctl answers */
+	bool reads_back; /* test_hmm: TO_DEV copies the data to @bounce */
+};
+
+struct bench_stats_delta {
+	bool valid;
+	uint64_t batches;
+	uint64_t copy_busy_ns;
+	uint64_t cpu_faults;
+	uint64_t pages_to_device;
+	uint64_t pages_to_system;
+	uint64_t pages_cpu_fault;
+	uint64_t fault_latency[HMMGPU_LATENCY_BUCKETS]; /* log2 us buckets */
+	double wall_s; /* time spent in hmmgpu migrations and fault-back */
+};
+
+struct bench_result {
+	size_t size;
+	double memcpy_mbps;
+	double mbps[DRV_COUNT][OP_COUNT]; /* 0: not measured */
+	char skipped[DRV_COUNT][96];      /* why a driver was not measured */
+	struct bench_stats_delta stats;
+};
+
+static size_t page_size;
+static bool verbose;
+static bool use_median; /* else the best round */
+static volatile uint64_t sink; /* keeps the fault-back reads */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The time that stands for @n rounds: the shortest by default (a busy
+ * host only ever adds time), or the median.
+ */
+static double pick(const double *v, unsigned int n)
+{
+	double s[MAX_ROUNDS];
+
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_double);
+	if (!use_median)
+		return s[0];
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+static double rate_mbps(size_t bytes, double seconds)
+{
+	return seconds > 0 ? (double)bytes / seconds / 1e6 : 0;
+}
+
+/* --- data ---------------------------------------------------------------- */
+
+/* A different word at every offset, for every seed (splitmix64 mixing). */
+static inline uint64_t pattern_word(uint64_t seed, size_t i)
+{
+	uint64_t x = seed + (uint64_t)i * 0x9e3779b97f4a7c15ull;
+
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static void fill(void *buf, size_t size, uint64_t seed)
+{
+	uint64_t *w = buf;
+
+	for (size_t i = 0; i < size / sizeof(*w); i++)
+		w[i] = pattern_word(seed, i);
+}
+
+/* Checks every word of @buf; prints the first mismatch. */
+static bool verify(const void *buf, size_t size, uint64_t seed,
+		   const char *what)
+{
+	const uint64_t *w = buf;
+
+	for (size_t i = 0; i < size / sizeof(*w); i++) {
+		uint64_t want = pattern_word(seed, i);
+
+		if (w[i] != want) {
+			fprintf(stderr,
+				"bench_migrate: DATA CHECK FAILED %s: byte offset %zu (page %zu) holds 0x%016" PRIx64 ", expected 0x%016" PRIx64 "\n",
+				what, i * sizeof(*w), i * sizeof(*w) / page_size,
+				w[i], want);
+			return false;
+		}
+	}
+	return true;
+}
+
+static uint64_t touch_pages(const void *buf, size_t size)
+{
+	const volatile uint8_t *p = buf;
+	uint64_t sum = 0;
+
+	for (size_t off = 0; off < size; off += page_size)
+		sum += p[off];
+	return sum;
+}
+
+static void *map_buffer(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	/* 4 KiB pages for everyone; fails harmlessly where THP is off */
+	madvise(p, size, MADV_NOHUGEPAGE);
+	return p;
+}
+
+/* --- hmmgpu -------------------------------------------------------------- */
+
+static int hmmgpu_migrate(struct bench_driver *d, void *buf, size_t size,
+			  enum bench_where to, uint64_t *moved)
+{
+	struct drm_hmmgpu_migrate m = {
+		.start = (uintptr_t)buf,
+		.size = size,
+		.target = to == WHERE_DEVICE ? HMMGPU_MIGRATE_TO_DEVICE :
+					       HMMGPU_MIGRATE_TO_SYSTEM,
+	};
+
+	if (drmIoctl(d->fd, DRM_IOCTL_HMMGPU_MIGRATE, &m))
+		return -errno;
+	*moved = m.moved;
+	if (m.moved + m.already + m.skipped != size / page_size)
+		fprintf(stderr,
+			"bench_migrate: hmmgpu MIGRATE: moved %llu + already %llu + skipped %llu != %zu pages\n",
+			(unsigned long long)m.moved,
+			(unsigned long long)m.already,
+			(unsigned long long)m.skipped, size / page_size);
+	return 0;
+}
+
+static int hmmgpu_count_at(struct bench_driver *d, void *buf, size_t size,
+			   enum bench_where where, uint64_t *n)
+{
+	struct drm_hmmgpu_residency r = {
+		.start = (uintptr_t)buf,
+		.npages = size / page_size,
+		.locations = (uintptr_t)d->where,
+	};
+
+	if (drmIoctl(d->fd, DRM_IOCTL_HMMGPU_RESIDENCY, &r))
+		return -errno;
+	*n = r.count[where == WHERE_DEVICE ? HMMGPU_RESIDENCY_THIS_DEVICE :
+					     HMMGPU_RESIDENCY_SYSTEM];
+	return 0;
+}
+
+static const struct bench_driver_ops hmmgpu_ops = {
+	.migrate = hmmgpu_migrate,
+	.count_at = hmmgpu_count_at,
+};
+
+static int hmmgpu_stats(struct bench_driver *d, struct drm_hmmgpu_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->scope = HMMGPU_STATS_DEVICE;
+	if (drmIoctl(d->fd, DRM_IOCTL_HMMGPU_STATS, st))
+		return -errno;
+	return 0;
+}
+
+/* Reads /sys/module/hmmgpu/parameters/@name into @buf ("" when absent). */
+static void module_param(const char *name, char *buf, size_t len)
+{
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "/sys/module/hmmgpu/parameters/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+static void hmmgpu_open(struct bench_driver *d, unsigned int index)
+{
+	struct hmm_node nodes[MAX_NODES];
+	struct drm_hmmgpu_get_info info;
+	struct drm_hmmgpu_stats st;
+	char fault_kib[32], path[HMM_NODE_PATH_MAX] = "";
+	uint64_t moved;
+	void *probe;
+	int n, ret;
+
+	d->name = "hmmgpu";
+	d->ops = &hmmgpu_ops;
+	d->fd = -1;
+	n = hmm_node_scan(nodes, MAX_NODES, NULL);
+	if (n <= 0) {
+		snprintf(d->why, sizeof(d->why), "no hmmgpu device (%s)",
+			 n < 0 ? strerror(-n) : "is hmmgpu.ko loaded?");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		if (nodes[i].index == index) {
+			d->fd = nodes[i].fd;
+			nodes[i].fd = -1;
+			snprintf(path, sizeof(path), "%s", nodes[i].path);
+		}
+	}
+	hmm_node_close_all(nodes, n);
+	if (d->fd < 0) {
+		snprintf(d->why, sizeof(d->why), "no hmmgpu device %u", index);
+		return;
+	}
+	ret = hmm_node_get_info(d->fd, &info);
+	if (ret) {
+		snprintf(d->why, sizeof(d->why), "GET_INFO: %s", strerror(-ret));
+		return;
+	}
+	d->mem_total = info.mem_total;
+
+	/* Is MIGRATE there?  A populated page migrated to system: a no-op. */
+	probe = map_buffer(page_size);
+	if (!probe) {
+		snprintf(d->why, sizeof(d->why), "mmap: %s", strerror(errno));
+		return;
+	}
+	memset(probe, 1, page_size);
+	ret = hmmgpu_migrate(d, probe, page_size, WHERE_SYSTEM, &moved);
+	munmap(probe, page_size);
+	if (ret) {
+		snprintf(d->why, sizeof(d->why),
+			 "the running driver (ABI %u) does not do MIGRATE: %s",
+			 info.abi_version, strerror(-ret));
+		return;
+	}
+	d->have_stats = hmmgpu_stats(d, &st) == 0;
+
+	module_param("fault_kib", fault_kib, sizeof(fault_kib));
+	snprintf(d->desc, sizeof(d->desc),
+		 "%s, device %u, %" PRIu64 " MiB, copy engine %s x%u, fault_kib=%s",
+		 path, info.device_index, d->mem_total / MIB,
+		 info.copy_engine == HMMGPU_COPY_ENGINE_DMAENGINE ? "dmaengine" :
+								    "software",
+		 info.copy_channels, fault_kib[0] ? fault_kib : "?");
+	d->available = true;
+}
+
+/* --- test_hmm ------------------------------------------------------------ */
+
+#if BENCH_HAVE_TEST_HMM
+static int test_hmm_migrate(struct bench_driver *d, void *buf, size_t size,
+			    enum bench_where to, uint64_t *moved)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = (uintptr_t)buf,
+		/* to device, test_hmm copies its device's data back here */
+		.ptr = (uintptr_t)d->bounce,
+		.npages = size / page_size,
+	};
+	unsigned long req = to == WHERE_DEVICE ? HMM_DMIRROR_MIGRATE_TO_DEV :
+						 HMM_DMIRROR_MIGRATE_TO_SYS;
+
+	if (ioctl(d->fd, req, &cmd))
+		return -errno;
+	*moved = cmd.cpages;
+	return 0;
+}
+
+/* A page test_hmm's snapshot shows as device-private on its own device. */
+static bool snap_on_device(uint8_t perm)
+{
+	return (perm & 0xf0) == HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL;
+}
+
+/* A present, readable system page (neither device, zero page nor error). */
+static bool snap_in_system(uint8_t perm)
+{
+	return (perm & 0xf0) == 0 &&
+	       (perm & (HMM_DMIRROR_PROT_READ | HMM_DMIRROR_PROT_WRITE));
+}
+
+static int test_hmm_count_at(struct bench_driver *d, void *buf, size_t size,
+			     enum bench_where where, uint64_t *n)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = (uintptr_t)buf,
+		.ptr = (uintptr_t)d->where,
+		.npages = size / page_size,
+	};
+
+	if (ioctl(d->fd, HMM_DMIRROR_SNAPSHOT, &cmd))
+		return -errno;
+	*n = 0;
+	for (size_t i = 0; i < size / page_size; i++)
+		*n += where == WHERE_DEVICE ? snap_on_device(d->where[i]) :
+					      snap_in_system(d->where[i]);
+	return 0;
+}
+
+static const struct bench_driver_ops test_hmm_ops = {
+	.migrate = test_hmm_migrate,
+	.count_at = test_hmm_count_at,
+};
+#endif
+
+static void test_hmm_open(struct bench_driver *d, const char *path)
+{
+	d->name = "test_hmm";
+	d->fd = -1;
+#if BENCH_HAVE_TEST_HMM
+	d->ops = &test_hmm_ops;
+	d->reads_back = true;
+	d->fd = open(path, O_RDWR | O_CLOEXEC);
+	if (d->fd < 0) {
+		snprintf(d->why, sizeof(d->why), "%s: %s%s", path,
+			 strerror(errno),
+			 errno == ENOENT ? " (insmod test_hmm.ko first)" : "");
+		return;
+	}
+	snprintf(d->desc, sizeof(d->desc), "%s (lib/test_hmm.c of %s)", path,
+		 BENCH_TEST_HMM_SOURCE);
+	d->available = true;
+#else
+	snprintf(d->why, sizeof(d->why),
+		 "built without its uapi header (kernel source %s not found at configure time)",
+		 BENCH_TEST_HMM_SOURCE);
+#endif
+}
+
+/* --- measurement ----------------------------------------------------------- */
+
+static bool check_moved(struct bench_driver *d, const char *what,
+			uint64_t moved, size_t npages)
+{
+	if (moved == npages)
+		return true;
+	fprintf(stderr,
+		"bench_migrate: CHECK FAILED %s %s: %" PRIu64 " of %zu pages moved\n",
+		d->name, what, moved, npages);
+	return false;
+}
+
+static bool check_at(struct bench_driver *d, void *buf, size_t size,
+		     enum bench_where where, const char *when)
+{
+	uint64_t n = 0;
+	int ret = d->ops->count_at(d, buf, size, where, &n);
+
+	if (ret) {
+		fprintf(stderr, "bench_migrate: %s residency %s: %s\n",
+			d->name, when, strerror(-ret));
+		return false;
+	}
+	if (n == size / page_size)
+		return true;
+	fprintf(stderr,
+		"bench_migrate: CHECK FAILED %s %s: %" PRIu64 " of %zu pages in %s\n",
+		d->name, when, n, size / page_size,
+		where == WHERE_DEVICE ? "device memory" : "system RAM");
+	return false;
+}
+
+/* Timed migration of the whole buffer, with its checks; <0 on failure. */
+static double timed_migrate(struct bench_driver *d, void *buf, size_t size,
+			    enum bench_where to)
+{
+	const char *what = to == WHERE_DEVICE ? "to device" : "to system";
+	char when[32];
+	uint64_t moved = 0;
+	double t0, t1;
+	int ret;
+
+	t0 = now_s();
+	ret = d->ops->migrate(d, buf, size, to, &moved);
+	t1 = now_s();
+	if (ret) {
+		fprintf(stderr, "bench_migrate: %s migrate %s: %s\n", d->name,
+			what, strerror(-ret));
+		return -1;
+	}
+	snprintf(when, sizeof(when), "after %s", what);
+	if (!check_moved(d, what, moved, size / page_size) ||
+	    !check_at(d, buf, size, to, when))
+		return -1;
+	return t1 - t0;
+}
+
+/*
+ * One round on @d with a fresh buffer of @size bytes: the times of the
+ * three operations go to @t[op], the time of every hmmgpu operation of the
+ * round (the untimed migration too) is added to *@wall_s.  Returns false
+ * when a check failed.
+ */
+static bool driver_round(struct bench_driver *d, size_t size, uint64_t seed,
+			 double t[OP_COUNT], double *wall_s)
+{
+	size_t npages = size / page_size;
+	double t0, t1, again;
+	bool ok = false;
+	void *buf;
+
+	buf = map_buffer(size);
+	d->where = malloc(npages);
+	d->bounce = d->reads_back ? map_buffer(size) : NULL;
+	if (!buf || !d->where || (d->reads_back && !d->bounce)) {
+		fprintf(stderr, "bench_migrate: out of memory for %zu MiB\n",
+			size / MIB);
+		goto out;
+	}
+	if (d->bounce)
+		memset(d->bounce, 0, size); /* populated, outside the timing */
+	fill(buf, size, seed);
+
+	t[OP_TO_DEVICE] = timed_migrate(d, buf, size, WHERE_DEVICE);
+	if (t[OP_TO_DEVICE] < 0)
+		goto out;
+	/* test_hmm hands back what its device holds: check it too */
+	if (d->bounce &&
+	    !verify(d->bounce, size, seed, "in test_hmm's device copy"))
+		goto out;
+
+	t[OP_TO_SYSTEM] = timed_migrate(d, buf, size, WHERE_SYSTEM);
+	if (t[OP_TO_SYSTEM] < 0 ||
+	    !verify(buf, size, seed, "after to system"))
+		goto out;
+
+	again = timed_migrate(d, buf, size, WHERE_DEVICE);
+	if (again < 0)
+		goto out;
+
+	t0 = now_s();
+	sink += touch_pages(buf, size);
+	t1 = now_s();
+	t[OP_FAULT_BACK] = t1 - t0;
+	if (!check_at(d, buf, size, WHERE_SYSTEM, "after CPU fault-back") ||
+	    !verify(buf, size, seed, "after CPU fault-back"))
+		goto out;
+
+	*wall_s += t[OP_TO_DEVICE] + t[OP_TO_SYSTEM] + again + t[OP_FAULT_BACK];
+	ok = true;
+out:
+	if (d->bounce)
+		munmap(d->bounce, size);
+	d->bounce = NULL;
+	free(d->where);
+	d->where = NULL;
+	if (buf)
+		munmap(buf, size);
+	return ok;
+}
+
+/* Copies per memcpy round; the round keeps the fastest (it is the limit). */
+#define MEMCPY_REPS 3
+
+/* memcpy of @size bytes between two populated buffers; <0 on failure. */
+static double memcpy_round(size_t size, uint64_t seed)
+{
+	void *src = map_buffer(size), *dst = map_buffer(size);
+	double t = -1, t0, dt;
+
+	if (!src || !dst) {
+		fprintf(stderr, "bench_migrate: out of memory for %zu MiB\n",
+			size / MIB);
+		goto out;
+	}
+	fill(src, size, seed);
+	memset(dst, 0, size);
+	for (int i = 0; i < MEMCPY_REPS; i++) {
+		t0 = now_s();
+		memcpy(dst, src, size);
+		dt = now_s() - t0;
+		if (t < 0 || dt < t)
+			t = dt;
+	}
+	if (memcmp(dst, src, size)) {
+		fprintf(stderr, "bench_migrate: DATA CHECK FAILED after memcpy\n");
+		t = -1;
+	}
+out:
+	if (src)
+		munmap(src, size);
+	if (dst)
+		munmap(dst, size);
+	return t;
+}
+
+static void stats_delta(const struct drm_hmmgpu_stats *a,
+			const struct drm_hmmgpu_stats *b,
+			struct bench_stats_delta *d)
+{
+	d->valid = true;
+	d->batches = b->batches - a->batches;
+	d->copy_busy_ns = b->copy_busy_ns - a->copy_busy_ns;
+	d->cpu_faults = b->cpu_faults - a->cpu_faults;
+	d->pages_to_device = d->pages_to_system = 0;
+	for (int c = 0; c < HMMGPU_CAUSE_COUNT; c++) {
+		d->pages_to_device += b->pages[HMMGPU_DIR_TO_DEVICE][c] -
+				      a->pages[HMMGPU_DIR_TO_DEVICE][c];
+		d->pages_to_system += b->pages[HMMGPU_DIR_TO_SYSTEM][c] -
+				      a->pages[HMMGPU_DIR_TO_SYSTEM][c];
+	}
+	d->pages_cpu_fault =
+		b->pages[HMMGPU_DIR_TO_SYSTEM][HMMGPU_CAUSE_CPU_FAULT] -
+		a->pages[HMMGPU_DIR_TO_SYSTEM][HMMGPU_CAUSE_CPU_FAULT];
+	for (int i = 0; i < HMMGPU_LATENCY_BUCKETS; i++)
+		d->fault_latency[i] = b->fault_latency[i] - a->fault_latency[i];
+}
+
+/*
+ * Measures one size: rounds of memcpy, hmmgpu and test_hmm interleaved
+ * (the drivers' order alternating), so that a change of load on the host
+ * during the run weighs on all of them alike.  Returns false when a check
+ * failed.
+ */
+static bool run_size(struct bench_driver *drivers, size_t size,
+		     unsigned int rounds, struct bench_result *res)
+{
+	double t[DRV_COUNT][OP_COUNT][MAX_ROUNDS], tm[MAX_ROUNDS];
+	struct bench_driver *hg = &drivers[DRV_HMMGPU];
+	struct drm_hmmgpu_stats before, after;
+	bool run[DRV_COUNT], stats;
+
+	res->size = size;
+	for (int drv = 0; drv < DRV_COUNT; drv++) {
+		struct bench_driver *d = &drivers[drv];
+
+		run[drv] = d->available;
+		if (d->available && d->mem_total && size > d->mem_total) {
+			snprintf(res->skipped[drv], sizeof(res->skipped[drv]),
+				 "%s not measured: larger than its %" PRIu64 " MiB of device memory",
+				 d->name, d->mem_total / MIB);
+			run[drv] = false;
+		}
+	}
+	stats = run[DRV_HMMGPU] && hg->have_stats &&
+		hmmgpu_stats(hg, &before) == 0;
+
+	for (unsigned int r = 0; r < rounds; r++) {
+		uint64_t seed = ((uint64_t)size << 8) ^ r;
+
+		fprintf(stderr, "bench_migrate: %zu MiB round %u/%u\n",
+			size / MIB, r + 1, rounds);
+		tm[r] = memcpy_round(size, seed);
+		if (tm[r] < 0)
+			return false;
+		if (verbose)
+			printf("# %4zu MiB round %u memcpy   %10.3f ms (best of %d)\n",
+			       size / MIB, r + 1, tm[r] * 1e3, MEMCPY_REPS);
+		for (int k = 0; k < DRV_COUNT; k++) {
+			int drv = r % 2 ? DRV_COUNT - 1 - k : k;
+			double ot[OP_COUNT], wall = 0;
+
+			if (!run[drv])
+				continue;
+			if (!driver_round(&drivers[drv], size,
+					  seed ^ ((uint64_t)(drv + 1) << 4), ot,
+					  &wall))
+				return false;
+			for (int op = 0; op < OP_COUNT; op++)
+				t[drv][op][r] = ot[op];
+			if (drv == DRV_HMMGPU)
+				res->stats.wall_s += wall;
+			if (verbose)
+				printf("# %4zu MiB round %u %-8s to device %10.3f ms, to system %10.3f ms, fault-back %10.3f ms\n",
+				       size / MIB, r + 1, drivers[drv].name,
+				       ot[OP_TO_DEVICE] * 1e3,
+				       ot[OP_TO_SYSTEM] * 1e3,
+				       ot[OP_FAULT_BACK] * 1e3);
+		}
+	}
+
+	res->memcpy_mbps = rate_mbps(size, pick(tm, rounds));
+	for (int drv = 0; drv < DRV_COUNT; drv++)
+		for (int op = 0; op < OP_COUNT && run[drv]; op++)
+			res->mbps[drv][op] =
+				rate_mbps(size, pick(t[drv][op], rounds));
+	if (stats && hmmgpu_stats(hg, &after) == 0)
+		stats_delta(&before, &after, &res->stats);
+	return true;
+}
+
+/* --- output --------------------------------------------------------------- */
+
+static void print_rate(double v)
+{
+	if (v > 0)
+		printf(" %8.1f", v);
+	else
+		printf(" %8s", "-");
+}
+
+static void print_ratio(double a, double b)
+{
+	if (a > 0 && b > 0)
+		printf(" %8.2fx", a / b);
+	else
+		printf(" %9s", "-");
+}
+
+#define GROUP_WIDTH 37 /* " %8s %8s %9s %9s" less its first space */
+
+static void print_table(const struct bench_result *res, int nres)
+{
+	static const char dashes[] = "------------------------------------";
+
+	printf("\n%8s %8s", "", "");
+	for (int op = 0; op < OP_COUNT; op++) {
+		/* the operation's name centred in dashes over its 4 columns */
+		int len = (int)strlen(op_names[op]) + 2;
+		int left = (GROUP_WIDTH - len) / 2;
+
+		printf(" | %.*s %s %.*s", left, dashes, op_names[op],
+		       GROUP_WIDTH - len - left, dashes);
+	}
+	printf("\n%8s %8s", "size", "memcpy");
+	for (int op = 0; op < OP_COUNT; op++)
+		printf(" | %8s %8s %9s %9s", "hmmgpu", "test_hmm", "/test_hmm",
+		       "/memcpy");
+	printf("\n%8s %8s", "MiB", "MB/s");
+	for (int op = 0; op < OP_COUNT; op++)
+		printf(" | %8s %8s %9s %9s", "MB/s", "MB/s", "x", "x");
+	printf("\n");
+	for (int i = 0; i < nres; i++) {
+		const struct bench_result *r = &res[i];
+
+		printf("%8zu", r->size / MIB);
+		print_rate(r->memcpy_mbps);
+		for (int op = 0; op < OP_COUNT; op++) {
+			printf(" |");
+			print_rate(r->mbps[DRV_HMMGPU][op]);
+			print_rate(r->mbps[DRV_TEST_HMM][op]);
+			print_ratio(r->mbps[DRV_HMMGPU][op],
+				    r->mbps[DRV_TEST_HMM][op]);
+			print_ratio(r->mbps[DRV_HMMGPU][op], r->memcpy_mbps);
+		}
+		printf("\n");
+	}
+	for (int i = 0; i < nres; i++)
+		for (int drv = 0; drv < DRV_COUNT; drv++)
+			if (res[i].skipped[drv][0])
+				printf("%zu MiB: %s\n", res[i].size / MIB,
+				       res[i].skipped[drv]);
+}
+
+struct bench_target {
+	enum bench_op op;
+	bool vs_memcpy; /* else vs test_hmm */
+	double min;
+};
+
+/* The targets of the issue, at 64 MiB. */
+static const struct bench_target targets[] = {
+	{ OP_TO_DEVICE, false, 2.0 },
+	{ OP_TO_DEVICE, true, 0.5 },
+	{ OP_FAULT_BACK, false, 3.0 },
+};
+
+static void print_targets(const struct bench_result *res, int nres)
+{
+	const struct bench_result *r = NULL;
+
+	for (int i = 0; i < nres; i++)
+		if (res[i].size == 64 * MIB)
+			r = &res[i];
+	printf("\ntargets at 64 MiB (informational):\n");
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		const struct bench_target *t = &targets[i];
+		double a = r ? r->mbps[DRV_HMMGPU][t->op] : 0;
+		double b = !r ? 0 : t->vs_memcpy ? r->memcpy_mbps :
+						   r->mbps[DRV_TEST_HMM][t->op];
+
+		printf("  %-14s hmmgpu/%-8s >= %.1fx: ", op_names[t->op],
+		       t->vs_memcpy ? "memcpy" : "test_hmm", t->min);
+		if (a > 0 && b > 0)
+			printf("%5.2fx  %s\n", a / b,
+			       a / b >= t->min ? "met" : "NOT met");
+		else
+			printf("not measured\n");
+	}
+}
+
+/* Lower bound in us of the bucket holding quantile @q of histogram @h. */
+static long long latency_quantile(const uint64_t *h, double q)
+{
+	uint64_t total = 0, seen = 0;
+
+	for (int i = 0; i < HMMGPU_LATENCY_BUCKETS; i++)
+		total += h[i];
+	if (!total)
+		return -1;
+	for (int i = 0; i < HMMGPU_LATENCY_BUCKETS; i++) {
+		seen += h[i];
+		if ((double)seen >= q * (double)total)
+			return 1ll << i;
+	}
+	return 1ll << (HMMGPU_LATENCY_BUCKETS - 1);
+}
+
+static void print_latency(const uint64_t *h, double q)
+{
+	long long us = latency_quantile(h, q);
+
+	if (us < 0)
+		printf(" %7s", "-");
+	else
+		printf(" %7lld", us);
+}
+
+static void print_stats(const struct bench_result *res, int nres)
+{
+	bool any = false;
+
+	for (int i = 0; i < nres; i++)
+		any |= res[i].stats.valid;
+	if (!any)
+		return;
+	printf("\nhmmgpu counters (STATS, device scope), delta over each size's rounds:\n");
+	printf("%8s %9s %11s %10s %10s %8s %10s %9s %7s %7s\n", "size",
+	       "batches", "pages/batch", "copy busy", "mig. wall", "busy",
+	       "CPU faults", "per fault", "p50", "p90");
+	printf("%8s %9s %11s %10s %10s %8s %10s %9s %7s %7s\n", "MiB", "", "",
+	       "ms", "ms", "%", "", "KiB", "us", "us");
+	for (int i = 0; i < nres; i++) {
+		const struct bench_stats_delta *s = &res[i].stats;
+		uint64_t pages = s->pages_to_device + s->pages_to_system;
+
+		if (!s->valid)
+			continue;
+		printf("%8zu %9" PRIu64, res[i].size / MIB, s->batches);
+		if (s->batches)
+			printf(" %11.1f", (double)pages / (double)s->batches);
+		else
+			printf(" %11s", "-");
+		printf(" %10.1f %10.1f", (double)s->copy_busy_ns / 1e6,
+		       s->wall_s * 1e3);
+		if (s->wall_s > 0)
+			printf(" %7.1f%%", (double)s->copy_busy_ns / 1e7 / s->wall_s);
+		else
+			printf(" %8s", "-");
+		printf(" %10" PRIu64, s->cpu_faults);
+		if (s->cpu_faults)
+			printf(" %9.1f", (double)s->pages_cpu_fault *
+						 (double)page_size / 1024.0 /
+						 (double)s->cpu_faults);
+		else
+			printf(" %9s", "-");
+		print_latency(s->fault_latency, 0.5);
+		print_latency(s->fault_latency, 0.9);
+		printf("\n");
+	}
+	printf("(mig. wall: time in the MIGRATE ioctls, timed or not, and in the fault-back loops;\n"
+	       " copy busy: submission to fence of every copy batch; p50/p90: CPU fault latency,\n"
+	       " lower bound of the driver's log2 bucket)\n");
+}
+
+static void print_header(struct bench_driver *drivers, unsigned int rounds)
+{
+	struct utsname u;
+
+	printf("bench_migrate: page migration throughput, %s of %u rounds, MB/s = 1e6 bytes/s\n",
+	       use_median ? "median" : "best", rounds);
+	if (uname(&u) == 0)
+		printf("  kernel    %s %s, %ld CPUs online, page %zu B\n",
+		       u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN),
+		       page_size);
+	for (int i = 0; i < DRV_COUNT; i++) {
+		struct bench_driver *d = &drivers[i];
+
+		if (d->available)
+			printf("  %-9s %s\n", d->name, d->desc);
+		else
+			printf("  %-9s not measured: %s\n", d->name, d->why);
+	}
+	printf("  method    per round and driver: a fresh anonymous buffer (MADV_NOHUGEPAGE), filled; to device,\n"
+	       "            to system, data check, to device (untimed), CPU fault-back, data check; residency checked\n"
+	       "            after every step; memcpy, hmmgpu and test_hmm rounds interleaved\n");
+	fflush(stdout);
+}
+
+/* --- main ------------------------------------------------------------------ */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bench_migrate [-s MIB[,MIB..]] [-r ROUNDS] [-m] [-d DEVICE] [-t PATH] [-v]\n"
+		"  -s  buffer sizes in MiB (default 4,16,64,256)\n"
+		"  -r  rounds per size and driver (default 5, at most %d)\n"
+		"  -m  report the median round (default: the best, i.e. fastest, round)\n"
+		"  -d  hmmgpu device index (default 0)\n"
+		"  -t  test_hmm device (default /dev/hmm_dmirror0, device-private)\n"
+		"  -v  print the time of every round\n"
+		"Exit status: 0, or 1 when a data or residency check failed.\n",
+		MAX_ROUNDS);
+}
+
+static int parse_sizes(const char *arg, size_t *sizes)
+{
+	char *copy = strdup(arg), *save = NULL, *tok;
+	int n = 0;
+
+	if (!copy)
+		return -1;
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+		unsigned long v = strtoul(tok, &end, 10);
+
+		if (*end || v == 0 || v > 65536 || n == MAX_SIZES) {
+			n = -1;
+			break;
+		}
+		sizes[n++] = (size_t)v * MIB;
+	}
+	free(copy);
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	static const size_t default_sizes[] = { 4 * MIB, 16 * MIB, 64 * MIB,
+						256 * MIB };
+	struct bench_driver drivers[DRV_COUNT] = { 0 };
+	struct bench_result res[MAX_SIZES];
+	const char *test_hmm_path = "/dev/hmm_dmirror0";
+	size_t sizes[MAX_SIZES];
+	unsigned int rounds = 5, device = 0;
+	int nsizes = 4, opt, rc = 0, nres = 0;
+
+	memcpy(sizes, default_sizes, sizeof(default_sizes));
+	while ((opt = getopt(argc, argv, "s:r:md:t:vh")) != -1) {
+		switch (opt) {
+		case 's':
+			nsizes = parse_sizes(optarg, sizes);
+			if (nsizes <= 0) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'r':
+			rounds = (unsigned int)strtoul(optarg, NULL, 10);
+			if (rounds < 1 || rounds > MAX_ROUNDS) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'm':
+			use_median = true;
+			break;
+		case 'd':
+			device = (unsigned int)strtoul(optarg, NULL, 10);
+			break;
+		case 't':
+			test_hmm_path = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+
+	hmmgpu_open(&drivers[DRV_HMMGPU], device);
+	test_hmm_open(&drivers[DRV_TEST_HMM], test_hmm_path);
+	print_header(drivers, rounds);
+
+	memset(res, 0, sizeof(res));
+	for (int i = 0; i < nsizes && !rc; i++)
+		if (!run_size(drivers, sizes[i], rounds, &res[nres++]))
+			rc = 1;
+	if (rc) {
+		fprintf(stderr, "bench_migrate: a check failed; no results printed\n");
+	} else {
+		print_table(res, nres);
+		print_targets(res, nres);
+		print_stats(res, nres);
+	}
+	for (int drv = 0; drv < DRV_COUNT; drv++)
+		if (drivers[drv].fd >= 0)
+			close(drivers[drv].fd);
+	return rc;
+}
