@@ -17,6 +17,28 @@ if ! { true >&3; } 2>/dev/null; then
 	exec 3>&1
 fi
 
+# hmmgpu's parameters as loaded, to put the module back as it was when a
+# test that reloads it was killed before it could (a time-out).
+hmmgpu_params() {
+	[ -d /sys/module/hmmgpu/parameters ] || return 1
+	for f in /sys/module/hmmgpu/parameters/*; do
+		printf '%s=%s ' "${f##*/}" "$(cat "$f")"
+	done
+}
+orig_params=$(hmmgpu_params)
+
+restore_hmmgpu() {
+	[ -n "$orig_params" ] || return 0
+	now=$(hmmgpu_params)
+	[ "$now" = "$orig_params" ] && ! [ -d /sys/module/hmmgpu_testdma ] &&
+		return 0
+	echo "# run-tests: $1 left hmmgpu as '${now:-unloaded}'; reloading it" >&3
+	rmmod hmmgpu 2>/dev/null
+	rmmod hmmgpu_testdma 2>/dev/null
+	# shellcheck disable=SC2086
+	insmod "$HMMGPU_KO" $orig_params
+}
+
 n=0
 failed=0
 for p in $progs; do
@@ -52,5 +74,6 @@ for p in $progs; do
 		echo "not ok $n $name: exited with status $rc" >&3
 		failed=1
 	fi
+	restore_hmmgpu "$name"
 done
 exit $failed
