@@ -51,8 +51,10 @@
  *   pages. auto takes a dmaengine DMA_MEMCPY channel if the platform has
  *   one and the device's own software engine otherwise; dmaengine fails
  *   the load (-ENODEV) when there is no channel.
- * - copy_channels (1-16, default 4): kernel threads of the software
- *   engine per device, working each batch in parallel.
+ * - copy_channels (0-16, default 0): kernel threads of the software
+ *   engine per device, working each batch in parallel; 0 means one per
+ *   online CPU, at most 4 (more threads than CPUs only add switching:
+ *   measured with tools/bench on a 2-CPU guest, docs/performance.md).
  * - fault_kib (power of two, 4-2048, default 64): how much a CPU fault on
  *   a device page brings back: the aligned block of that size around the
  *   faulting address, clamped to the VMA.
@@ -73,9 +75,9 @@ static char *copy_engine = "auto";
 module_param(copy_engine, charp, 0444);
 MODULE_PARM_DESC(copy_engine, "Copy engine: auto (dmaengine if the platform has a DMA_MEMCPY channel), software or dmaengine");
 
-static unsigned int copy_channels = 4;
+static unsigned int copy_channels;
 module_param(copy_channels, uint, 0444);
-MODULE_PARM_DESC(copy_channels, "Software copy engine: kernel threads per device (1-16, default 4)");
+MODULE_PARM_DESC(copy_channels, "Software copy engine: kernel threads per device (1-16; default 0: one per online CPU, at most 4)");
 
 unsigned int hmmgpu_fault_kib = 64;
 module_param_named(fault_kib, hmmgpu_fault_kib, uint, 0444);
@@ -297,7 +299,8 @@ static int hmmgpu_probe(struct platform_device *pdev)
 	platform_set_drvdata(pdev, hdev);
 
 	hdev->copy = hmmgpu_copy_engine_create(&pdev->dev, copy_engine,
-					       copy_channels);
+					       copy_channels ?:
+					       min(num_online_cpus(), 4U));
 	if (IS_ERR(hdev->copy)) {
 		ret = PTR_ERR(hdev->copy);
 		hdev->copy = NULL;
@@ -387,8 +390,8 @@ static int __init hmmgpu_init(void)
 		       copy_engine);
 		return -EINVAL;
 	}
-	if (copy_channels < 1 || copy_channels > 16) {
-		pr_err("hmmgpu: copy_channels=%u is out of range 1-16\n",
+	if (copy_channels > 16) {
+		pr_err("hmmgpu: copy_channels=%u is out of range 0-16\n",
 		       copy_channels);
 		return -EINVAL;
 	}
