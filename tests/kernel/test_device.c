@@ -158,18 +158,6 @@ TEST(unbind_makes_open_files_enodev)
 	close(fd);
 }
 
-static int load_module(const char *ko, const char *params)
-{
-	int fd = open(ko, O_RDONLY | O_CLOEXEC);
-	int ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = syscall(SYS_finit_module, fd, params, 0) ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
 TEST(module_unload_and_reload)
 {
 	const char *ko = getenv("HMMGPU_KO");
@@ -195,7 +183,7 @@ TEST(module_unload_and_reload)
 
 	snprintf(params, sizeof(params), "num_devices=%u mem_mib=%u", ndev,
 		 mib);
-	ASSERT_EQ(load_module(ko, params), 0);
+	ASSERT_EQ(kt_load_hmmgpu(params), 0);
 	ASSERT_EQ(count_hmmgpu_nodes(), ndev);
 }
 
@@ -208,18 +196,18 @@ TEST(module_rejects_bad_parameters)
 
 	if (!ko)
 		SKIP("HMMGPU_KO does not name the module file");
-	ASSERT_EQ(load_module(ko, ""), -EEXIST);
+	ASSERT_EQ(kt_load_hmmgpu(""), -EEXIST);
 
 	ASSERT_EQ(syscall(SYS_delete_module, "hmmgpu", O_NONBLOCK), 0);
-	ASSERT_EQ(load_module(ko, "num_devices=0"), -EINVAL);
-	ASSERT_EQ(load_module(ko, "num_devices=9"), -EINVAL);
-	ASSERT_EQ(load_module(ko, "mem_mib=0"), -EINVAL);
+	ASSERT_EQ(kt_load_hmmgpu("num_devices=0"), -EINVAL);
+	ASSERT_EQ(kt_load_hmmgpu("num_devices=9"), -EINVAL);
+	ASSERT_EQ(kt_load_hmmgpu("mem_mib=0"), -EINVAL);
 	ASSERT_EQ(access("/sys/module/hmmgpu", F_OK), -1);
 	ASSERT_EQ(count_hmmgpu_nodes(), 0);
 
 	snprintf(params, sizeof(params), "num_devices=%u mem_mib=%u", ndev,
 		 mib);
-	ASSERT_EQ(load_module(ko, params), 0);
+	ASSERT_EQ(kt_load_hmmgpu(params), 0);
 	ASSERT_EQ(count_hmmgpu_nodes(), ndev);
 }
 
