@@ -265,7 +265,7 @@ static const struct file_operations hmmgpu_fops = {
 	.read = drm_read,
 	.llseek = noop_llseek,
 #ifdef FOP_UNSIGNED_OFFSET
-	/* mmap offsets of views are above 2^63 on purpose: no sign games */
+	/* drm_open() refuses files without it since 6.12 */
 	.fop_flags = FOP_UNSIGNED_OFFSET,
 #endif
 };
