@@ -78,27 +78,63 @@ TEST(stats_layout)
 	PIN_SIZE(((struct drm_hmmgpu_stats *)0)->reserved, 8 * 8);
 }
 
+TEST(view_register_layout)
+{
+	PIN_SIZE(struct drm_hmmgpu_view_register, 40);
+	PIN_OFF(struct drm_hmmgpu_view_register, start, 0);
+	PIN_OFF(struct drm_hmmgpu_view_register, size, 8);
+	PIN_OFF(struct drm_hmmgpu_view_register, flags, 16);
+	PIN_OFF(struct drm_hmmgpu_view_register, handle, 20);
+	PIN_OFF(struct drm_hmmgpu_view_register, offset, 24);
+	PIN_OFF(struct drm_hmmgpu_view_register, extensions, 32);
+}
+
+TEST(view_unregister_layout)
+{
+	PIN_SIZE(struct drm_hmmgpu_view_unregister, 8);
+	PIN_OFF(struct drm_hmmgpu_view_unregister, handle, 0);
+	PIN_OFF(struct drm_hmmgpu_view_unregister, pad, 4);
+}
+
+TEST(view_advise_layout)
+{
+	PIN_SIZE(struct drm_hmmgpu_view_advise, 16);
+	PIN_OFF(struct drm_hmmgpu_view_advise, handle, 0);
+	PIN_OFF(struct drm_hmmgpu_view_advise, advice, 4);
+	PIN_OFF(struct drm_hmmgpu_view_advise, value, 8);
+}
+
 TEST(structs_are_multiples_of_8_bytes)
 {
 	ASSERT_EQ(sizeof(struct drm_hmmgpu_get_info) % 8, 0);
 	ASSERT_EQ(sizeof(struct drm_hmmgpu_migrate) % 8, 0);
 	ASSERT_EQ(sizeof(struct drm_hmmgpu_residency) % 8, 0);
 	ASSERT_EQ(sizeof(struct drm_hmmgpu_stats) % 8, 0);
+	ASSERT_EQ(sizeof(struct drm_hmmgpu_view_register) % 8, 0);
+	ASSERT_EQ(sizeof(struct drm_hmmgpu_view_unregister) % 8, 0);
+	ASSERT_EQ(sizeof(struct drm_hmmgpu_view_advise) % 8, 0);
 }
 
 TEST(ioctl_numbers)
 {
-	ASSERT_EQ(HMMGPU_ABI_VERSION, 2);
+	ASSERT_EQ(HMMGPU_ABI_VERSION, 3);
 	/* dense, in the order they were added */
 	ASSERT_EQ(DRM_HMMGPU_GET_INFO, 0x00);
 	ASSERT_EQ(DRM_HMMGPU_MIGRATE, 0x01);
 	ASSERT_EQ(DRM_HMMGPU_RESIDENCY, 0x02);
 	ASSERT_EQ(DRM_HMMGPU_STATS, 0x03);
+	ASSERT_EQ(DRM_HMMGPU_VIEW_REGISTER, 0x04);
+	ASSERT_EQ(DRM_HMMGPU_VIEW_UNREGISTER, 0x05);
+	ASSERT_EQ(DRM_HMMGPU_VIEW_ADVISE, 0x06);
 	/* _IOWR('d', 0x40 + nr, size) */
 	ASSERT_EQ(DRM_IOCTL_HMMGPU_GET_INFO, 0xc0586440UL);  /* 88 bytes */
 	ASSERT_EQ(DRM_IOCTL_HMMGPU_MIGRATE, 0xc0406441UL);   /* 64 bytes */
 	ASSERT_EQ(DRM_IOCTL_HMMGPU_RESIDENCY, 0xc0406442UL); /* 64 bytes */
 	ASSERT_EQ(DRM_IOCTL_HMMGPU_STATS, 0xc3006443UL);     /* 768 bytes */
+	ASSERT_EQ(DRM_IOCTL_HMMGPU_VIEW_REGISTER, 0xc0286444UL); /* 40 bytes */
+	/* _IOW('d', 0x40 + nr, size): the driver writes nothing back */
+	ASSERT_EQ(DRM_IOCTL_HMMGPU_VIEW_UNREGISTER, 0x40086445UL); /* 8 */
+	ASSERT_EQ(DRM_IOCTL_HMMGPU_VIEW_ADVISE, 0x40106446UL);     /* 16 */
 }
 
 TEST(constants)
@@ -120,6 +156,7 @@ TEST(constants)
 	ASSERT_EQ(HMMGPU_CAUSE_PEER, 3);
 	ASSERT_EQ(HMMGPU_CAUSE_DEVICE_FAULT, 4);
 	ASSERT_EQ(HMMGPU_CAUSE_REMOVAL, 5);
+	ASSERT_EQ(HMMGPU_CAUSE_PREFETCH, 6);
 	ASSERT_EQ(HMMGPU_CAUSE_COUNT, 8);
 
 	ASSERT_EQ(HMMGPU_DIR_TO_DEVICE, 0);
@@ -128,6 +165,9 @@ TEST(constants)
 
 	ASSERT_EQ(HMMGPU_STATS_FILE, 0);
 	ASSERT_EQ(HMMGPU_STATS_DEVICE, 1);
+
+	ASSERT_EQ(HMMGPU_ADVICE_GRANULARITY, 1);
+	ASSERT_EQ(HMMGPU_ADVICE_REMOTE, 2);
 }
 
 TEST_MAIN()

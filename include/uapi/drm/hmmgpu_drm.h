@@ -27,12 +27,15 @@ extern "C" {
  *
  * Bumped when an ioctl is added; existing ioctls never change layout.
  */
-#define HMMGPU_ABI_VERSION 2
+#define HMMGPU_ABI_VERSION 3
 
 #define DRM_HMMGPU_GET_INFO 0x00
 #define DRM_HMMGPU_MIGRATE 0x01
 #define DRM_HMMGPU_RESIDENCY 0x02
 #define DRM_HMMGPU_STATS 0x03
+#define DRM_HMMGPU_VIEW_REGISTER 0x04
+#define DRM_HMMGPU_VIEW_UNREGISTER 0x05
+#define DRM_HMMGPU_VIEW_ADVISE 0x06
 
 #define DRM_IOCTL_HMMGPU_GET_INFO \
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_HMMGPU_GET_INFO, struct drm_hmmgpu_get_info)
@@ -42,6 +45,12 @@ extern "C" {
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_HMMGPU_RESIDENCY, struct drm_hmmgpu_residency)
 #define DRM_IOCTL_HMMGPU_STATS \
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_HMMGPU_STATS, struct drm_hmmgpu_stats)
+#define DRM_IOCTL_HMMGPU_VIEW_REGISTER \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_HMMGPU_VIEW_REGISTER, struct drm_hmmgpu_view_register)
+#define DRM_IOCTL_HMMGPU_VIEW_UNREGISTER \
+	DRM_IOW(DRM_COMMAND_BASE + DRM_HMMGPU_VIEW_UNREGISTER, struct drm_hmmgpu_view_unregister)
+#define DRM_IOCTL_HMMGPU_VIEW_ADVISE \
+	DRM_IOW(DRM_COMMAND_BASE + DRM_HMMGPU_VIEW_ADVISE, struct drm_hmmgpu_view_advise)
 
 /* Values of &drm_hmmgpu_get_info.copy_engine. */
 #define HMMGPU_COPY_ENGINE_SOFTWARE 0 /* the device's own copy threads */
@@ -160,6 +169,7 @@ struct drm_hmmgpu_residency {
 #define HMMGPU_CAUSE_PEER 3 /* moved from another hmmgpu device */
 #define HMMGPU_CAUSE_DEVICE_FAULT 4 /* the device touched a system page */
 #define HMMGPU_CAUSE_REMOVAL 5 /* the device went away */
+#define HMMGPU_CAUSE_PREFETCH 6 /* density prefetch after a device fault */
 #define HMMGPU_CAUSE_COUNT 8
 
 /* Directions: first index of the migration counters. */
@@ -210,6 +220,80 @@ struct drm_hmmgpu_stats {
 	__u64 fault_latency[HMMGPU_LATENCY_BUCKETS];
 	/** @reserved: (out) zero. */
 	__u64 reserved[8];
+};
+
+/**
+ * struct drm_hmmgpu_view_register - create a device view of a CPU range.
+ *
+ * The range must be private anonymous memory of the caller, readable.
+ * mmap() of the render node with MAP_SHARED at @offset, for at most @size
+ * bytes, maps the *view*: view address V + off is the device's address of
+ * CPU address @start + off.  Device work touches memory only through
+ * views; a view access to a page that is not on the device is a device
+ * fault that migrates an aligned block to the device (or, with
+ * HMMGPU_ADVICE_REMOTE, maps the system page).  Only the registering
+ * process may mmap a view; views are not inherited across fork and
+ * cannot be grown by mremap.
+ *
+ * Errors: -EINVAL for bad flags or extensions, an unaligned or wrapping
+ * range, a range of 1 TiB or more, or one that is not private anonymous
+ * readable memory (also when part of it is unmapped); -ENOSPC when the
+ * device has no view handle left; -ENODEV after removal.
+ */
+struct drm_hmmgpu_view_register {
+	/** @start: (in) page-aligned CPU address. */
+	__u64 start;
+	/** @size: (in) bytes, a non-zero multiple of the page size. */
+	__u64 size;
+	/** @flags: (in) must be zero. */
+	__u32 flags;
+	/** @handle: (out) view handle, non-zero. */
+	__u32 handle;
+	/** @offset: (out) mmap offset of the view on this file. */
+	__u64 offset;
+	/** @extensions: (in) must be zero. */
+	__u64 extensions;
+};
+
+/**
+ * struct drm_hmmgpu_view_unregister - destroy a view.
+ *
+ * Its mappings are zapped at once; a later access to them gets SIGBUS.
+ * Errors: -EINVAL for a non-zero @pad; -ENOENT for a handle this file
+ * does not own.
+ */
+struct drm_hmmgpu_view_unregister {
+	/** @handle: (in) the view. */
+	__u32 handle;
+	/** @pad: (in) must be zero. */
+	__u32 pad;
+};
+
+/* Values of &drm_hmmgpu_view_advise.advice. */
+#define HMMGPU_ADVICE_GRANULARITY 1 /* @value: bytes a device fault moves */
+#define HMMGPU_ADVICE_REMOTE 2 /* @value 1: map system pages, do not migrate */
+
+/**
+ * struct drm_hmmgpu_view_advise - tune how device faults on a view behave.
+ *
+ * HMMGPU_ADVICE_GRANULARITY: @value is a power of two from the page size
+ * to 2 MiB; a device fault migrates the aligned block of that size around
+ * the faulting address (default: the view_fault_kib module parameter).
+ * HMMGPU_ADVICE_REMOTE: @value 1 makes device faults map the system page
+ * itself (zero-copy, like a GPU reading host memory), @value 0 restores
+ * migration.  Existing view mappings are zapped so the advice applies to
+ * every later access.
+ *
+ * Errors: -EINVAL for bad advice, value or pad; -ENOENT for a handle
+ * this file does not own.
+ */
+struct drm_hmmgpu_view_advise {
+	/** @handle: (in) the view. */
+	__u32 handle;
+	/** @advice: (in) HMMGPU_ADVICE_*. */
+	__u32 advice;
+	/** @value: (in) depends on @advice. */
+	__u64 value;
 };
 
 #if defined(__cplusplus)
