@@ -58,6 +58,12 @@
  * - fault_kib (power of two, 4-2048, default 64): how much a CPU fault on
  *   a device page brings back: the aligned block of that size around the
  *   faulting address, clamped to the VMA.
+ * - view_fault_kib (power of two, 4-2048, default 64): how much a device
+ *   fault migrates, unless the view was advised otherwise.
+ * - prefetch_pct (0-100, default 50, writable at run time): density
+ *   prefetch after a device fault: when more than this share of the
+ *   enclosing 2 MiB region is on the device, the rest follows. 0 turns
+ *   it off.
  */
 
 #define HMMGPU_MAX_DEVICES 8
@@ -83,6 +89,24 @@ unsigned int hmmgpu_fault_kib = 64;
 module_param_named(fault_kib, hmmgpu_fault_kib, uint, 0444);
 MODULE_PARM_DESC(fault_kib, "CPU fault-back granularity in KiB: a power of two from 4 to 2048 (default 64)");
 
+unsigned int hmmgpu_view_fault_kib = 64;
+module_param_named(view_fault_kib, hmmgpu_view_fault_kib, uint, 0444);
+MODULE_PARM_DESC(view_fault_kib, "Device fault granularity in KiB, unless advised per view: a power of two from 4 to 2048 (default 64)");
+
+static int prefetch_pct_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, 100);
+}
+
+static const struct kernel_param_ops prefetch_pct_ops = {
+	.set = prefetch_pct_set,
+	.get = param_get_uint,
+};
+
+unsigned int hmmgpu_prefetch_pct = 50;
+module_param_cb(prefetch_pct, &prefetch_pct_ops, &hmmgpu_prefetch_pct, 0644);
+MODULE_PARM_DESC(prefetch_pct, "Density prefetch: migrate the rest of a 2 MiB region once more than this percentage of it is on the device (0-100, 0 = off, default 50)");
+
 static struct platform_device *hmmgpu_pdevs[HMMGPU_MAX_DEVICES];
 /* Why the last probe failed, for the module load to report it. */
 static int hmmgpu_probe_err;
@@ -96,6 +120,8 @@ static int hmmgpu_open(struct drm_device *drm, struct drm_file *file)
 	if (!hfile)
 		return -ENOMEM;
 	hfile->hdev = hdev;
+	mutex_init(&hfile->views_lock);
+	INIT_LIST_HEAD(&hfile->views);
 	hfile->mm = current->mm;
 	if (hfile->mm)
 		mmgrab(hfile->mm);
@@ -111,6 +137,7 @@ static void hmmgpu_postclose(struct drm_device *drm, struct drm_file *file)
 	struct hmmgpu_device *hdev = to_hmmgpu(drm);
 	struct hmmgpu_file *hfile = file->driver_priv;
 
+	hmmgpu_view_release_all(hfile);
 	spin_lock(&hdev->files_lock);
 	list_del(&hfile->node);
 	spin_unlock(&hdev->files_lock);
@@ -244,6 +271,34 @@ static int hmmgpu_ioctl_stats(struct drm_device *drm, void *data,
 	return 0;
 }
 
+static int hmmgpu_ioctl_view_register(struct drm_device *drm, void *data,
+				      struct drm_file *file)
+{
+	int idx, ret;
+
+	if (!drm_dev_enter(drm, &idx))
+		return -ENODEV;
+	ret = hmmgpu_view_register(file->driver_priv, data);
+	drm_dev_exit(idx);
+	return ret;
+}
+
+static int hmmgpu_ioctl_view_unregister(struct drm_device *drm, void *data,
+					struct drm_file *file)
+{
+	struct drm_hmmgpu_view_unregister *args = data;
+
+	if (args->pad)
+		return -EINVAL;
+	return hmmgpu_view_unregister(file->driver_priv, args->handle);
+}
+
+static int hmmgpu_ioctl_view_advise(struct drm_device *drm, void *data,
+				    struct drm_file *file)
+{
+	return hmmgpu_view_advise(file->driver_priv, data);
+}
+
 static const struct drm_ioctl_desc hmmgpu_ioctls[] = {
 	DRM_IOCTL_DEF_DRV(HMMGPU_GET_INFO, hmmgpu_ioctl_get_info,
 			  DRM_RENDER_ALLOW),
@@ -252,6 +307,12 @@ static const struct drm_ioctl_desc hmmgpu_ioctls[] = {
 	DRM_IOCTL_DEF_DRV(HMMGPU_RESIDENCY, hmmgpu_ioctl_residency,
 			  DRM_RENDER_ALLOW),
 	DRM_IOCTL_DEF_DRV(HMMGPU_STATS, hmmgpu_ioctl_stats,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(HMMGPU_VIEW_REGISTER, hmmgpu_ioctl_view_register,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(HMMGPU_VIEW_UNREGISTER, hmmgpu_ioctl_view_unregister,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(HMMGPU_VIEW_ADVISE, hmmgpu_ioctl_view_advise,
 			  DRM_RENDER_ALLOW),
 };
 
@@ -264,6 +325,7 @@ static const struct file_operations hmmgpu_fops = {
 	.poll = drm_poll,
 	.read = drm_read,
 	.llseek = noop_llseek,
+	.mmap = hmmgpu_mmap,
 #ifdef FOP_UNSIGNED_OFFSET
 	/* drm_open() refuses files without it since 6.12 */
 	.fop_flags = FOP_UNSIGNED_OFFSET,
@@ -296,6 +358,7 @@ static int hmmgpu_probe(struct platform_device *pdev)
 	hdev->index = pdev->id;
 	spin_lock_init(&hdev->files_lock);
 	INIT_LIST_HEAD(&hdev->files);
+	xa_init_flags(&hdev->views, XA_FLAGS_ALLOC1);
 	platform_set_drvdata(pdev, hdev);
 
 	hdev->copy = hmmgpu_copy_engine_create(&pdev->dev, copy_engine,
@@ -399,6 +462,18 @@ static int __init hmmgpu_init(void)
 	    !is_power_of_2(hmmgpu_fault_kib)) {
 		pr_err("hmmgpu: fault_kib=%u must be a power of two from %lu to 2048\n",
 		       hmmgpu_fault_kib, PAGE_SIZE / SZ_1K);
+		return -EINVAL;
+	}
+	if (hmmgpu_view_fault_kib < PAGE_SIZE / SZ_1K ||
+	    hmmgpu_view_fault_kib > SZ_2K ||
+	    !is_power_of_2(hmmgpu_view_fault_kib)) {
+		pr_err("hmmgpu: view_fault_kib=%u must be a power of two from %lu to 2048\n",
+		       hmmgpu_view_fault_kib, PAGE_SIZE / SZ_1K);
+		return -EINVAL;
+	}
+	if (hmmgpu_prefetch_pct > 100) {
+		pr_err("hmmgpu: prefetch_pct=%u is above 100\n",
+		       hmmgpu_prefetch_pct);
 		return -EINVAL;
 	}
 

@@ -5,7 +5,10 @@
 #ifndef HMMGPU_DRV_H
 #define HMMGPU_DRV_H
 
+#include <linux/kref.h>
 #include <linux/list.h>
+#include <linux/mmu_notifier.h>
+#include <linux/xarray.h>
 #include <linux/memremap.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
@@ -32,6 +35,8 @@ struct hmmgpu_device;
 
 /* Module parameters, read-only after load (hmmgpu_drv.c). */
 extern unsigned int hmmgpu_fault_kib;
+extern unsigned int hmmgpu_view_fault_kib;
+extern unsigned int hmmgpu_prefetch_pct;
 
 /**
  * struct hmmgpu_counters - what a device or an open file counts.
@@ -125,6 +130,8 @@ struct hmmgpu_dmem {
  * @files_lock: protects @files.
  * @files: open files (&hmmgpu_file.node), to charge CPU faults to the
  *	   file of the faulting process.
+ * @views: registered views by handle; a view's mmap offset is its handle
+ *	   shifted by HMMGPU_VIEW_OFFSET_SHIFT.
  */
 struct hmmgpu_device {
 	struct drm_device drm;
@@ -135,6 +142,7 @@ struct hmmgpu_device {
 
 	spinlock_t files_lock;
 	struct list_head files;	/* protected by @files_lock */
+	struct xarray views;
 };
 
 /**
@@ -143,12 +151,69 @@ struct hmmgpu_device {
  * @mm: the opening process's address space (a reference from mmgrab()).
  * @node: entry in &hmmgpu_device.files.
  * @stats: what this file caused.
+ * @views_lock: protects @views.
+ * @views: views registered through this file (&hmmgpu_view.node).
  */
 struct hmmgpu_file {
 	struct hmmgpu_device *hdev;
 	struct mm_struct *mm;
 	struct list_head node;
 	struct hmmgpu_counters stats;
+
+	struct mutex views_lock;
+	struct list_head views;	/* protected by @views_lock */
+};
+
+/* View handles are below 2^20; offsets are handle << 40: 1 TiB per view. */
+#define HMMGPU_VIEW_OFFSET_SHIFT 40
+#define HMMGPU_VIEW_MAX_SIZE (1ULL << HMMGPU_VIEW_OFFSET_SHIFT)
+#define HMMGPU_VIEW_MAX_HANDLE ((1U << 20) - 1)
+
+/**
+ * struct hmmgpu_view - a device view of a CPU range (hmmgpu_view.c).
+ * @ref: one reference for the registration, one per VMA mapping it.
+ * @hfile: the file it was registered through.
+ * @mm: the registering address space; only it may map the view.
+ * @handle: the handle userspace names it by.
+ * @start: first CPU address.
+ * @end: end of the CPU range.
+ * @offset: mmap offset, in bytes, of view address 0.
+ * @notifier: interval notifier over [@start, @end) of @mm.
+ * @map_notifier: interval notifier over the view mapping, while there is
+ *		  one: tells when its page tables are about to go.
+ * @map_vma: the VMA of the mapping, or NULL; protected by @mm's mmap_lock.
+ * @lock: orders entry insertion against invalidation (the notifier's
+ *	  sequence); protects the fields below.
+ * @granularity: bytes a device fault migrates.
+ * @remote: map system pages instead of migrating.
+ * @dead: unregistered: faults get SIGBUS.
+ * @mapped: the mapping's page tables may hold entries and are alive.
+ * @map_start: start of the mapping, valid while @mapped.
+ * @map_end: end of the mapping, valid while @mapped.
+ * @map_base: view address of CPU address @start, valid while @mapped.
+ * @node: entry in &hmmgpu_file.views.
+ */
+struct hmmgpu_view {
+	struct kref ref;
+	struct hmmgpu_file *hfile;
+	struct mm_struct *mm;
+	u32 handle;
+	unsigned long start;
+	unsigned long end;
+	u64 offset;
+	struct mmu_interval_notifier notifier;
+	struct mmu_interval_notifier map_notifier;
+	struct vm_area_struct *map_vma;
+
+	struct mutex lock;
+	unsigned long granularity;	/* protected by @lock */
+	bool remote;			/* protected by @lock */
+	bool dead;			/* protected by @lock */
+	bool mapped;			/* protected by @lock */
+	unsigned long map_start;	/* protected by @lock */
+	unsigned long map_end;		/* protected by @lock */
+	unsigned long map_base;		/* protected by @lock */
+	struct list_head node;
 };
 
 static inline struct hmmgpu_device *to_hmmgpu(struct drm_device *drm)
@@ -202,9 +267,22 @@ int hmmgpu_migrate_range(struct hmmgpu_file *hfile, unsigned long start,
 			 struct hmmgpu_migrate_result *res);
 int hmmgpu_residency(struct hmmgpu_file *hfile, unsigned long start,
 		     unsigned long npages, u8 __user *out, u64 count[4]);
+int hmmgpu_migrate_block(struct hmmgpu_file *hfile, struct vm_area_struct *vma,
+			 unsigned long start, unsigned long end, int cause,
+			 struct hmmgpu_migrate_result *res);
+bool hmmgpu_vma_migratable(struct vm_area_struct *vma, u32 target);
 vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf);
 int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
 		       unsigned long n, u32 cause, struct hmmgpu_file *hfile);
+
+/* hmmgpu_view.c */
+int hmmgpu_view_register(struct hmmgpu_file *hfile,
+			 struct drm_hmmgpu_view_register *args);
+int hmmgpu_view_unregister(struct hmmgpu_file *hfile, u32 handle);
+int hmmgpu_view_advise(struct hmmgpu_file *hfile,
+		       struct drm_hmmgpu_view_advise *args);
+void hmmgpu_view_release_all(struct hmmgpu_file *hfile);
+int hmmgpu_mmap(struct file *filp, struct vm_area_struct *vma);
 
 /* hmmgpu_stats.c */
 void hmmgpu_count_migration(struct hmmgpu_device *hdev,
@@ -217,6 +295,8 @@ void hmmgpu_count_fault_back(struct hmmgpu_device *hdev, struct mm_struct *mm,
 			     unsigned long copy_errors, u64 ns);
 void hmmgpu_count_eviction(struct hmmgpu_device *hdev,
 			   struct hmmgpu_file *hfile);
+void hmmgpu_count_device_fault(struct hmmgpu_device *hdev,
+			       struct hmmgpu_file *hfile);
 void hmmgpu_stats_fill(const struct hmmgpu_counters *c,
 		       struct drm_hmmgpu_stats *out);
 void hmmgpu_debugfs_register(struct hmmgpu_device *hdev);

@@ -77,6 +77,7 @@ struct hmmgpu_mig {
 	unsigned long npages;
 	unsigned long nops;
 	unsigned long already;
+	int cause;
 	u64 t0;
 	unsigned long *src;
 	unsigned long *dst;
@@ -314,7 +315,7 @@ static bool on_this_device(struct hmmgpu_device *hdev, struct page *page)
  */
 static int to_device_start(struct hmmgpu_file *hfile,
 			   struct vm_area_struct *vma, unsigned long start,
-			   unsigned long end, struct hmmgpu_mig *m)
+			   unsigned long end, int cause, struct hmmgpu_mig *m)
 {
 	struct hmmgpu_device *hdev = hfile->hdev;
 	unsigned long i, need = 0, got, k = 0, nops = 0;
@@ -323,6 +324,7 @@ static int to_device_start(struct hmmgpu_file *hfile,
 	m->t0 = ktime_get_ns();
 	m->npages = (end - start) >> PAGE_SHIFT;
 	m->already = 0;
+	m->cause = cause;
 	m->nops = 0;
 	m->args = (struct migrate_vma) {
 		.vma = vma,
@@ -396,15 +398,15 @@ static void to_device_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
 	res->moved += moved;
 	res->already += m->already;
 	res->skipped += m->npages - moved - m->already;
-	hmmgpu_count_migration(hdev, hfile, HMMGPU_DIR_TO_DEVICE,
-			       HMMGPU_CAUSE_EXPLICIT, moved - peer);
+	hmmgpu_count_migration(hdev, hfile, HMMGPU_DIR_TO_DEVICE, m->cause,
+			       moved - peer);
 	hmmgpu_count_migration(hdev, hfile, HMMGPU_DIR_TO_DEVICE,
 			       HMMGPU_CAUSE_PEER, peer);
 	if (m->nops)
 		hmmgpu_count_batch(hdev, hfile, busy, ktime_get_ns() - m->t0,
 				   nfailed);
 	trace_hmmgpu_migrate_batch(hdev->index, HMMGPU_DIR_TO_DEVICE,
-				   HMMGPU_CAUSE_EXPLICIT, m->args.start,
+				   m->cause, m->args.start,
 				   m->npages, moved, nfailed,
 				   ktime_get_ns() - m->t0);
 }
@@ -460,7 +462,7 @@ static int batch_to_system(struct hmmgpu_file *hfile,
 	return 0;
 }
 
-static bool hmmgpu_vma_migratable(struct vm_area_struct *vma, u32 target)
+bool hmmgpu_vma_migratable(struct vm_area_struct *vma, u32 target)
 {
 	if (!vma_is_anonymous(vma) ||
 	    (vma->vm_flags & (VM_SHARED | VM_IO | VM_PFNMAP | VM_MIXEDMAP |
@@ -534,6 +536,7 @@ int hmmgpu_migrate_range(struct hmmgpu_file *hfile, unsigned long start,
 
 			if (target == HMMGPU_MIGRATE_TO_DEVICE) {
 				err = to_device_start(hfile, vma, addr, next,
+						      HMMGPU_CAUSE_EXPLICIT,
 						      m[cur]);
 				if (inflight)
 					to_device_finish(hfile, inflight, res);
@@ -561,6 +564,36 @@ out_unlock:
 out_free:
 	mig_free(m[1]);
 	mig_free(m[0]);
+	return ret;
+}
+
+/**
+ * hmmgpu_migrate_block() - migrate one block of a VMA to the device.
+ * @hfile: the file charged; its device is the target.
+ * @vma: a private anonymous VMA containing [@start, @end).
+ * @start: page-aligned start.
+ * @end: page-aligned end, at most 2 MiB past @start, in one 2 MiB block.
+ * @cause: HMMGPU_CAUSE_DEVICE_FAULT or HMMGPU_CAUSE_PREFETCH.
+ * @res: pages moved, already there and skipped, accumulated.
+ *
+ * Context: mmap_lock of @vma's mm held; may sleep.
+ * Return: 0, -ENOMEM, or the error of migrate_vma_setup().
+ */
+int hmmgpu_migrate_block(struct hmmgpu_file *hfile, struct vm_area_struct *vma,
+			 unsigned long start, unsigned long end, int cause,
+			 struct hmmgpu_migrate_result *res)
+{
+	struct hmmgpu_mig *m;
+	int ret;
+
+	mmap_assert_locked(vma->vm_mm);
+	m = mig_alloc((end - start) >> PAGE_SHIFT);
+	if (!m)
+		return -ENOMEM;
+	ret = to_device_start(hfile, vma, start, end, cause, m);
+	if (!ret)
+		to_device_finish(hfile, m, res);
+	mig_free(m);
 	return ret;
 }
 

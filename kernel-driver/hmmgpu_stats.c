@@ -84,6 +84,13 @@ void hmmgpu_count_eviction(struct hmmgpu_device *hdev,
 		atomic64_inc(&hfile->stats.evictions);
 }
 
+void hmmgpu_count_device_fault(struct hmmgpu_device *hdev,
+			       struct hmmgpu_file *hfile)
+{
+	atomic64_inc(&hdev->stats.device_faults);
+	atomic64_inc(&hfile->stats.device_faults);
+}
+
 static void add_fault_back(struct hmmgpu_counters *c, unsigned long moved,
 			   u64 busy_ns, unsigned long copy_errors, u64 ns)
 {
@@ -156,7 +163,7 @@ static int hmmgpu_debugfs_stats(struct seq_file *m, void *data)
 	struct hmmgpu_device *hdev = to_hmmgpu(entry->dev);
 	static const char *const causes[HMMGPU_CAUSE_COUNT] = {
 		"explicit", "cpu_fault", "eviction", "peer", "device_fault",
-		"removal",
+		"removal", "prefetch",
 	};
 	struct drm_hmmgpu_stats *st;
 	int d, k;

@@ -53,7 +53,8 @@ TRACE_EVENT(hmmgpu_migrate_batch,
 		  __print_symbolic(__entry->cause,
 				   { 0, "explicit" }, { 1, "cpu_fault" },
 				   { 2, "eviction" }, { 3, "peer" },
-				   { 4, "device_fault" }, { 5, "removal" }),
+				   { 4, "device_fault" }, { 5, "removal" },
+				   { 6, "prefetch" }),
 		  __entry->start, __entry->npages, __entry->moved,
 		  __entry->failed, __entry->ns)
 );

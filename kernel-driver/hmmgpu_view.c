@@ -1,0 +1,872 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hmmgpu_view.c - the device MMU view: mapping, device faults, density
+ * prefetch, remote access and invalidation.
+ */
+
+#include <linux/hmm.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/pagemap.h>
+#include <linux/slab.h>
+#include <linux/smp.h>
+#include <asm/tlbflush.h>
+
+#include <drm/drm_drv.h>
+#include <drm/drm_file.h>
+
+#include "hmmgpu_drv.h"
+
+/**
+ * DOC: Device view
+ *
+ * A GPU does not ask for data: it touches an address and its MMU faults.
+ * The view is our device's MMU. VIEW_REGISTER takes a range [P, P + size)
+ * of the caller's private anonymous memory and returns a handle and an
+ * mmap offset; mmap of the render node at that offset maps the view, in
+ * which address V + off is the device's address of CPU address P + off.
+ * Device execution (runtime threads, OpenCL) touches memory only through
+ * views.
+ *
+ * The view is a VM_PFNMAP mapping whose entries point at the *backing
+ * pages* of device pages, i.e. at the simulated VRAM, or, for remote
+ * access, at system pages. Its page-table entries are the device's page
+ * table: the driver writes and clears them itself, the way a GPU driver
+ * writes its GPU page table, and the CPU TLB is the device TLB.
+ *
+ * A view access to an address with no entry is a *device fault*
+ * (hmmgpu_view_fault()):
+ *
+ * 1. the CPU address and its VMA are looked up; none, or a write to a
+ *    page the CPU may not write (the VMA lacks VM_WRITE), is a fatal
+ *    device fault: SIGBUS for the accessing thread, nothing else changes;
+ * 2. the aligned block of the view's granularity around the address
+ *    (VIEW_ADVISE, default view_fault_kib) is migrated to the device in
+ *    one batch, with the same code as the MIGRATE ioctl;
+ * 3. density prefetch: if more than prefetch_pct percent of the enclosing
+ *    2 MiB region is now on the device, the rest of it is migrated too;
+ * 4. hmm_range_fault() finds the pages of the block (or region): device
+ *    pages of any hmmgpu device without faulting, system pages faulted in
+ *    when they could not move (pinned pages, for instance);
+ * 5. under the view's lock, if no invalidation ran since step 4 began,
+ *    every page is entered in the view, read-only where the CPU mapping
+ *    is read-only.
+ *
+ * A device write to a read-only entry comes back through pfn_mkwrite into
+ * the same path. When the page is a device page the CPU maps read-only in
+ * a writable VMA (copy-on-write after fork(), or mprotect() history), the
+ * fault path first makes the CPU fault it for write, which brings it to
+ * system memory and breaks the sharing, and lets the access fault again;
+ * the second fault migrates the now private page back.
+ *
+ * With remote access (HMMGPU_ADVICE_REMOTE) steps 2 and 3 are skipped:
+ * the view maps the system pages themselves, zero-copy, like a GPU
+ * reading host memory over the bus.
+ */
+
+/**
+ * DOC: View invalidation and lifetime
+ *
+ * Coherence rests on an interval notifier over the CPU range of each view
+ * (&hmmgpu_view.notifier). Every CPU-side change to the range (munmap,
+ * mprotect, fork's write protection, copy-on-write, reclaim, compaction,
+ * and every migration: CPU fault-back, prefetch to system, eviction,
+ * device removal) invalidates the range before it takes effect, i.e.
+ * before any page is copied, freed or reused. The callback clears the
+ * view's entries for the range and flushes the TLB before it returns, so
+ * no device access can reach a page after that point; a dirty entry of a
+ * system page marks the page dirty first, so reclaim does not drop a
+ * device write.
+ *
+ * The entries are cleared with apply_to_existing_page_range() and no
+ * nested mmu notifier: zapping through zap_vma_ptes() or
+ * unmap_mapping_range() would start an invalidation of the same mm inside
+ * this one. Walking the view's page tables from any context (the
+ * callback can run in reclaim, holding no mmap_lock of the view's mm)
+ * needs them to stay allocated: a second interval notifier, over the view
+ * mapping itself (&hmmgpu_view.map_notifier), is told before munmap or
+ * exit frees them, and marks the view unmapped under the view lock that
+ * the walkers hold. The kernel exports no ranged user TLB flush to
+ * modules on x86, so the flush is a full TLB flush on every CPU; it only
+ * happens when an entry was actually cleared.
+ *
+ * Lifetime: a view lives while it is registered or mapped (a reference
+ * each). Only the registering process may map it, once at a time; the
+ * mapping is VM_DONTCOPY (not inherited across fork), VM_DONTEXPAND, and
+ * refuses mremap() and partial munmap()/mprotect(). UNREGISTER or closing
+ * the file clears the entries; faults on what remains get SIGBUS, as do
+ * faults after the CPU range was unmapped or the device removed.
+ */
+
+/**
+ * DOC: View locking
+ *
+ * The fault handler runs with the mmap_lock held for read: the view has
+ * no map_pages, so the core retries per-VMA-lock faults under the mmap
+ * lock (and pfn_mkwrite likewise). It takes no driver lock across
+ * migrate_vma_setup() or hmm_range_fault(); &hmmgpu_view.lock is held
+ * only to check the notifier sequence and write entries, and the page
+ * tables those entries need are allocated before taking it, so nothing
+ * under it allocates memory or can enter reclaim (which could call the
+ * notifier, which takes it).
+ *
+ * Order: mmap_lock > (mmu notifier invalidation) > &hmmgpu_view.lock >
+ * page-table lock. The notifier callbacks take &hmmgpu_view.lock, or only
+ * try to when the caller cannot sleep (the OOM reaper), then retry later.
+ * &hmmgpu_file.views_lock is taken by ioctls and file release only, never
+ * inside a fault or a callback.
+ */
+
+static void view_free(struct kref *ref)
+{
+	struct hmmgpu_view *view = container_of(ref, struct hmmgpu_view, ref);
+
+	mmdrop(view->mm);
+	kfree(view);
+}
+
+static void flush_local_tlb(void *unused)
+{
+	__flush_tlb_all();
+}
+
+/*
+ * The device TLB flush. x86 exports no flush_tlb_mm_range() to modules;
+ * a full flush on every CPU is correct, if blunt.
+ */
+static void view_flush_tlb(struct hmmgpu_view *view)
+{
+#ifdef CONFIG_X86
+	on_each_cpu(flush_local_tlb, NULL, 1);
+#else
+	flush_tlb_mm(view->mm);
+#endif
+}
+
+/* The view address of CPU address @addr; view->lock held, mapped. */
+static unsigned long view_addr(struct hmmgpu_view *view, unsigned long addr)
+{
+	return view->map_base + (addr - view->start);
+}
+
+struct clear_ctx {
+	struct mm_struct *mm;
+	/* with @pfns: keep entries that already map what the fault wants */
+	const unsigned long *pfns;
+	const unsigned long *hmm_pfns;
+	unsigned long vstart;
+	bool vma_write;
+	/* out: a present entry was cleared, the TLB needs a flush */
+	bool flush;
+};
+
+static int clear_pte(pte_t *ptep, unsigned long addr, void *data)
+{
+	struct clear_ctx *c = data;
+	pte_t pte = ptep_get(ptep);
+	bool upgrade = false;
+	struct folio *folio;
+
+	if (!pte_present(pte))
+		return 0;
+	if (c->pfns) {
+		unsigned long i = (addr - c->vstart) >> PAGE_SHIFT;
+
+		if (pte_pfn(pte) == c->pfns[i]) {
+			if (pte_write(pte) || !c->vma_write ||
+			    !(c->hmm_pfns[i] & HMM_PFN_WRITE))
+				return 0;
+			upgrade = true;
+		}
+	}
+	pte = ptep_get_and_clear(c->mm, addr, ptep);
+	if (pte_dirty(pte) && pfn_valid(pte_pfn(pte))) {
+		folio = page_folio(pfn_to_page(pte_pfn(pte)));
+		/* a system page mapped remotely: reclaim must keep the write */
+		if (folio_test_anon(folio))
+			folio_mark_dirty(folio);
+	}
+	/* A stale read-only entry of the same page is harmless. */
+	if (!upgrade)
+		c->flush = true;
+	return 0;
+}
+
+/* Clears the view entries of CPU range [@start, @end); view->lock held. */
+static void view_clear(struct hmmgpu_view *view, unsigned long start,
+		       unsigned long end)
+{
+	struct clear_ctx c = { .mm = view->mm };
+	unsigned long vs, ve;
+
+	lockdep_assert_held(&view->lock);
+	if (!view->mapped)
+		return;
+	start = max(start, view->start);
+	end = min(end, view->end);
+	if (start >= end)
+		return;
+	vs = max(view_addr(view, start), view->map_start);
+	ve = min(view_addr(view, end), view->map_end);
+	if (vs >= ve)
+		return;
+	apply_to_existing_page_range(view->mm, vs, ve - vs, clear_pte, &c);
+	if (c.flush)
+		view_flush_tlb(view);
+}
+
+static bool view_lock_for(struct hmmgpu_view *view,
+			  const struct mmu_notifier_range *range)
+{
+	if (mmu_notifier_range_blockable(range)) {
+		mutex_lock(&view->lock);
+		return true;
+	}
+	return mutex_trylock(&view->lock);
+}
+
+/* The CPU range changes: clear the view entries before it does. */
+static bool view_invalidate(struct mmu_interval_notifier *mni,
+			    const struct mmu_notifier_range *range,
+			    unsigned long cur_seq)
+{
+	struct hmmgpu_view *view = container_of(mni, struct hmmgpu_view,
+						notifier);
+
+	if (!view_lock_for(view, range))
+		return false;
+	mmu_interval_set_seq(mni, cur_seq);
+	view_clear(view, range->start, range->end);
+	mutex_unlock(&view->lock);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops hmmgpu_view_notifier_ops = {
+	.invalidate = view_invalidate,
+};
+
+/*
+ * The view mapping itself changes. On munmap() and exit its page tables
+ * are about to be freed: stop walking them. Other events (mprotect,
+ * madvise of the view) leave the page tables in place.
+ */
+static bool view_map_invalidate(struct mmu_interval_notifier *mni,
+				const struct mmu_notifier_range *range,
+				unsigned long cur_seq)
+{
+	struct hmmgpu_view *view = container_of(mni, struct hmmgpu_view,
+						map_notifier);
+
+	if (range->event != MMU_NOTIFY_UNMAP &&
+	    range->event != MMU_NOTIFY_RELEASE)
+		return true;
+	if (!view_lock_for(view, range))
+		return false;
+	mmu_interval_set_seq(mni, cur_seq);
+	/*
+	 * Clear now: a refused mremap() moves the page tables away and back
+	 * after this, and the view must not keep entries it cannot see.
+	 */
+	view_clear(view, view->start, view->end);
+	view->mapped = false;
+	mutex_unlock(&view->lock);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops hmmgpu_view_map_notifier_ops = {
+	.invalidate = view_map_invalidate,
+};
+
+/* Is every page of [@start, @end) private anonymous readable memory? */
+static bool range_registrable(struct mm_struct *mm, unsigned long start,
+			      unsigned long end)
+{
+	struct vm_area_struct *vma;
+	unsigned long addr;
+
+	mmap_assert_locked(mm);
+	for (addr = start; addr < end; addr = vma->vm_end) {
+		vma = vma_lookup(mm, addr);
+		if (!vma || !hmmgpu_vma_migratable(vma,
+						   HMMGPU_MIGRATE_TO_DEVICE))
+			return false;
+	}
+	return true;
+}
+
+/**
+ * hmmgpu_view_register() - VIEW_REGISTER.
+ * @hfile: the caller's file.
+ * @args: the ioctl arguments; @handle and @offset are filled.
+ *
+ * Return: 0; -EINVAL for bad arguments or a range that is not private
+ * anonymous readable memory; -ENOSPC without a free handle; -ENOMEM.
+ */
+int hmmgpu_view_register(struct hmmgpu_file *hfile,
+			 struct drm_hmmgpu_view_register *args)
+{
+	struct hmmgpu_device *hdev = hfile->hdev;
+	struct mm_struct *mm = current->mm;
+	struct hmmgpu_view *view;
+	bool ok;
+	u32 handle;
+	int ret;
+
+	if (args->flags || args->extensions || !args->size ||
+	    !PAGE_ALIGNED(args->start) || !PAGE_ALIGNED(args->size) ||
+	    args->start + args->size < args->start ||
+	    args->start + args->size > TASK_SIZE ||
+	    args->size >= HMMGPU_VIEW_MAX_SIZE)
+		return -EINVAL;
+
+	mmap_read_lock(mm);
+	ok = range_registrable(mm, args->start, args->start + args->size);
+	mmap_read_unlock(mm);
+	if (!ok)
+		return -EINVAL;
+
+	view = kzalloc(sizeof(*view), GFP_KERNEL);
+	if (!view)
+		return -ENOMEM;
+	kref_init(&view->ref);
+	mutex_init(&view->lock);
+	view->hfile = hfile;
+	view->mm = mm;
+	mmgrab(mm);
+	view->start = args->start;
+	view->end = args->start + args->size;
+	view->granularity = (unsigned long)hmmgpu_view_fault_kib << 10;
+
+	ret = mmu_interval_notifier_insert(&view->notifier, mm, view->start,
+					   args->size,
+					   &hmmgpu_view_notifier_ops);
+	if (ret)
+		goto err_put;
+
+	ret = xa_alloc(&hdev->views, &handle, view,
+		       XA_LIMIT(1, HMMGPU_VIEW_MAX_HANDLE), GFP_KERNEL);
+	if (ret) {
+		ret = ret == -EBUSY ? -ENOSPC : ret;
+		goto err_remove_notifier;
+	}
+	view->handle = handle;
+	view->offset = (u64)handle << HMMGPU_VIEW_OFFSET_SHIFT;
+
+	mutex_lock(&hfile->views_lock);
+	list_add_tail(&view->node, &hfile->views);
+	mutex_unlock(&hfile->views_lock);
+
+	args->handle = handle;
+	args->offset = view->offset;
+	return 0;
+
+err_remove_notifier:
+	mmu_interval_notifier_remove(&view->notifier);
+err_put:
+	kref_put(&view->ref, view_free);
+	return ret;
+}
+
+/* Ends a registration; @view is off the file's list already. */
+static void view_kill(struct hmmgpu_view *view)
+{
+	struct hmmgpu_device *hdev = view->hfile->hdev;
+
+	mutex_lock(&view->lock);
+	view->dead = true;
+	view_clear(view, view->start, view->end);
+	mutex_unlock(&view->lock);
+	xa_erase(&hdev->views, view->handle);
+	mmu_interval_notifier_remove(&view->notifier);
+	kref_put(&view->ref, view_free);
+}
+
+/* Takes @handle's view off @hfile's list; NULL if @hfile has none. */
+static struct hmmgpu_view *view_take(struct hmmgpu_file *hfile, u32 handle)
+{
+	struct hmmgpu_view *view;
+
+	mutex_lock(&hfile->views_lock);
+	list_for_each_entry(view, &hfile->views, node) {
+		if (view->handle == handle) {
+			list_del(&view->node);
+			mutex_unlock(&hfile->views_lock);
+			return view;
+		}
+	}
+	mutex_unlock(&hfile->views_lock);
+	return NULL;
+}
+
+/**
+ * hmmgpu_view_unregister() - VIEW_UNREGISTER.
+ * @hfile: the caller's file.
+ * @handle: the view.
+ *
+ * Return: 0, or -ENOENT when @hfile registered no such view.
+ */
+int hmmgpu_view_unregister(struct hmmgpu_file *hfile, u32 handle)
+{
+	struct hmmgpu_view *view = view_take(hfile, handle);
+
+	if (!view)
+		return -ENOENT;
+	view_kill(view);
+	return 0;
+}
+
+/**
+ * hmmgpu_view_release_all() - end every registration of a closing file.
+ * @hfile: the file.
+ */
+void hmmgpu_view_release_all(struct hmmgpu_file *hfile)
+{
+	struct hmmgpu_view *view;
+
+	for (;;) {
+		mutex_lock(&hfile->views_lock);
+		view = list_first_entry_or_null(&hfile->views,
+						struct hmmgpu_view, node);
+		if (view)
+			list_del(&view->node);
+		mutex_unlock(&hfile->views_lock);
+		if (!view)
+			break;
+		view_kill(view);
+	}
+}
+
+/**
+ * hmmgpu_view_advise() - VIEW_ADVISE.
+ * @hfile: the caller's file.
+ * @args: the ioctl arguments.
+ *
+ * Return: 0; -EINVAL for a bad advice or value; -ENOENT for a view
+ * @hfile did not register.
+ */
+int hmmgpu_view_advise(struct hmmgpu_file *hfile,
+		       struct drm_hmmgpu_view_advise *args)
+{
+	struct hmmgpu_view *view, *found = NULL;
+
+	switch (args->advice) {
+	case HMMGPU_ADVICE_GRANULARITY:
+		if (args->value < PAGE_SIZE || args->value > SZ_2M ||
+		    !is_power_of_2(args->value))
+			return -EINVAL;
+		break;
+	case HMMGPU_ADVICE_REMOTE:
+		if (args->value > 1)
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+
+	mutex_lock(&hfile->views_lock);
+	list_for_each_entry(view, &hfile->views, node) {
+		if (view->handle == args->handle) {
+			found = view;
+			break;
+		}
+	}
+	if (found) {
+		mutex_lock(&found->lock);
+		if (args->advice == HMMGPU_ADVICE_GRANULARITY)
+			found->granularity = args->value;
+		else
+			found->remote = args->value;
+		/* Entries made under the old advice go: the next access obeys. */
+		view_clear(found, found->start, found->end);
+		mutex_unlock(&found->lock);
+	}
+	mutex_unlock(&hfile->views_lock);
+	return found ? 0 : -ENOENT;
+}
+
+static int noop_pte(pte_t *pte, unsigned long addr, void *data)
+{
+	return 0;
+}
+
+/*
+ * The CPU faults @addr for write with a pagemap owner that is not ours,
+ * so a device page comes back to system memory and copy-on-write is
+ * broken there. The device access then faults again and migrates the
+ * page, now private to this process, back.
+ */
+static vm_fault_t break_cow(struct hmmgpu_view *view, unsigned long addr)
+{
+	unsigned long pfn;
+	struct hmm_range range = {
+		.notifier = &view->notifier,
+		.start = addr,
+		.end = addr + PAGE_SIZE,
+		.hmm_pfns = &pfn,
+		.default_flags = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE,
+		.dev_private_owner = NULL,
+	};
+	int err;
+
+	do {
+		range.notifier_seq = mmu_interval_read_begin(&view->notifier);
+		err = hmm_range_fault(&range);
+	} while (err == -EBUSY);
+	return err ? VM_FAULT_SIGBUS : VM_FAULT_NOPAGE;
+}
+
+/*
+ * Maps CPU range [@start, @end) into view VMA @vvma. @write_addr is the
+ * CPU address of a write access (it must be writable), or 0.
+ */
+static vm_fault_t view_map(struct hmmgpu_view *view,
+			   struct vm_area_struct *vvma, unsigned long start,
+			   unsigned long end, unsigned long write_addr)
+{
+	unsigned long npages = (end - start) >> PAGE_SHIFT, i;
+	unsigned long vstart = vvma->vm_start +
+			       (view->offset + (start - view->start) -
+				((u64)vvma->vm_pgoff << PAGE_SHIFT));
+	struct hmm_range range = {
+		.notifier = &view->notifier,
+		.start = start,
+		.end = end,
+		.default_flags = HMM_PFN_REQ_FAULT,
+		.pfn_flags_mask = HMM_PFN_REQ_WRITE,
+		.dev_private_owner = &hmmgpu_owner,
+	};
+	bool vma_write = vvma->vm_flags & VM_WRITE;
+	pgprot_t rw = vm_get_page_prot(vvma->vm_flags);
+	pgprot_t ro = vm_get_page_prot(vvma->vm_flags & ~VM_WRITE);
+	vm_fault_t ret = VM_FAULT_NOPAGE;
+	struct clear_ctx c;
+	unsigned long *hmm_pfns, *pfns;
+	int err;
+
+	hmm_pfns = kvmalloc_array(npages, 2 * sizeof(*hmm_pfns), GFP_KERNEL);
+	if (!hmm_pfns)
+		return VM_FAULT_OOM;
+	pfns = hmm_pfns + npages;
+
+	/* The page tables the entries need, allocated outside the lock. */
+	err = apply_to_page_range(vvma->vm_mm, vstart, end - start, noop_pte,
+				  NULL);
+	if (err) {
+		ret = vmf_error(err);
+		goto out_free;
+	}
+
+again:
+	for (i = 0; i < npages; i++)
+		hmm_pfns[i] = 0;
+	if (write_addr)
+		hmm_pfns[(write_addr - start) >> PAGE_SHIFT] = HMM_PFN_REQ_WRITE;
+	range.hmm_pfns = hmm_pfns;
+	range.notifier_seq = mmu_interval_read_begin(&view->notifier);
+	err = hmm_range_fault(&range);
+	if (err == -EBUSY)
+		goto again;
+	if (err) {
+		ret = err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+		goto out_free;
+	}
+	if (write_addr &&
+	    !(hmm_pfns[(write_addr - start) >> PAGE_SHIFT] & HMM_PFN_WRITE)) {
+		/* a device page the CPU maps read-only in a writable VMA */
+		ret = break_cow(view, write_addr);
+		goto out_free;
+	}
+	for (i = 0; i < npages; i++) {
+		struct page *page;
+
+		pfns[i] = -1UL;
+		if (!(hmm_pfns[i] & HMM_PFN_VALID) ||
+		    (hmm_pfns[i] & HMM_PFN_ERROR))
+			continue;
+		page = hmm_pfn_to_page(hmm_pfns[i]);
+		pfns[i] = page_to_pfn(hmmgpu_is_hmmgpu_page(page) ?
+				      hmmgpu_backing_page(page) : page);
+	}
+
+	mutex_lock(&view->lock);
+	if (view->dead || vvma != view->map_vma) {
+		/* unregistered meanwhile, or a VMA that is not the view's */
+		mutex_unlock(&view->lock);
+		ret = VM_FAULT_SIGBUS;
+		goto out_free;
+	}
+	if (mmu_interval_read_retry(&view->notifier, range.notifier_seq)) {
+		mutex_unlock(&view->lock);
+		goto again;
+	}
+	if (!view->mapped) {
+		/* entries again after a refused mremap() cleared them */
+		view->mapped = true;
+		view->map_start = vvma->vm_start;
+		view->map_end = vvma->vm_end;
+		view->map_base = vstart - (start - view->start);
+	}
+	/*
+	 * Entries that map another page, or the same page read-only where
+	 * it may now be written, go first: vmf_insert_pfn_prot() does not
+	 * replace entries.
+	 */
+	c = (struct clear_ctx) {
+		.mm = vvma->vm_mm,
+		.pfns = pfns,
+		.hmm_pfns = hmm_pfns,
+		.vstart = vstart,
+		.vma_write = vma_write,
+	};
+	apply_to_existing_page_range(vvma->vm_mm, vstart, end - start,
+				     clear_pte, &c);
+	if (c.flush)
+		view_flush_tlb(view);
+	for (i = 0; i < npages; i++) {
+		bool w = vma_write && (hmm_pfns[i] & HMM_PFN_WRITE);
+
+		if (pfns[i] == -1UL)
+			continue;
+		vmf_insert_pfn_prot(vvma, vstart + (i << PAGE_SHIFT), pfns[i],
+				    w ? rw : ro);
+	}
+	mutex_unlock(&view->lock);
+out_free:
+	kvfree(hmm_pfns);
+	return ret;
+}
+
+/* Pages of [@start, @end) on @hdev now (no fault, no migration). */
+static unsigned long resident_pages(struct hmmgpu_view *view,
+				    struct hmmgpu_device *hdev,
+				    unsigned long start, unsigned long end)
+{
+	unsigned long npages = (end - start) >> PAGE_SHIFT, i, n = 0;
+	struct hmm_range range = {
+		.notifier = &view->notifier,
+		.start = start,
+		.end = end,
+		.dev_private_owner = &hmmgpu_owner,
+	};
+	unsigned long *pfns;
+	int tries = 0, err;
+
+	pfns = kvcalloc(npages, sizeof(*pfns), GFP_KERNEL);
+	if (!pfns)
+		return 0;
+	range.hmm_pfns = pfns;
+	do {
+		range.notifier_seq = mmu_interval_read_begin(&view->notifier);
+		err = hmm_range_fault(&range);
+	} while (err == -EBUSY && ++tries < 4);
+	if (!err) {
+		for (i = 0; i < npages; i++) {
+			struct page *page;
+
+			if (!(pfns[i] & HMM_PFN_VALID))
+				continue;
+			page = hmm_pfn_to_page(pfns[i]);
+			if (is_device_private_page(page) &&
+			    hmmgpu_page_dmem(page) == &hdev->dmem)
+				n++;
+		}
+	}
+	kvfree(pfns);
+	return n;
+}
+
+/* A device fault at CPU address @addr; mmap_lock held. */
+static vm_fault_t view_device_fault(struct hmmgpu_view *view,
+				    struct vm_area_struct *vvma,
+				    unsigned long addr, bool write)
+{
+	struct hmmgpu_file *hfile = view->hfile;
+	struct hmmgpu_device *hdev = hfile->hdev;
+	struct hmmgpu_migrate_result res = { 0 };
+	unsigned long gran, start, end, rstart, rend, resident;
+	unsigned int pct = READ_ONCE(hmmgpu_prefetch_pct);
+	struct vm_area_struct *cvma;
+	bool remote, dead;
+
+	mutex_lock(&view->lock);
+	gran = view->granularity;
+	remote = view->remote;
+	dead = view->dead;
+	mutex_unlock(&view->lock);
+	if (dead)
+		return VM_FAULT_SIGBUS;
+
+	cvma = vma_lookup(view->mm, addr);
+	if (!cvma || !(cvma->vm_flags & VM_READ) ||
+	    (write && !(cvma->vm_flags & VM_WRITE)))
+		return VM_FAULT_SIGBUS;
+
+	hmmgpu_count_device_fault(hdev, hfile);
+	start = max3(ALIGN_DOWN(addr, gran), cvma->vm_start, view->start);
+	end = min3(ALIGN_DOWN(addr, gran) + gran, cvma->vm_end, view->end);
+	if (remote || !hmmgpu_vma_migratable(cvma, HMMGPU_MIGRATE_TO_DEVICE))
+		return view_map(view, vvma, start, end, write ? addr : 0);
+
+	hmmgpu_migrate_block(hfile, cvma, start, end,
+			     HMMGPU_CAUSE_DEVICE_FAULT, &res);
+
+	/* Density prefetch over the enclosing 2 MiB region. */
+	rstart = max3(ALIGN_DOWN(addr, SZ_2M), cvma->vm_start, view->start);
+	rend = min3(ALIGN_DOWN(addr, SZ_2M) + SZ_2M, cvma->vm_end, view->end);
+	if (pct && (rend - rstart) > (end - start)) {
+		unsigned long rpages = (rend - rstart) >> PAGE_SHIFT;
+
+		resident = resident_pages(view, hdev, rstart, rend);
+		if (resident < rpages &&
+		    resident * 100 > (unsigned long)pct * rpages) {
+			hmmgpu_migrate_block(hfile, cvma, rstart, rend,
+					     HMMGPU_CAUSE_PREFETCH, &res);
+			start = rstart;
+			end = rend;
+		}
+	}
+	return view_map(view, vvma, start, end, write ? addr : 0);
+}
+
+static vm_fault_t hmmgpu_view_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vvma = vmf->vma;
+	struct hmmgpu_view *view = vvma->vm_private_data;
+	struct hmmgpu_device *hdev = view->hfile->hdev;
+	unsigned long addr;
+	vm_fault_t ret;
+	int idx;
+
+	mmap_assert_locked(vvma->vm_mm);
+	if (!drm_dev_enter(&hdev->drm, &idx))
+		return VM_FAULT_SIGBUS;
+	addr = view->start + (((u64)vmf->pgoff << PAGE_SHIFT) - view->offset);
+	ret = view_device_fault(view, vvma, addr,
+				vmf->flags & FAULT_FLAG_WRITE);
+	drm_dev_exit(idx);
+	return ret;
+}
+
+/*
+ * A device write to a read-only entry: the fault path replaces the entry
+ * with a writable one, after breaking copy-on-write on the CPU side (or
+ * gives SIGBUS when the CPU may not write there).
+ */
+static vm_fault_t hmmgpu_view_pfn_mkwrite(struct vm_fault *vmf)
+{
+	return hmmgpu_view_fault(vmf);
+}
+
+static void hmmgpu_view_vm_open(struct vm_area_struct *vma)
+{
+	struct hmmgpu_view *view = vma->vm_private_data;
+
+	kref_get(&view->ref);
+}
+
+static void hmmgpu_view_vm_close(struct vm_area_struct *vma)
+{
+	struct hmmgpu_view *view = vma->vm_private_data;
+
+	/* Not the copy a refused mremap() made: the mapping goes. */
+	if (view->map_vma == vma) {
+		/* munmap() or exit told the map notifier, which cleared */
+		mutex_lock(&view->lock);
+		view->mapped = false;
+		mutex_unlock(&view->lock);
+		view->map_vma = NULL;
+		mmu_interval_notifier_remove(&view->map_notifier);
+	}
+	kref_put(&view->ref, view_free);
+}
+
+static int hmmgpu_view_vm_may_split(struct vm_area_struct *vma,
+				    unsigned long addr)
+{
+	return -EINVAL;
+}
+
+static int hmmgpu_view_vm_mremap(struct vm_area_struct *vma)
+{
+	return -EINVAL;
+}
+
+static const struct vm_operations_struct hmmgpu_view_vm_ops = {
+	.open = hmmgpu_view_vm_open,
+	.close = hmmgpu_view_vm_close,
+	.may_split = hmmgpu_view_vm_may_split,
+	.mremap = hmmgpu_view_vm_mremap,
+	.fault = hmmgpu_view_fault,
+	.pfn_mkwrite = hmmgpu_view_pfn_mkwrite,
+};
+
+/**
+ * hmmgpu_mmap() - file_operations.mmap of the render node: map a view.
+ * @filp: the DRM file.
+ * @vma: the new mapping; its offset names the view.
+ *
+ * Context: mmap_lock held for write.
+ * Return: 0; -EINVAL for an offset of no view, a private mapping, or one
+ * that goes past the view's end; -EACCES when the caller is not the
+ * process that registered the view; -EBUSY when the view is mapped
+ * already; -ENODEV after removal.
+ */
+int hmmgpu_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	struct drm_file *priv = filp->private_data;
+	struct hmmgpu_device *hdev = to_hmmgpu(priv->minor->dev);
+	u64 off = (u64)vma->vm_pgoff << PAGE_SHIFT;
+	u64 len = vma->vm_end - vma->vm_start;
+	struct hmmgpu_view *view;
+	int idx, ret = 0;
+
+	if (!drm_dev_enter(&hdev->drm, &idx))
+		return -ENODEV;
+	xa_lock(&hdev->views);
+	view = xa_load(&hdev->views, off >> HMMGPU_VIEW_OFFSET_SHIFT);
+	if (view)
+		kref_get(&view->ref);
+	xa_unlock(&hdev->views);
+	if (!view) {
+		ret = -EINVAL;
+		goto out_exit;
+	}
+	if (view->mm != current->mm) {
+		ret = -EACCES;
+		goto out_put;
+	}
+	if (!(vma->vm_flags & VM_SHARED) ||
+	    off - view->offset >= view->end - view->start ||
+	    len > view->end - view->start - (off - view->offset)) {
+		ret = -EINVAL;
+		goto out_put;
+	}
+	if (view->map_vma) {
+		ret = -EBUSY;
+		goto out_put;
+	}
+	ret = mmu_interval_notifier_insert_locked(&view->map_notifier,
+						  vma->vm_mm, vma->vm_start,
+						  len,
+						  &hmmgpu_view_map_notifier_ops);
+	if (ret)
+		goto out_put;
+	vm_flags_set(vma, VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP |
+			  VM_DONTCOPY);
+	vma->vm_private_data = view;
+	vma->vm_ops = &hmmgpu_view_vm_ops;
+	view->map_vma = vma;
+	mutex_lock(&view->lock);
+	view->mapped = true;
+	view->map_start = vma->vm_start;
+	view->map_end = vma->vm_end;
+	view->map_base = vma->vm_start - (off - view->offset);
+	mutex_unlock(&view->lock);
+	goto out_exit;	/* the VMA keeps the reference */
+
+out_put:
+	kref_put(&view->ref, view_free);
+out_exit:
+	drm_dev_exit(idx);
+	return ret;
+}
