@@ -7,6 +7,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -371,6 +373,25 @@ void kt_fill(void *p, size_t size, uint64_t seed)
 		b[off] = kt_pattern_byte(seed, off);
 }
 
+void kt_fill_range(void *base, size_t off, size_t len, uint64_t seed)
+{
+	uint8_t *b = base;
+	size_t end = off + len;
+	size_t pos = off;
+
+	while (pos < end) {
+		if (pos % 8 == 0 && end - pos >= 8) {
+			uint64_t w = kt_pattern(seed, pos / 8);
+
+			memcpy(b + pos, &w, 8);
+			pos += 8;
+			continue;
+		}
+		b[pos] = kt_pattern_byte(seed, pos);
+		pos++;
+	}
+}
+
 ssize_t kt_check_range(const void *base, size_t off, size_t len,
 		       uint64_t seed)
 {
@@ -422,6 +443,181 @@ ssize_t kt_check_zero(const void *p, size_t size)
 		}
 	}
 	return -1;
+}
+
+/* --- device views --------------------------------------------------------- */
+
+#ifdef DRM_IOCTL_HMMGPU_VIEW_REGISTER
+
+int kt_view_register(int fd, const void *p, size_t size, uint32_t *handle,
+		     uint64_t *offset)
+{
+	struct drm_hmmgpu_view_register r = {
+		.start = (uintptr_t)p,
+		.size = size,
+		.handle = (uint32_t)KT_POISON,
+		.offset = KT_POISON,
+	};
+	int ret = 0;
+
+	if (drmIoctl(fd, DRM_IOCTL_HMMGPU_VIEW_REGISTER, &r))
+		ret = -errno;
+	if (handle)
+		*handle = r.handle;
+	if (offset)
+		*offset = r.offset;
+	return ret;
+}
+
+int kt_view_unregister(int fd, uint32_t handle)
+{
+	struct drm_hmmgpu_view_unregister u = { .handle = handle };
+
+	return drmIoctl(fd, DRM_IOCTL_HMMGPU_VIEW_UNREGISTER, &u) ? -errno : 0;
+}
+
+int kt_view_advise(int fd, uint32_t handle, uint32_t advice, uint64_t value)
+{
+	struct drm_hmmgpu_view_advise a = {
+		.handle = handle,
+		.advice = advice,
+		.value = value,
+	};
+
+	return drmIoctl(fd, DRM_IOCTL_HMMGPU_VIEW_ADVISE, &a) ? -errno : 0;
+}
+
+void *kt_view_mmap(int fd, uint64_t offset, size_t size)
+{
+	void *v = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		       (off_t)offset);
+
+	return v == MAP_FAILED ? NULL : v;
+}
+
+void kt_view_open(struct kt_view *v, int fd, void *cpu, size_t size)
+{
+	int ret;
+
+	memset(v, 0, sizeof(*v));
+	v->fd = fd;
+	v->cpu = cpu;
+	v->size = size;
+	ret = kt_view_register(fd, cpu, size, &v->handle, &v->offset);
+	if (ret)
+		HMMT_FAIL("VIEW_REGISTER %p + %zu: %s", cpu, size,
+			  strerror(-ret));
+	if (!v->handle)
+		HMMT_FAIL("VIEW_REGISTER returned handle 0");
+	if (v->offset % kt_page_size())
+		HMMT_FAIL("VIEW_REGISTER returned unaligned offset 0x%llx",
+			  (unsigned long long)v->offset);
+	v->dev = kt_view_mmap(fd, v->offset, size);
+	if (!v->dev)
+		HMMT_FAIL("mmap of view %u (offset 0x%llx, %zu bytes): %s",
+			  v->handle, (unsigned long long)v->offset, size,
+			  strerror(errno));
+}
+
+void kt_view_close(struct kt_view *v)
+{
+	int ret;
+
+	if (v->dev)
+		kt_unmap(v->dev, v->size);
+	v->dev = NULL;
+	ret = kt_view_unregister(v->fd, v->handle);
+	if (ret)
+		HMMT_FAIL("VIEW_UNREGISTER %u: %s", v->handle, strerror(-ret));
+}
+
+#endif /* DRM_IOCTL_HMMGPU_VIEW_REGISTER */
+
+/* --- device execution and fatal faults ------------------------------------ */
+
+static void *kt_thread_main(void *arg)
+{
+	struct kt_thread *t = arg;
+
+	t->fn(t->arg);
+	return NULL;
+}
+
+void kt_start(struct kt_thread *t, void (*fn)(void *), void *arg)
+{
+	int ret;
+
+	t->fn = fn;
+	t->arg = arg;
+	ret = pthread_create(&t->id, NULL, kt_thread_main, t);
+	if (ret)
+		HMMT_FAIL("pthread_create: %s", strerror(ret));
+}
+
+void kt_join(struct kt_thread *t)
+{
+	int ret = pthread_join(t->id, NULL);
+
+	if (ret)
+		HMMT_FAIL("pthread_join: %s", strerror(ret));
+}
+
+static __thread sigjmp_buf kt_probe_env;
+static __thread volatile sig_atomic_t kt_probe_armed;
+static __thread void *volatile kt_probe_addr;
+
+static void kt_probe_handler(int sig, siginfo_t *si, void *uctx)
+{
+	(void)uctx;
+	if (!kt_probe_armed) {
+		/* not ours: the access runs again and kills as usual */
+		signal(sig, SIG_DFL);
+		return;
+	}
+	kt_probe_armed = 0;
+	kt_probe_addr = si->si_addr;
+	siglongjmp(kt_probe_env, sig);
+}
+
+static void kt_probe_install_once(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = kt_probe_handler;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL) || sigaction(SIGSEGV, &sa, NULL))
+		HMMT_FAIL("sigaction: %s", strerror(errno));
+}
+
+static void kt_probe_install(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, kt_probe_install_once);
+}
+
+int kt_probe(void *p, bool write, uint64_t *val)
+{
+	volatile uint64_t *w = p;
+	int sig;
+
+	kt_probe_install();
+	sig = sigsetjmp(kt_probe_env, 1);
+	if (sig) {
+		if (kt_probe_addr != p)
+			HMMT_FAIL("%s at %p while probing %p",
+				  strsignal(sig), kt_probe_addr, p);
+		return sig;
+	}
+	kt_probe_armed = 1;
+	if (write)
+		*w = *val;
+	else
+		*val = *w;
+	kt_probe_armed = 0;
+	return 0;
 }
 
 /* --- processes ----------------------------------------------------------- */

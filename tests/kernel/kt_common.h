@@ -10,6 +10,7 @@
 #ifndef HMM_KT_COMMON_H
 #define HMM_KT_COMMON_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -136,6 +137,12 @@ uint8_t kt_pattern_byte(uint64_t seed, size_t off);
 void kt_fill(void *p, size_t size, uint64_t seed);
 
 /*
+ * Fills @len bytes at @base + @off with what kt_fill(@base, ..., @seed)
+ * writes there: the counterpart of kt_check_range().
+ */
+void kt_fill_range(void *base, size_t off, size_t len, uint64_t seed);
+
+/*
  * Checks @size bytes at @p against the pattern of @seed; returns -1 when
  * they match, else the offset of the first bad byte (logged with what was
  * found and what was expected).
@@ -151,6 +158,75 @@ ssize_t kt_check_range(const void *base, size_t off, size_t len,
 
 /* Returns -1 when @size bytes at @p are all zero, else the first offset. */
 ssize_t kt_check_zero(const void *p, size_t size);
+
+/* --- device views --------------------------------------------------------- */
+
+/* Only with a uapi header that has the device view (ABI version 3). */
+#ifdef DRM_IOCTL_HMMGPU_VIEW_REGISTER
+
+/*
+ * VIEW_REGISTER [@p, @p + @size) on @fd.  The (out) fields are poisoned
+ * before the call; @handle and @offset (may be NULL) receive them.
+ * Returns 0 or -errno.
+ */
+int kt_view_register(int fd, const void *p, size_t size, uint32_t *handle,
+		     uint64_t *offset);
+
+/* VIEW_UNREGISTER @handle; 0 or -errno. */
+int kt_view_unregister(int fd, uint32_t handle);
+
+/* VIEW_ADVISE @handle (HMMGPU_ADVICE_*, @value); 0 or -errno. */
+int kt_view_advise(int fd, uint32_t handle, uint32_t advice, uint64_t value);
+
+/*
+ * mmap(MAP_SHARED, read-write) of @size bytes of @fd at @offset; the
+ * address, or NULL with errno set.
+ */
+void *kt_view_mmap(int fd, uint64_t offset, size_t size);
+
+/*
+ * A view of [@cpu, @cpu + @size) registered on @fd and mapped in full:
+ * kt_view_open() fails the test when that does not work;
+ * kt_view_close() unmaps and unregisters it (failing the test when
+ * either fails).
+ */
+struct kt_view {
+	int fd;
+	void *cpu;    /* the CPU range */
+	char *dev;    /* the mapped view: dev + off is cpu + off to the device */
+	size_t size;
+	uint32_t handle;
+	uint64_t offset;
+};
+
+void kt_view_open(struct kt_view *v, int fd, void *cpu, size_t size);
+void kt_view_close(struct kt_view *v);
+
+#endif /* DRM_IOCTL_HMMGPU_VIEW_REGISTER */
+
+/* --- threads and fatal faults --------------------------------------------- */
+
+/*
+ * Runs @fn(@arg) on a new thread of the process (failing the test when it
+ * cannot be created); kt_join() waits for it.
+ */
+struct kt_thread {
+	pthread_t id;
+	void (*fn)(void *);
+	void *arg;
+};
+void kt_start(struct kt_thread *t, void (*fn)(void *), void *arg);
+void kt_join(struct kt_thread *t);
+
+/*
+ * Reads (@write false) or writes @*val to the 8 bytes at @p in the calling
+ * thread, catching SIGBUS and SIGSEGV.  Returns 0 when the access
+ * completed (a read stores what it read in @*val), else the signal
+ * number; the signal must name @p as the faulting address, else the test
+ * fails.  A SIGBUS or SIGSEGV outside kt_probe() kills the process as
+ * usual.
+ */
+int kt_probe(void *p, bool write, uint64_t *val);
 
 /* --- processes ----------------------------------------------------------- */
 

@@ -1,0 +1,1837 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_view.c - the device MMU view: VIEW_REGISTER / VIEW_UNREGISTER /
+ * VIEW_ADVISE and mmap() of a view through the render node.
+ *
+ * "Device execution" here is a thread of the test process that touches
+ * memory only through view addresses (dev_submit()): a view access to a
+ * page that is not on the device is a device fault, which migrates an
+ * aligned block (and, with density prefetch, the rest of its 2 MiB region)
+ * to the device, or maps the system page with remote-access advice.  Every
+ * test checks the data (a pattern per offset and seed) on both sides, the
+ * residency of every page and the counters the access pattern implies;
+ * fatal device faults (read-only CPU range, unmapped CPU range,
+ * unregistered view) are SIGBUS to the accessing thread, caught with
+ * kt_probe().
+ *
+ * Tests that depend on the fault granularity or on prefetch reload hmmgpu
+ * with view_fault_kib and prefetch_pct set (kt_reload_hmmgpu()); the
+ * original parameters come back when the test ends.
+ *
+ * Runs inside the test VM with hmmgpu.ko loaded (tools/vm/hmmvm test).
+ */
+#define _GNU_SOURCE
+#include "kt_common.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xf86drm.h>
+
+#ifndef DRM_IOCTL_HMMGPU_VIEW_REGISTER
+
+/* Built against a uapi header without the device view (ABI < 3). */
+TEST(device_view)
+{
+	SKIP("hmmgpu_drm.h has no device view (ABI version %d)",
+	     HMMGPU_ABI_VERSION);
+}
+
+#else /* DRM_IOCTL_HMMGPU_VIEW_REGISTER */
+
+#define KIB (1UL << 10)
+#define MIB (1UL << 20)
+#define REGION (2 * MIB) /* density prefetch works on 2 MiB regions */
+
+/* Seconds a test of device faults may take (TCG, debug kernel). */
+#define VIEW_TIMEOUT 60
+
+#define TO_DEVICE HMMGPU_MIGRATE_TO_DEVICE
+#define TO_SYSTEM HMMGPU_MIGRATE_TO_SYSTEM
+#define AT_NONE HMMGPU_RESIDENCY_NONE
+#define AT_SYSTEM HMMGPU_RESIDENCY_SYSTEM
+#define AT_DEVICE HMMGPU_RESIDENCY_THIS_DEVICE
+
+#define DIR_DEV HMMGPU_DIR_TO_DEVICE
+#define DIR_SYS HMMGPU_DIR_TO_SYSTEM
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Reloads hmmgpu with @params ("a=1 b=2") and checks that the module
+ * reports every one of them (a driver without the parameter would ignore
+ * it silently); returns an open file of device 0.
+ */
+static int reload_device(const char *params)
+{
+	char buf[256], *save = NULL;
+
+	kt_reload_hmmgpu(params);
+	snprintf(buf, sizeof(buf), "%s", params);
+	for (char *tok = strtok_r(buf, " ", &save); tok;
+	     tok = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(tok, '=');
+		unsigned long long want, got;
+
+		if (!eq)
+			HMMT_FAIL("bad parameter \"%s\"", tok);
+		*eq = '\0';
+		want = strtoull(eq + 1, NULL, 0);
+		got = kt_module_param_or(tok, ~0ULL);
+		if (got != want)
+			HMMT_FAIL("hmmgpu parameter %s is %llu, not %llu%s", tok,
+				  got, want,
+				  got == ~0ULL ? " (no such parameter)" : "");
+	}
+	return kt_open_device(0);
+}
+
+/* Migration counters, [direction][cause], moved between two snapshots. */
+static uint64_t moved(const struct drm_hmmgpu_stats *a,
+		      const struct drm_hmmgpu_stats *b, int dir, int cause)
+{
+	return b->pages[dir][cause] - a->pages[dir][cause];
+}
+
+/* Pages moved to the device for any reason between two snapshots. */
+static uint64_t moved_to_device(const struct drm_hmmgpu_stats *a,
+				const struct drm_hmmgpu_stats *b)
+{
+	uint64_t n = 0;
+
+	for (int c = 0; c < HMMGPU_CAUSE_COUNT; c++)
+		n += moved(a, b, DIR_DEV, c);
+	return n;
+}
+
+/* --- device execution ------------------------------------------------------ */
+
+enum dev_op { DEV_CHECK, DEV_CHECK_ZERO, DEV_FILL, DEV_PROBE };
+
+/* One job for a device thread: what it does through the view @base. */
+struct dev_job {
+	enum dev_op op;
+	char *base;
+	size_t off, len;
+	uint64_t seed;
+	bool write;     /* DEV_PROBE */
+	uint64_t val;   /* DEV_PROBE: written, or read back */
+	ssize_t bad;    /* DEV_CHECK*: -1 or the first bad offset */
+	int sig;        /* DEV_PROBE: 0 or the signal the access got */
+};
+
+static void dev_job_run(void *arg)
+{
+	struct dev_job *j = arg;
+
+	switch (j->op) {
+	case DEV_CHECK:
+		j->bad = kt_check_range(j->base, j->off, j->len, j->seed);
+		break;
+	case DEV_CHECK_ZERO:
+		j->bad = kt_check_zero(j->base + j->off, j->len);
+		if (j->bad >= 0)
+			j->bad += j->off;
+		break;
+	case DEV_FILL:
+		kt_fill_range(j->base, j->off, j->len, j->seed);
+		break;
+	case DEV_PROBE:
+		j->sig = kt_probe(j->base + j->off, j->write, &j->val);
+		break;
+	}
+}
+
+/*
+ * The device of this process: one thread, started at the first job (again
+ * in a forked child, which has no thread of its parent), that runs one
+ * job at a time and touches memory only through view addresses.  One
+ * long-lived thread rather than one per job, so that no thread stack is
+ * mapped where a test just unmapped its CPU range.
+ */
+static struct {
+	pid_t owner;
+	pthread_t thread;
+	sem_t go, done;
+	struct dev_job *job;
+} dev;
+
+static void *dev_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		while (sem_wait(&dev.go))
+			;
+		dev_job_run(dev.job);
+		sem_post(&dev.done);
+	}
+	return NULL;
+}
+
+static void dev_submit(struct dev_job *j)
+{
+	if (dev.owner != getpid()) {
+		int ret;
+
+		if (sem_init(&dev.go, 0, 0) || sem_init(&dev.done, 0, 0))
+			HMMT_FAIL("sem_init: %s", strerror(errno));
+		ret = pthread_create(&dev.thread, NULL, dev_main, NULL);
+		if (ret)
+			HMMT_FAIL("pthread_create: %s", strerror(ret));
+		dev.owner = getpid();
+	}
+	dev.job = j;
+	sem_post(&dev.go);
+	while (sem_wait(&dev.done))
+		;
+}
+
+/* The device checks [@off, @off + @len) of view @base against @seed. */
+static ssize_t dev_check(char *base, size_t off, size_t len, uint64_t seed)
+{
+	struct dev_job j = { .op = DEV_CHECK, .base = base, .off = off,
+			     .len = len, .seed = seed };
+
+	dev_submit(&j);
+	return j.bad;
+}
+
+static ssize_t dev_check_zero(char *base, size_t off, size_t len)
+{
+	struct dev_job j = { .op = DEV_CHECK_ZERO, .base = base, .off = off,
+			     .len = len };
+
+	dev_submit(&j);
+	return j.bad;
+}
+
+/* The device writes the pattern of @seed to [@off, @off + @len). */
+static void dev_fill(char *base, size_t off, size_t len, uint64_t seed)
+{
+	struct dev_job j = { .op = DEV_FILL, .base = base, .off = off,
+			     .len = len, .seed = seed };
+
+	dev_submit(&j);
+}
+
+/*
+ * The device reads (@write false, into *@val) or writes *@val at
+ * @base + @off; 0 or the signal the device thread got.
+ */
+static int dev_probe(char *base, size_t off, bool write, uint64_t *val)
+{
+	struct dev_job j = { .op = DEV_PROBE, .base = base, .off = off,
+			     .write = write, .val = *val };
+
+	dev_submit(&j);
+	*val = j.val;
+	return j.sig;
+}
+
+#define EXPECT_DEV_DATA(base, off, len, seed)                                \
+	ASSERT_EQ(dev_check(base, off, len, seed), -1)
+#define EXPECT_CPU_DATA(base, off, len, seed)                                \
+	ASSERT_EQ(kt_check_range(base, off, len, seed), -1)
+
+/* --- first touch, both directions ----------------------------------------- */
+
+/*
+ * Prefetch disabled by reloading hmmgpu with prefetch_pct=0 (and the
+ * default block made explicit with view_fault_kib=64): a sequential read
+ * of a 4 MiB view takes exactly one device fault per 64 KiB block.
+ */
+TEST_TIMEOUT(first_touch_from_view_migrates_blocks, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 4 * MIB, npages = size / ps;
+	size_t blk = 64 * KIB;
+	struct drm_hmmgpu_stats st0, st1, st2;
+	unsigned long long total;
+	struct kt_view v;
+	char *p;
+	int fd;
+
+	fd = reload_device("prefetch_pct=0 view_fault_kib=64");
+	total = kt_mem_total(fd);
+	p = kt_map_aligned(size, REGION);
+	kt_fill(p, size, 1001);
+	kt_view_open(&v, fd, p, size);
+	/* registering and mapping move nothing */
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_mem_free(fd), total);
+
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1001);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	ASSERT_EQ(kt_mem_free(fd), total - size);
+	ASSERT_EQ(st1.device_faults - st0.device_faults, size / blk);
+	ASSERT_EQ(moved(&st0, &st1, DIR_DEV, HMMGPU_CAUSE_DEVICE_FAULT),
+		  npages);
+	ASSERT_EQ(st1.bytes[DIR_DEV][HMMGPU_CAUSE_DEVICE_FAULT] -
+		  st0.bytes[DIR_DEV][HMMGPU_CAUSE_DEVICE_FAULT], size);
+	ASSERT_EQ(moved(&st0, &st1, DIR_DEV, HMMGPU_CAUSE_PREFETCH), 0);
+	ASSERT_EQ(moved_to_device(&st0, &st1), npages);
+	ASSERT_EQ(st1.cpu_faults, st0.cpu_faults);
+
+	/* everything is mapped now: a second pass takes no fault */
+	EXPECT_DEV_DATA(v.dev, 0, size, 1001);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st2);
+	ASSERT_EQ(st2.device_faults, st1.device_faults);
+	ASSERT_EQ(moved_to_device(&st1, &st2), 0);
+
+	/* and the CPU gets the same data back */
+	KT_EXPECT_DATA(p, size, 1001);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_mem_free(fd), total);
+
+	kt_view_close(&v);
+	kt_unmap(p, size);
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+/*
+ * View writes are what the CPU reads (through CPU faults), CPU writes are
+ * what the view reads (through device faults); never-touched pages read
+ * as zeros on both sides.
+ */
+TEST_TIMEOUT(view_and_cpu_see_each_others_writes, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 1 * MIB, npages = size / ps;
+	size_t filled = 768 * KIB, hole = size - filled, mid = size / 2 + 8;
+	struct drm_hmmgpu_stats st0, st1;
+	unsigned long long total;
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB);
+	uint64_t x = 0;
+
+	total = kt_mem_total(fd);
+	kt_fill(p, filled, 1101); /* the last 256 KiB never touched */
+	kt_view_open(&v, fd, p, size);
+	KT_EXPECT_WHERE(fd, p + filled, hole / ps, AT_NONE);
+
+	EXPECT_DEV_DATA(v.dev, 0, filled, 1101);
+	ASSERT_EQ(dev_check_zero(v.dev, filled, hole), -1);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	ASSERT_EQ(kt_mem_free(fd), total - size);
+
+	/* device writes, CPU reads */
+	dev_fill(v.dev, 0, size, 1102);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	KT_EXPECT_DATA(p, size, 1102);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_mem_free(fd), total);
+	ASSERT_GT(st1.cpu_faults - st0.cpu_faults, 0);
+	ASSERT_EQ(moved(&st0, &st1, DIR_SYS, HMMGPU_CAUSE_CPU_FAULT), npages);
+
+	/* CPU writes, device reads: the view faults again */
+	kt_fill(p, size, 1103);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1103);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+	ASSERT_GT(st1.device_faults - st0.device_faults, 0);
+	ASSERT_EQ(moved_to_device(&st0, &st1), npages);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+
+	/* one CPU write in the middle: the device reads it, and the rest */
+	((volatile uint64_t *)p)[mid / 8] = 0x5a5a;
+	ASSERT_GT(kt_residency_count(fd, p, npages, AT_SYSTEM), 0);
+	ASSERT_EQ(dev_probe(v.dev, mid, false, &x), 0);
+	ASSERT_EQ(x, 0x5a5a);
+	EXPECT_DEV_DATA(v.dev, 0, mid, 1103);
+	EXPECT_DEV_DATA(v.dev, mid + 8, size - mid - 8, 1103);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+
+	/* one device write in the middle: the CPU reads it, and the rest */
+	dev_fill(v.dev, 3 * ps, ps, 1104);
+	EXPECT_CPU_DATA(p, 0, 3 * ps, 1103);
+	EXPECT_CPU_DATA(p, 3 * ps, ps, 1104);
+	EXPECT_CPU_DATA(p, 4 * ps, mid - 4 * ps, 1103);
+	ASSERT_EQ(((volatile uint64_t *)p)[mid / 8], 0x5a5a);
+	EXPECT_CPU_DATA(p, mid + 8, size - mid - 8, 1103);
+
+	kt_view_close(&v);
+	kt_unmap(p, size);
+	ASSERT_EQ(kt_wait_mem_free(fd, total, 2000), total);
+	close(fd);
+}
+
+/* MIGRATE to system takes pages out from under the view: no write lost. */
+TEST_TIMEOUT(migrate_to_system_zaps_view, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 512 * KIB, npages = size / ps;
+	struct drm_hmmgpu_stats st0, st1;
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB);
+	size_t on;
+
+	kt_fill(p, size, 1201);
+	kt_view_open(&v, fd, p, size);
+	dev_fill(v.dev, 0, size, 1202);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+
+	KT_EXPECT_MIGRATE(fd, p, size, TO_SYSTEM, npages, 0, 0);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	/* the view writes are in system memory, the view maps nothing */
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1202);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+	ASSERT_GT(st1.device_faults - st0.device_faults, 0);
+	ASSERT_EQ(moved_to_device(&st0, &st1), npages);
+
+	/* and again, with writes on both sides between the migrations */
+	KT_EXPECT_MIGRATE(fd, p, size, TO_SYSTEM, npages, 0, 0);
+	kt_fill_range(p, 0, size / 2, 1203);
+	dev_fill(v.dev, size / 2, size / 2, 1204);
+	/* the second half, and what density prefetch took of the first */
+	KT_EXPECT_WHERE(fd, p + size / 2, npages / 2, AT_DEVICE);
+	on = kt_residency_count(fd, p, npages, AT_DEVICE);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_SYSTEM, on, npages - on, 0);
+	EXPECT_CPU_DATA(p, 0, size / 2, 1203);
+	EXPECT_CPU_DATA(p, size / 2, size / 2, 1204);
+	EXPECT_DEV_DATA(v.dev, 0, size / 2, 1203);
+	EXPECT_DEV_DATA(v.dev, size / 2, size / 2, 1204);
+
+	kt_view_close(&v);
+	close(fd);
+}
+
+/* --- concurrency --------------------------------------------------------- */
+
+#define RACE_PAGES 32
+#define RACE_SECONDS 4
+
+/*
+ * The CPU (side 0) owns the even 8-byte words of the buffer, the device
+ * (side 1) the odd ones.  A word holds its owner, the round that wrote it
+ * and its index.
+ */
+struct race {
+	volatile uint64_t *w[2];   /* CPU range, view */
+	size_t nwords;
+	double deadline;
+	_Atomic uint64_t done[2];  /* rounds each side completed */
+};
+
+static uint64_t race_word(int side, uint64_t round, size_t w)
+{
+	return (uint64_t)(side + 1) << 60 | round << 24 | w;
+}
+
+static void race_side(struct race *r, int side)
+{
+	volatile uint64_t *m = r->w[side];
+	uint64_t *seen = calloc(r->nwords, sizeof(*seen));
+	uint64_t round = 0;
+
+	if (!seen)
+		HMMT_FAIL("out of memory");
+	do {
+		round++;
+		for (size_t w = side; w < r->nwords; w += 2)
+			m[w] = race_word(side, round, w);
+		/* our own writes, all there */
+		for (size_t w = side; w < r->nwords; w += 2)
+			if (m[w] != race_word(side, round, w))
+				HMMT_FAIL("%s: word %zu is 0x%llx after round "
+					  "%llu wrote 0x%llx",
+					  side ? "view" : "CPU", w,
+					  (unsigned long long)m[w],
+					  (unsigned long long)round,
+					  (unsigned long long)race_word(side,
+								round, w));
+		atomic_store(&r->done[side], round);
+		/* the other side's words: theirs, never going back */
+		for (size_t w = !side; w < r->nwords; w += 2) {
+			uint64_t x = m[w], done = atomic_load(&r->done[!side]);
+			uint64_t xr = (x >> 24) & ((1ULL << 36) - 1);
+
+			if (x >> 60 != (uint64_t)(!side + 1) ||
+			    (x & 0xffffff) != w || xr < seen[w] ||
+			    xr > done + 1)
+				HMMT_FAIL("%s: word %zu of the other side is "
+					  "0x%llx (seen round %llu, it did "
+					  "%llu)", side ? "view" : "CPU", w,
+					  (unsigned long long)x,
+					  (unsigned long long)seen[w],
+					  (unsigned long long)done);
+			seen[w] = xr;
+		}
+	} while (now() < r->deadline || round < 2);
+	free(seen);
+}
+
+static void race_view(void *arg)
+{
+	race_side(arg, 1);
+}
+
+TEST_TIMEOUT(cpu_and_view_write_same_pages_concurrently, 90)
+{
+	size_t ps = kt_page_size(), size = RACE_PAGES * ps;
+	struct drm_hmmgpu_stats st0, st1;
+	struct race r = { .nwords = size / 8 };
+	struct kt_thread t;
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	uint64_t *p = kt_map_aligned(size, 64 * KIB);
+
+	for (size_t w = 0; w < r.nwords; w++)
+		p[w] = race_word(w % 2, 0, w);
+	kt_view_open(&v, fd, p, size);
+	r.w[0] = p;
+	r.w[1] = (volatile uint64_t *)v.dev;
+	r.deadline = now() + RACE_SECONDS;
+
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	kt_start(&t, race_view, &r);
+	race_side(&r, 0);
+	kt_join(&t);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+	TH_LOG("%llu CPU rounds, %llu view rounds, %llu device faults, "
+	       "%llu CPU faults",
+	       (unsigned long long)r.done[0], (unsigned long long)r.done[1],
+	       (unsigned long long)(st1.device_faults - st0.device_faults),
+	       (unsigned long long)(st1.cpu_faults - st0.cpu_faults));
+
+	/* every last write of both sides, seen from both sides */
+	for (size_t w = 0; w < r.nwords; w++)
+		ASSERT_EQ(p[w], race_word(w % 2, r.done[w % 2], w));
+	for (size_t w = 0; w < r.nwords; w++) {
+		uint64_t x = 0;
+
+		if (w % 64)
+			continue; /* one word in 64 through the device */
+		ASSERT_EQ(dev_probe(v.dev, w * 8, false, &x), 0);
+		ASSERT_EQ(x, race_word(w % 2, r.done[w % 2], w));
+	}
+	kt_view_close(&v);
+	close(fd);
+}
+
+struct pingpong {
+	volatile uint64_t *view;
+	unsigned int rounds;
+	sem_t to_device, to_cpu;
+};
+
+static void pingpong_device(void *arg)
+{
+	struct pingpong *pp = arg;
+
+	for (unsigned int i = 0; i < pp->rounds; i++) {
+		while (sem_wait(&pp->to_device))
+			;
+		if (*pp->view != 2 * i + 1)
+			HMMT_FAIL("device round %u: counter is %llu, not %u", i,
+				  (unsigned long long)*pp->view, 2 * i + 1);
+		(*pp->view)++;
+		sem_post(&pp->to_cpu);
+	}
+}
+
+/* One page, incremented alternately by the CPU and the device. */
+TEST_TIMEOUT(page_ping_pongs_between_cpu_and_view, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size();
+	struct pingpong pp = { .rounds = 500 };
+	struct drm_hmmgpu_stats st0, st1;
+	struct kt_thread t;
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	volatile uint64_t *p = kt_map(ps);
+	double t0;
+
+	kt_fill((void *)p, ps, 1301);
+	p[0] = 0;
+	kt_view_open(&v, fd, (void *)p, ps);
+	pp.view = (volatile uint64_t *)v.dev;
+	ASSERT_EQ(sem_init(&pp.to_device, 0, 0), 0);
+	ASSERT_EQ(sem_init(&pp.to_cpu, 0, 0), 0);
+
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	t0 = now();
+	kt_start(&t, pingpong_device, &pp);
+	for (unsigned int i = 0; i < pp.rounds; i++) {
+		ASSERT_EQ(p[0], 2 * i);
+		p[0]++;
+		sem_post(&pp.to_device);
+		while (sem_wait(&pp.to_cpu))
+			;
+	}
+	kt_join(&t);
+	ASSERT_EQ(p[0], 2 * pp.rounds);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+	TH_LOG("%u round trips in %.2f s: %llu device faults, %llu CPU "
+	       "faults", pp.rounds, now() - t0,
+	       (unsigned long long)(st1.device_faults - st0.device_faults),
+	       (unsigned long long)(st1.cpu_faults - st0.cpu_faults));
+
+	/* the page really moved every time, both ways */
+	ASSERT_GE(st1.device_faults - st0.device_faults, pp.rounds);
+	ASSERT_LE(st1.device_faults - st0.device_faults, 2 * pp.rounds);
+	ASSERT_EQ(st1.cpu_faults - st0.cpu_faults, pp.rounds);
+	ASSERT_GE(moved(&st0, &st1, DIR_DEV, HMMGPU_CAUSE_DEVICE_FAULT),
+		  pp.rounds);
+	/* the rest of the page never changed */
+	EXPECT_CPU_DATA((void *)p, 8, ps - 8, 1301);
+	EXPECT_DEV_DATA(v.dev, 8, ps - 8, 1301);
+	ASSERT_EQ(pp.view[0], 2 * pp.rounds);
+
+	sem_destroy(&pp.to_device);
+	sem_destroy(&pp.to_cpu);
+	kt_view_close(&v);
+	close(fd);
+}
+
+/* --- fatal device faults ------------------------------------------------- */
+
+/*
+ * After munmap of the CPU range, the view maps nothing: device reads and
+ * writes get SIGBUS, whether the page was mapped in the view before or
+ * not, and the device memory is free.
+ */
+static void view_after_munmap(bool remote)
+{
+	size_t ps = kt_page_size(), size = 512 * KIB;
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	unsigned long long total = kt_mem_total(fd);
+	char *p = kt_map_aligned(size, 64 * KIB);
+	uint64_t x = 0;
+
+	kt_fill(p, size, 1401);
+	kt_view_open(&v, fd, p, size);
+	if (remote)
+		ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_REMOTE, 1),
+			  0);
+	/* the first half mapped in the view, the second half not */
+	EXPECT_DEV_DATA(v.dev, 0, size / 2, 1401);
+	ASSERT_EQ(dev_probe(v.dev, 8, false, &x), 0);
+	ASSERT_EQ(x, kt_pattern(1401, 1));
+	if (!remote)
+		ASSERT_LE(kt_mem_free(fd), total - size / 2);
+
+	kt_unmap(p, size);
+	ASSERT_EQ(kt_wait_mem_free(fd, total, 2000), total);
+
+	ASSERT_EQ(dev_probe(v.dev, 8, false, &x), SIGBUS);
+	ASSERT_EQ(dev_probe(v.dev, size / 2 - ps, false, &x), SIGBUS);
+	ASSERT_EQ(dev_probe(v.dev, size / 2 + ps, false, &x), SIGBUS);
+	x = 7;
+	ASSERT_EQ(dev_probe(v.dev, 16, true, &x), SIGBUS);
+	ASSERT_EQ(dev_probe(v.dev, size - 8, true, &x), SIGBUS);
+	ASSERT_EQ(kt_mem_free(fd), total);
+
+	/* the view itself is still there to unmap and unregister */
+	kt_view_close(&v);
+	close(fd);
+}
+
+TEST_TIMEOUT(view_access_after_munmap_gets_sigbus, VIEW_TIMEOUT)
+{
+	view_after_munmap(false);
+}
+
+TEST_TIMEOUT(remote_view_access_after_munmap_gets_sigbus, VIEW_TIMEOUT)
+{
+	view_after_munmap(true);
+}
+
+/*
+ * A device write to a page the CPU may only read is a fatal device fault:
+ * SIGBUS, nothing moves, nothing changes; device reads still work.  Both
+ * for pages the view never mapped and for pages it mapped writable
+ * before the mprotect().
+ */
+TEST_TIMEOUT(view_write_to_read_only_range_gets_sigbus, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 256 * KIB, npages = size / ps;
+	unsigned long long total;
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB);
+	uint64_t x;
+
+	total = kt_mem_total(fd);
+	kt_fill(p, size, 1501);
+	ASSERT_EQ(mprotect(p, size, PROT_READ), 0);
+	kt_view_open(&v, fd, p, size);
+
+	/* never mapped: the fault fails before anything moves */
+	x = 0x1111;
+	ASSERT_EQ(dev_probe(v.dev, 3 * ps + 8, true, &x), SIGBUS);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_mem_free(fd), total);
+	KT_EXPECT_DATA(p, size, 1501);
+
+	/* reads work, and map the pages read-only */
+	EXPECT_DEV_DATA(v.dev, 0, size, 1501);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	x = 0x2222;
+	ASSERT_EQ(dev_probe(v.dev, 3 * ps + 8, true, &x), SIGBUS);
+	ASSERT_EQ(dev_probe(v.dev, size - 8, true, &x), SIGBUS);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1501);
+	KT_EXPECT_DATA(p, size, 1501);
+	kt_view_close(&v);
+
+	/* mapped writable, then made read-only */
+	ASSERT_EQ(mprotect(p, size, PROT_READ | PROT_WRITE), 0);
+	kt_view_open(&v, fd, p, size);
+	dev_fill(v.dev, 0, size, 1502);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	ASSERT_EQ(mprotect(p, size, PROT_READ), 0);
+	x = 0x3333;
+	ASSERT_EQ(dev_probe(v.dev, 5 * ps, true, &x), SIGBUS);
+	ASSERT_EQ(dev_probe(v.dev, 0, true, &x), SIGBUS);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1502);
+	/* the CPU reads the first half back, the second stays on the device */
+	EXPECT_CPU_DATA(p, 0, size / 2, 1502);
+	KT_EXPECT_WHERE(fd, p + size / 2, npages / 2, AT_DEVICE);
+
+	/*
+	 * Writable again: device writes work, also to the device pages that
+	 * mprotect() left with read-only CPU entries, and the CPU sees them.
+	 */
+	ASSERT_EQ(mprotect(p, size, PROT_READ | PROT_WRITE), 0);
+	dev_fill(v.dev, 0, size, 1503);
+	KT_EXPECT_DATA(p, size, 1503);
+	kt_view_close(&v);
+	close(fd);
+}
+
+/* --- remote access -------------------------------------------------------- */
+
+/*
+ * With REMOTE advice the view maps the system pages themselves: nothing
+ * migrates, and writes on either side are seen on the other at once.
+ * REMOTE=0 brings migration back.
+ */
+TEST_TIMEOUT(remote_view_maps_system_pages, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 512 * KIB, npages = size / ps;
+	size_t half = size / 2, hole = 128 * KIB;
+	struct drm_hmmgpu_stats st0, st1, st2;
+	unsigned long long total;
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB);
+
+	total = kt_mem_total(fd);
+	kt_view_open(&v, fd, p, size);
+	ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_REMOTE, 1), 0);
+	/* written by the CPU after the view was mapped, but for a hole */
+	kt_fill(p, size - hole, 1601);
+
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	EXPECT_DEV_DATA(v.dev, 0, size - hole, 1601);
+	ASSERT_EQ(dev_check_zero(v.dev, size - hole, hole), -1);
+	KT_EXPECT_WHERE(fd, p, npages - hole / ps, AT_SYSTEM);
+
+	/* CPU writes under the mapped view: seen at once */
+	kt_fill_range(p, 0, half, 1602);
+	EXPECT_DEV_DATA(v.dev, 0, half, 1602);
+	/* device writes, also to the hole: the CPU sees them */
+	dev_fill(v.dev, half, half, 1603);
+	EXPECT_CPU_DATA(p, 0, half, 1602);
+	EXPECT_CPU_DATA(p, half, half, 1603);
+	/* a word at a time, both ways */
+	for (size_t off = 0; off < size; off += ps + 3 * 8) {
+		uint64_t x = off * 3 + 1;
+
+		((volatile uint64_t *)p)[off / 8] = x;
+		x = 0;
+		ASSERT_EQ(dev_probe(v.dev, off, false, &x), 0);
+		ASSERT_EQ(x, off * 3 + 1);
+		x = off * 5 + 2;
+		ASSERT_EQ(dev_probe(v.dev, off, true, &x), 0);
+		ASSERT_EQ(((volatile uint64_t *)p)[off / 8], off * 5 + 2);
+	}
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_mem_free(fd), total);
+	ASSERT_EQ(moved_to_device(&st0, &st1), 0);
+	ASSERT_GT(st1.device_faults - st0.device_faults, 0);
+
+	/* migration again: device faults bring the pages to the device */
+	ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_REMOTE, 0), 0);
+	kt_fill(p, size, 1604);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1604);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st2);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	ASSERT_EQ(moved(&st1, &st2, DIR_DEV, HMMGPU_CAUSE_DEVICE_FAULT) +
+		  moved(&st1, &st2, DIR_DEV, HMMGPU_CAUSE_PREFETCH), npages);
+	KT_EXPECT_DATA(p, size, 1604);
+
+	kt_view_close(&v);
+	close(fd);
+}
+
+/* --- eviction ------------------------------------------------------------ */
+
+/*
+ * A 16 MiB device: 12 MiB written through a view, then 12 MiB of another
+ * buffer migrated explicitly, which evicts most of the first.  Device
+ * reads of the first buffer fault again and read what the view wrote.
+ */
+TEST_TIMEOUT(eviction_of_view_mapped_pages_keeps_data, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 12 * MIB, npages = size / ps;
+	struct drm_hmmgpu_stats st0, st1;
+	unsigned long long total;
+	struct kt_view v;
+	size_t on;
+	char *a, *b;
+	int fd;
+
+	fd = reload_device("mem_mib=16");
+	total = kt_mem_total(fd);
+	ASSERT_EQ(total, 16 * MIB);
+	a = kt_map_aligned(size, REGION);
+	b = kt_map_aligned(size, REGION);
+	kt_fill(a, size, 1701);
+	kt_fill(b, size, 1702);
+	kt_view_open(&v, fd, a, size);
+
+	dev_fill(v.dev, 0, size, 1703);
+	KT_EXPECT_WHERE(fd, a, npages, AT_DEVICE);
+	ASSERT_EQ(kt_mem_free(fd), total - size);
+
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	KT_EXPECT_MIGRATE(fd, b, size, TO_DEVICE, npages, 0, 0);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+	KT_EXPECT_WHERE(fd, b, npages, AT_DEVICE);
+	on = kt_residency_count(fd, a, npages, AT_DEVICE);
+	TH_LOG("%zu of %zu view pages still on the device, %llu evicted", on,
+	       npages,
+	       (unsigned long long)moved(&st0, &st1, DIR_SYS,
+					 HMMGPU_CAUSE_EVICTION));
+	ASSERT_LE(on * ps, total - size);
+	ASSERT_GT(st1.evictions - st0.evictions, 0);
+	ASSERT_EQ(moved(&st0, &st1, DIR_SYS, HMMGPU_CAUSE_EVICTION),
+		  npages - on);
+
+	/* the view reads the evicted pages back, with the view's writes */
+	EXPECT_DEV_DATA(v.dev, 0, size, 1703);
+	/* and then writes them once more, evicting b */
+	dev_fill(v.dev, 0, size, 1704);
+	KT_EXPECT_DATA(a, size, 1704);
+	KT_EXPECT_DATA(b, size, 1702);
+
+	kt_view_close(&v);
+	kt_unmap(a, size);
+	kt_unmap(b, size);
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+/* --- processes ----------------------------------------------------------- */
+
+/*
+ * fork() with a mapped view whose pages are on the device: the child has
+ * no view there and private CPU data; the parent's view keeps working on
+ * the parent's data, and writes through it are not the child's.
+ */
+TEST_TIMEOUT(fork_does_not_inherit_view, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 256 * KIB, half = size / 2;
+	int to_child[2], to_parent[2];
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB);
+	unsigned char vec;
+	pid_t pid;
+
+	kt_fill(p, size, 1801);
+	kt_view_open(&v, fd, p, size);
+	dev_fill(v.dev, 0, size, 1802);
+	KT_EXPECT_WHERE(fd, p, size / ps, AT_DEVICE);
+	ASSERT_EQ(pipe(to_child), 0);
+	ASSERT_EQ(pipe(to_parent), 0);
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		uint64_t x = 0;
+
+		kt_pipe_wait(to_child[0]);
+		/* nothing at the view address */
+		ASSERT_ERRNO(mincore(v.dev, ps, &vec), ENOMEM);
+		ASSERT_EQ(kt_probe(v.dev, false, &x), SIGSEGV);
+		/* the data as of fork, not the parent's later view writes */
+		KT_EXPECT_DATA(p, size, 1802);
+		kt_fill(p, size, 1803);
+		KT_EXPECT_DATA(p, size, 1803);
+		kt_pipe_signal(to_parent[1]);
+		_exit(0);
+	}
+
+	/* the parent writes through its view before the child reads */
+	dev_fill(v.dev, 0, half, 1804);
+	EXPECT_DEV_DATA(v.dev, half, half, 1802);
+	kt_pipe_signal(to_child[1]);
+	kt_pipe_wait(to_parent[0]);
+	ASSERT_EQ(kt_wait_child(pid), 0);
+
+	/* the child's writes are not ours */
+	EXPECT_DEV_DATA(v.dev, 0, half, 1804);
+	EXPECT_DEV_DATA(v.dev, half, half, 1802);
+	EXPECT_CPU_DATA(p, 0, half, 1804);
+	EXPECT_CPU_DATA(p, half, half, 1802);
+	/* and the view still works both ways */
+	dev_fill(v.dev, 0, size, 1805);
+	KT_EXPECT_DATA(p, size, 1805);
+	kt_fill(p, size, 1806);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1806);
+
+	kt_view_close(&v);
+	close(fd);
+}
+
+/*
+ * Another process (a child with the inherited file) cannot map the
+ * parent's view, nor the parent the child's; a view the child registers
+ * works for the child, on its own copy of the memory.
+ */
+TEST_TIMEOUT(only_the_registering_process_maps_a_view, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 128 * KIB, npages = size / ps;
+	int to_child[2], to_parent[2];
+	struct kt_view v;
+	uint64_t child_offset = 0;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB);
+	pid_t pid;
+
+	kt_fill(p, size, 1901);
+	kt_view_open(&v, fd, p, size);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1901);
+	ASSERT_EQ(pipe(to_child), 0);
+	ASSERT_EQ(pipe(to_parent), 0);
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		struct kt_view cv;
+		ssize_t n;
+
+		/* the parent's view, through the inherited file */
+		errno = 0;
+		ASSERT_TRUE(kt_view_mmap(fd, v.offset, size) == NULL);
+		ASSERT_EQ(errno, EACCES);
+		errno = 0;
+		ASSERT_TRUE(kt_view_mmap(fd, v.offset, ps) == NULL);
+		ASSERT_EQ(errno, EACCES);
+
+		/* a view of its own, on the same file */
+		kt_view_open(&cv, fd, p, size);
+		ASSERT_NE(cv.offset, v.offset);
+		EXPECT_DEV_DATA(cv.dev, 0, size, 1901);
+		KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+		dev_fill(cv.dev, 0, size, 1902);
+		KT_EXPECT_DATA(p, size, 1902);
+		EXPECT_DEV_DATA(cv.dev, 0, size, 1902);
+
+		n = write(to_parent[1], &cv.offset, sizeof(cv.offset));
+		ASSERT_EQ(n, (ssize_t)sizeof(cv.offset));
+		kt_pipe_wait(to_child[0]);
+		kt_view_close(&cv);
+		_exit(0);
+	}
+
+	ASSERT_EQ(read(to_parent[0], &child_offset, sizeof(child_offset)),
+		  (ssize_t)sizeof(child_offset));
+	errno = 0;
+	ASSERT_TRUE(kt_view_mmap(fd, child_offset, size) == NULL);
+	ASSERT_EQ(errno, EACCES);
+	kt_pipe_signal(to_child[1]);
+	ASSERT_EQ(kt_wait_child(pid), 0);
+
+	/* our view, our data */
+	EXPECT_DEV_DATA(v.dev, 0, size, 1901);
+	KT_EXPECT_DATA(p, size, 1901);
+	kt_view_close(&v);
+	close(fd);
+}
+
+/* --- granularity and prefetch -------------------------------------------- */
+
+/*
+ * Prefetch disabled: a sequential device read of 4 MiB takes one fault
+ * per block of the view's granularity and fetches every page once.
+ */
+TEST_TIMEOUT(granularity_sets_the_device_fault_block, VIEW_TIMEOUT)
+{
+	static const size_t grans[] = { 4 * KIB, 64 * KIB, 2 * MIB };
+	size_t ps = kt_page_size(), size = 4 * MIB, npages = size / ps;
+	int fd = reload_device("prefetch_pct=0");
+	unsigned long long total = kt_mem_total(fd);
+
+	for (size_t i = 0; i < sizeof(grans) / sizeof(grans[0]); i++) {
+		struct drm_hmmgpu_stats st0, st1;
+		char *p = kt_map_aligned(size, REGION);
+		struct kt_view v;
+
+		if (grans[i] < ps)
+			continue;
+		TH_LOG("granularity %zu KiB", grans[i] / KIB);
+		kt_fill(p, size, 2001 + i);
+		kt_view_open(&v, fd, p, size);
+		ASSERT_EQ(kt_view_advise(fd, v.handle,
+					 HMMGPU_ADVICE_GRANULARITY, grans[i]),
+			  0);
+		kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+		EXPECT_DEV_DATA(v.dev, 0, size, 2001 + i);
+		kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+
+		ASSERT_EQ(st1.device_faults - st0.device_faults,
+			  size / grans[i]);
+		ASSERT_EQ(moved(&st0, &st1, DIR_DEV, HMMGPU_CAUSE_DEVICE_FAULT),
+			  npages);
+		ASSERT_EQ(moved(&st0, &st1, DIR_DEV, HMMGPU_CAUSE_PREFETCH), 0);
+		KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+
+		kt_view_close(&v);
+		kt_unmap(p, size);
+		ASSERT_EQ(kt_wait_mem_free(fd, total, 2000), total);
+	}
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+/*
+ * prefetch_pct=50, 64 KiB blocks: in each 2 MiB region (32 blocks) of a
+ * sequential read, the fault that puts more than half of the region on
+ * the device (the 17th) prefetches the other 15 blocks.
+ */
+TEST_TIMEOUT(density_prefetch_fetches_the_rest_of_the_region, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 4 * MIB, npages = size / ps;
+	size_t blk = 64 * KIB, per_region = REGION / blk;
+	size_t faults = size / REGION * (per_region / 2 + 1);
+	struct drm_hmmgpu_stats st0, st1;
+	uint64_t nfault, nprefetch;
+	struct kt_view v;
+	char *p;
+	int fd;
+
+	fd = reload_device("prefetch_pct=50 view_fault_kib=64");
+	p = kt_map_aligned(size, REGION);
+	kt_fill(p, size, 2101);
+	kt_view_open(&v, fd, p, size);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	EXPECT_DEV_DATA(v.dev, 0, size, 2101);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+	nfault = moved(&st0, &st1, DIR_DEV, HMMGPU_CAUSE_DEVICE_FAULT);
+	nprefetch = moved(&st0, &st1, DIR_DEV, HMMGPU_CAUSE_PREFETCH);
+	TH_LOG("%llu device faults, %llu pages by fault, %llu by prefetch",
+	       (unsigned long long)(st1.device_faults - st0.device_faults),
+	       (unsigned long long)nfault, (unsigned long long)nprefetch);
+
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	ASSERT_LT(st1.device_faults - st0.device_faults, size / blk);
+	ASSERT_GT(nprefetch, 0);
+	ASSERT_EQ(nfault + nprefetch, npages);
+	ASSERT_EQ(st1.bytes[DIR_DEV][HMMGPU_CAUSE_PREFETCH] -
+		  st0.bytes[DIR_DEV][HMMGPU_CAUSE_PREFETCH], nprefetch * ps);
+	/* exactly as the rule says */
+	ASSERT_EQ(st1.device_faults - st0.device_faults, faults);
+	ASSERT_EQ(nfault, faults * (blk / ps));
+	KT_EXPECT_DATA(p, size, 2101);
+
+	kt_view_close(&v);
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+/* --- unregister ---------------------------------------------------------- */
+
+TEST_TIMEOUT(unregister_while_mapped_gets_sigbus, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 256 * KIB;
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB);
+	uint64_t x = 0;
+
+	kt_fill(p, size, 2201);
+	kt_view_open(&v, fd, p, size);
+	dev_fill(v.dev, 0, size / 2, 2202);
+
+	ASSERT_EQ(kt_view_unregister(fd, v.handle), 0);
+	ASSERT_EQ(dev_probe(v.dev, 0, false, &x), SIGBUS);
+	ASSERT_EQ(dev_probe(v.dev, size - ps, false, &x), SIGBUS);
+	ASSERT_EQ(dev_probe(v.dev, 8, true, &x), SIGBUS);
+	/* the memory is the CPU's, with the view's writes */
+	EXPECT_CPU_DATA(p, 0, size / 2, 2202);
+	EXPECT_CPU_DATA(p, size / 2, size / 2, 2201);
+
+	ASSERT_EQ(kt_view_unregister(fd, v.handle), -ENOENT);
+	ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_REMOTE, 1),
+		  -ENOENT);
+	errno = 0;
+	ASSERT_TRUE(kt_view_mmap(fd, v.offset, size) == NULL);
+	ASSERT_NE(errno, 0);
+	kt_unmap(v.dev, size);
+
+	/* a new view of the same range works */
+	kt_view_open(&v, fd, p, size);
+	EXPECT_DEV_DATA(v.dev, 0, size / 2, 2202);
+	EXPECT_DEV_DATA(v.dev, size / 2, size / 2, 2201);
+	kt_view_close(&v);
+	close(fd);
+}
+
+/* A mapping shorter than the view, and the file closed under a mapping. */
+TEST_TIMEOUT(partial_mapping_and_closed_file, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 256 * KIB;
+	uint32_t handle;
+	uint64_t offset;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB), *view;
+
+	kt_fill(p, size, 2301);
+	ASSERT_EQ(kt_view_register(fd, p, size, &handle, &offset), 0);
+	view = kt_view_mmap(fd, offset, size / 2);
+	ASSERT_TRUE(view != NULL);
+	EXPECT_DEV_DATA(view, 0, size / 2, 2301);
+	dev_fill(view, 0, size / 2, 2302);
+
+	/* the mapping keeps the file, and the view, alive */
+	close(fd);
+	EXPECT_DEV_DATA(view, 0, size / 2, 2302);
+	KT_EXPECT_DATA(p, size / 2, 2302);
+	EXPECT_DEV_DATA(view, 0, ps, 2302);
+	kt_unmap(view, size / 2);
+	KT_EXPECT_DATA(p, size / 2, 2302);
+	EXPECT_CPU_DATA(p, size / 2, size / 2, 2301);
+}
+
+/* Device removal under a mapped view: the CPU keeps its data. */
+TEST_TIMEOUT(unbind_with_mapped_view_keeps_cpu_data, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 512 * KIB, npages = size / ps;
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB);
+	uint64_t x = 0;
+	int sig;
+
+	kt_fill(p, size, 2401);
+	kt_view_open(&v, fd, p, size);
+	dev_fill(v.dev, 0, size, 2402);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+
+	ASSERT_EQ(kt_unbind_device(0), 0);
+	KT_EXPECT_DATA(p, size, 2402);
+	/* the view has no device behind it: SIGBUS, or the CPU's data */
+	sig = dev_probe(v.dev, 8, false, &x);
+	if (!sig)
+		ASSERT_EQ(x, kt_pattern(2402, 1));
+	else
+		ASSERT_EQ(sig, SIGBUS);
+	ASSERT_EQ(kt_view_unregister(fd, v.handle), -ENODEV);
+	kt_unmap(v.dev, size);
+	close(fd);
+	ASSERT_EQ(kt_bind_device(0), 0);
+
+	fd = kt_open_device(0);
+	kt_view_open(&v, fd, p, size);
+	EXPECT_DEV_DATA(v.dev, 0, size, 2402);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	kt_view_close(&v);
+	KT_EXPECT_DATA(p, size, 2402);
+	close(fd);
+}
+
+/* --- rejections ------------------------------------------------------------ */
+
+#define NPAGES 16
+
+struct ctx {
+	int fd;
+	char *p;
+	size_t ps;
+};
+
+static void ctx_init(struct ctx *c)
+{
+	c->fd = kt_open_device(0);
+	c->ps = kt_page_size();
+	c->p = kt_map(NPAGES * c->ps);
+	kt_fill(c->p, NPAGES * c->ps, 1);
+}
+
+/* The rejected call left the range alone and the file usable. */
+static void ctx_check_and_fini(struct ctx *c)
+{
+	size_t size = NPAGES * c->ps;
+	struct kt_view v;
+
+	KT_EXPECT_WHERE(c->fd, c->p, NPAGES, AT_SYSTEM);
+	KT_EXPECT_DATA(c->p, size, 1);
+	kt_view_open(&v, c->fd, c->p, size);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1);
+	KT_EXPECT_WHERE(c->fd, c->p, NPAGES, AT_DEVICE);
+	kt_view_close(&v);
+	KT_EXPECT_DATA(c->p, size, 1);
+	kt_unmap(c->p, size);
+	close(c->fd);
+}
+
+static void valid_register(const struct ctx *c,
+			   struct drm_hmmgpu_view_register *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->start = (uintptr_t)c->p;
+	r->size = NPAGES * c->ps;
+}
+
+/* VIEW_REGISTER with one field spoiled by @spoil must fail with @err. */
+static void expect_register_error(void (*spoil)(const struct ctx *,
+						struct drm_hmmgpu_view_register *),
+				  int err)
+{
+	struct drm_hmmgpu_view_register r;
+	struct ctx c;
+
+	ctx_init(&c);
+	valid_register(&c, &r);
+	spoil(&c, &r);
+	ASSERT_ERRNO(drmIoctl(c.fd, DRM_IOCTL_HMMGPU_VIEW_REGISTER, &r), err);
+	ctx_check_and_fini(&c);
+}
+
+static void reg_flags(const struct ctx *c, struct drm_hmmgpu_view_register *r)
+{
+	r->flags = 1;
+}
+
+static void reg_high_flag(const struct ctx *c,
+			  struct drm_hmmgpu_view_register *r)
+{
+	r->flags = 1u << 31;
+}
+
+static void reg_extensions(const struct ctx *c,
+			   struct drm_hmmgpu_view_register *r)
+{
+	r->extensions = (uintptr_t)c->p;
+}
+
+static void reg_unaligned_start(const struct ctx *c,
+				struct drm_hmmgpu_view_register *r)
+{
+	r->start += 8;
+	r->size -= c->ps;
+}
+
+static void reg_unaligned_size(const struct ctx *c,
+			       struct drm_hmmgpu_view_register *r)
+{
+	r->size -= 8;
+}
+
+static void reg_zero_size(const struct ctx *c,
+			  struct drm_hmmgpu_view_register *r)
+{
+	r->size = 0;
+}
+
+static void reg_wrapping(const struct ctx *c,
+			 struct drm_hmmgpu_view_register *r)
+{
+	r->size = -(uint64_t)r->start + c->ps;
+}
+
+static void reg_above_1tib(const struct ctx *c,
+			   struct drm_hmmgpu_view_register *r)
+{
+	r->size = (1ULL << 40) + c->ps;
+}
+
+TEST(register_rejects_flags)
+{
+	expect_register_error(reg_flags, EINVAL);
+}
+
+TEST(register_rejects_high_flag)
+{
+	expect_register_error(reg_high_flag, EINVAL);
+}
+
+TEST(register_rejects_extensions)
+{
+	expect_register_error(reg_extensions, EINVAL);
+}
+
+TEST(register_rejects_unaligned_start)
+{
+	expect_register_error(reg_unaligned_start, EINVAL);
+}
+
+TEST(register_rejects_unaligned_size)
+{
+	expect_register_error(reg_unaligned_size, EINVAL);
+}
+
+TEST(register_rejects_zero_size)
+{
+	expect_register_error(reg_zero_size, EINVAL);
+}
+
+TEST(register_rejects_wrapping_range)
+{
+	expect_register_error(reg_wrapping, EINVAL);
+}
+
+TEST(register_rejects_range_above_1tib)
+{
+	expect_register_error(reg_above_1tib, EINVAL);
+}
+
+static void reg_of_1tib(const struct ctx *c, struct drm_hmmgpu_view_register *r)
+{
+	r->size = 1ULL << 40;
+}
+
+/* 1 TiB exactly: the mmap offsets of two views must never be adjacent. */
+TEST(register_rejects_range_of_1tib)
+{
+	expect_register_error(reg_of_1tib, EINVAL);
+}
+
+/*
+ * VIEW_REGISTER of [@q, @q + @size), memory that is not private anonymous
+ * readable memory, fails with -EINVAL and leaves @c's file usable.
+ */
+static void expect_register_einval_at(struct ctx *c, void *q, size_t size)
+{
+	ASSERT_EQ(kt_view_register(c->fd, q, size, NULL, NULL), -EINVAL);
+	ctx_check_and_fini(c);
+}
+
+TEST(register_rejects_shared_anonymous_range)
+{
+	size_t size = NPAGES * kt_page_size();
+	struct ctx c;
+	char *q;
+
+	ctx_init(&c);
+	q = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_TRUE(q != MAP_FAILED);
+	kt_fill(q, size, 3);
+	expect_register_einval_at(&c, q, size);
+	KT_EXPECT_DATA(q, size, 3);
+}
+
+static char *file_mapping(size_t size, int flags)
+{
+	char path[] = "/tmp/kt-view-XXXXXX";
+	int file = mkstemp(path);
+	char *q;
+
+	ASSERT_GE(file, 0);
+	unlink(path);
+	ASSERT_EQ(ftruncate(file, size), 0);
+	q = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, file, 0);
+	ASSERT_TRUE(q != MAP_FAILED);
+	close(file);
+	kt_fill(q, size, 4);
+	return q;
+}
+
+TEST(register_rejects_shared_file_range)
+{
+	size_t size = NPAGES * kt_page_size();
+	struct ctx c;
+	char *q;
+
+	ctx_init(&c);
+	q = file_mapping(size, MAP_SHARED);
+	expect_register_einval_at(&c, q, size);
+	KT_EXPECT_DATA(q, size, 4);
+}
+
+TEST(register_rejects_private_file_range)
+{
+	size_t size = NPAGES * kt_page_size();
+	struct ctx c;
+	char *q;
+
+	ctx_init(&c);
+	q = file_mapping(size, MAP_PRIVATE);
+	expect_register_einval_at(&c, q, size);
+	KT_EXPECT_DATA(q, size, 4);
+}
+
+TEST(register_rejects_unmapped_range)
+{
+	size_t size = NPAGES * kt_page_size();
+	struct ctx c;
+	char *q;
+
+	ctx_init(&c);
+	q = kt_map(size);
+	kt_unmap(q, size);
+	expect_register_einval_at(&c, q, size);
+}
+
+TEST(register_rejects_partly_unmapped_range)
+{
+	size_t ps = kt_page_size(), size = NPAGES * ps;
+	struct ctx c;
+	char *q;
+
+	ctx_init(&c);
+	q = kt_map(size);
+	kt_fill(q, size, 5);
+	kt_unmap(q + 5 * ps, ps);
+	expect_register_einval_at(&c, q, size);
+	EXPECT_CPU_DATA(q, 0, 5 * ps, 5);
+	EXPECT_CPU_DATA(q, 6 * ps, size - 6 * ps, 5);
+}
+
+TEST(register_rejects_prot_none_range)
+{
+	size_t ps = kt_page_size(), size = NPAGES * ps;
+	struct ctx c;
+	char *q;
+
+	ctx_init(&c);
+	q = kt_map(size);
+	kt_fill(q, size, 6);
+	ASSERT_EQ(mprotect(q + 3 * ps, ps, PROT_NONE), 0);
+	expect_register_einval_at(&c, q, size);
+	ASSERT_EQ(mprotect(q + 3 * ps, ps, PROT_READ | PROT_WRITE), 0);
+	KT_EXPECT_DATA(q, size, 6);
+}
+
+TEST(unregister_rejects_pad)
+{
+	struct drm_hmmgpu_view_unregister u = { .pad = 1 };
+	uint32_t handle;
+	struct ctx c;
+
+	ctx_init(&c);
+	ASSERT_EQ(kt_view_register(c.fd, c.p, NPAGES * c.ps, &handle, NULL),
+		  0);
+	u.handle = handle;
+	ASSERT_ERRNO(drmIoctl(c.fd, DRM_IOCTL_HMMGPU_VIEW_UNREGISTER, &u),
+		     EINVAL);
+	/* the view is still there */
+	ASSERT_EQ(kt_view_unregister(c.fd, handle), 0);
+	ctx_check_and_fini(&c);
+}
+
+TEST(unregister_rejects_unknown_handle)
+{
+	uint32_t handle;
+	struct ctx c;
+
+	ctx_init(&c);
+	ASSERT_EQ(kt_view_unregister(c.fd, 0), -ENOENT);
+	ASSERT_EQ(kt_view_register(c.fd, c.p, NPAGES * c.ps, &handle, NULL),
+		  0);
+	ASSERT_EQ(kt_view_unregister(c.fd, handle + 1), -ENOENT);
+	ASSERT_EQ(kt_view_unregister(c.fd, ~0u), -ENOENT);
+	ASSERT_EQ(kt_view_unregister(c.fd, handle), 0);
+	ctx_check_and_fini(&c);
+}
+
+TEST(unregister_rejects_other_files_handle)
+{
+	int other = kt_open_device(0);
+	uint32_t handle;
+	struct ctx c;
+
+	ctx_init(&c);
+	ASSERT_EQ(kt_view_register(other, c.p, NPAGES * c.ps, &handle, NULL),
+		  0);
+	ASSERT_EQ(kt_view_unregister(c.fd, handle), -ENOENT);
+	ASSERT_EQ(kt_view_unregister(other, handle), 0);
+	close(other);
+	ctx_check_and_fini(&c);
+}
+
+/* VIEW_ADVISE (@advice, @value) of a valid view must fail with @err. */
+static void expect_advise_error(uint32_t advice, uint64_t value, int err)
+{
+	uint32_t handle;
+	struct ctx c;
+
+	ctx_init(&c);
+	ASSERT_EQ(kt_view_register(c.fd, c.p, NPAGES * c.ps, &handle, NULL),
+		  0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle, advice, value), -err);
+	ASSERT_EQ(kt_view_unregister(c.fd, handle), 0);
+	ctx_check_and_fini(&c);
+}
+
+TEST(advise_rejects_advice_zero)
+{
+	expect_advise_error(0, 0, EINVAL);
+}
+
+TEST(advise_rejects_unknown_advice)
+{
+	expect_advise_error(HMMGPU_ADVICE_REMOTE + 1, 0, EINVAL);
+}
+
+TEST(advise_rejects_advice_max)
+{
+	expect_advise_error(~0u, 1, EINVAL);
+}
+
+TEST(advise_rejects_granularity_zero)
+{
+	expect_advise_error(HMMGPU_ADVICE_GRANULARITY, 0, EINVAL);
+}
+
+TEST(advise_rejects_granularity_not_power_of_two)
+{
+	expect_advise_error(HMMGPU_ADVICE_GRANULARITY, 3 * kt_page_size(),
+			    EINVAL);
+}
+
+TEST(advise_rejects_granularity_below_page_size)
+{
+	expect_advise_error(HMMGPU_ADVICE_GRANULARITY, kt_page_size() / 2,
+			    EINVAL);
+}
+
+TEST(advise_rejects_granularity_above_2mib)
+{
+	expect_advise_error(HMMGPU_ADVICE_GRANULARITY, 4 * MIB, EINVAL);
+}
+
+TEST(advise_rejects_granularity_above_4gib)
+{
+	/* a value that only a truncation to 32 bits would make valid */
+	expect_advise_error(HMMGPU_ADVICE_GRANULARITY, (1ULL << 32) | 65536,
+			    EINVAL);
+}
+
+TEST(advise_rejects_remote_two)
+{
+	expect_advise_error(HMMGPU_ADVICE_REMOTE, 2, EINVAL);
+}
+
+TEST(advise_rejects_unknown_handle)
+{
+	uint32_t handle;
+	struct ctx c;
+
+	ctx_init(&c);
+	ASSERT_EQ(kt_view_advise(c.fd, 0, HMMGPU_ADVICE_REMOTE, 1), -ENOENT);
+	ASSERT_EQ(kt_view_register(c.fd, c.p, NPAGES * c.ps, &handle, NULL),
+		  0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle + 1, HMMGPU_ADVICE_REMOTE, 1),
+		  -ENOENT);
+	ASSERT_EQ(kt_view_unregister(c.fd, handle), 0);
+	ctx_check_and_fini(&c);
+}
+
+TEST(advise_rejects_other_files_handle)
+{
+	int other = kt_open_device(0);
+	uint32_t handle;
+	struct ctx c;
+
+	ctx_init(&c);
+	ASSERT_EQ(kt_view_register(other, c.p, NPAGES * c.ps, &handle, NULL),
+		  0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_GRANULARITY,
+				 64 * KIB), -ENOENT);
+	ASSERT_EQ(kt_view_unregister(other, handle), 0);
+	close(other);
+	ctx_check_and_fini(&c);
+}
+
+TEST(advise_accepts_the_bounds)
+{
+	uint32_t handle;
+	struct ctx c;
+
+	ctx_init(&c);
+	ASSERT_EQ(kt_view_register(c.fd, c.p, NPAGES * c.ps, &handle, NULL),
+		  0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_GRANULARITY,
+				 c.ps), 0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_GRANULARITY,
+				 2 * MIB), 0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_REMOTE, 1), 0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_REMOTE, 0), 0);
+	ASSERT_EQ(kt_view_unregister(c.fd, handle), 0);
+	ctx_check_and_fini(&c);
+}
+
+/* mmap of a registered view with @flags, @len bytes at @offset + @delta. */
+static void expect_mmap_error(int flags, size_t len, uint64_t delta, int err)
+{
+	uint32_t handle;
+	uint64_t offset;
+	struct ctx c;
+	void *q;
+
+	ctx_init(&c);
+	ASSERT_EQ(kt_view_register(c.fd, c.p, NPAGES * c.ps, &handle,
+				   &offset), 0);
+	errno = 0;
+	q = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, c.fd,
+		 (off_t)(offset + delta));
+	ASSERT_TRUE(q == MAP_FAILED);
+	ASSERT_EQ(errno, err);
+	ASSERT_EQ(kt_view_unregister(c.fd, handle), 0);
+	ctx_check_and_fini(&c);
+}
+
+TEST(mmap_rejects_map_private)
+{
+	expect_mmap_error(MAP_PRIVATE, NPAGES * kt_page_size(), 0, EINVAL);
+}
+
+TEST(mmap_rejects_length_beyond_the_view)
+{
+	expect_mmap_error(MAP_SHARED, (NPAGES + 1) * kt_page_size(), 0,
+			  EINVAL);
+}
+
+TEST(mmap_rejects_offset_of_no_view)
+{
+	/* far past the view: no view there */
+	expect_mmap_error(MAP_SHARED, kt_page_size(), 1ULL << 40, EINVAL);
+}
+
+TEST(mremap_cannot_grow_a_view)
+{
+	size_t size;
+	struct kt_view v;
+	struct ctx c;
+	void *q;
+
+	ctx_init(&c);
+	size = NPAGES * c.ps;
+	kt_view_open(&v, c.fd, c.p, size);
+	/* in place, and allowed to move */
+	errno = 0;
+	q = mremap(v.dev, size, 2 * size, 0);
+	ASSERT_TRUE(q == MAP_FAILED);
+	ASSERT_NE(errno, 0);
+	errno = 0;
+	q = mremap(v.dev, size, 2 * size, MREMAP_MAYMOVE);
+	ASSERT_TRUE(q == MAP_FAILED);
+	ASSERT_NE(errno, 0);
+	/* the view is as it was, and ends as usual */
+	EXPECT_DEV_DATA(v.dev, 0, size, 1);
+	kt_view_close(&v);
+	KT_EXPECT_DATA(c.p, size, 1);
+	KT_EXPECT_WHERE(c.fd, c.p, NPAGES, AT_SYSTEM);
+	kt_unmap(c.p, size);
+	close(c.fd);
+}
+
+/*
+ * One mapping of a view at a time: a second mmap() gets -EBUSY; once the
+ * first is gone the view maps again and works, with data intact.
+ */
+TEST_TIMEOUT(mmap_rejects_second_mapping_of_a_view, VIEW_TIMEOUT)
+{
+	size_t size;
+	struct kt_view v;
+	struct ctx c;
+	void *q;
+
+	ctx_init(&c);
+	size = NPAGES * c.ps;
+	kt_view_open(&v, c.fd, c.p, size);
+	dev_fill(v.dev, 0, size, 2101);
+	errno = 0;
+	q = kt_view_mmap(c.fd, v.offset, size);
+	ASSERT_TRUE(q == NULL);
+	ASSERT_EQ(errno, EBUSY);
+	/* nor a part of it */
+	errno = 0;
+	q = kt_view_mmap(c.fd, v.offset + c.ps, c.ps);
+	ASSERT_TRUE(q == NULL);
+	ASSERT_EQ(errno, EBUSY);
+
+	kt_unmap(v.dev, size);
+	v.dev = kt_view_mmap(c.fd, v.offset, size);
+	ASSERT_TRUE(v.dev != NULL);
+	EXPECT_DEV_DATA(v.dev, 0, size, 2101);
+	KT_EXPECT_WHERE(c.fd, c.p, NPAGES, AT_DEVICE);
+	kt_view_close(&v);
+	KT_EXPECT_DATA(c.p, size, 2101);
+	kt_unmap(c.p, size);
+	close(c.fd);
+}
+
+/*
+ * mremap() cannot move a view either: the kernel moves its page tables
+ * before it asks the driver, so the refusal must leave no entry the
+ * driver lost track of.  After it the view faults its pages in again and
+ * stays coherent: CPU writes (which bring the pages back and must clear
+ * the view's entries) are what the device reads next.
+ */
+TEST_TIMEOUT(mremap_cannot_move_a_view, VIEW_TIMEOUT)
+{
+	size_t size;
+	struct kt_view v;
+	struct ctx c;
+	void *hole, *q;
+
+	ctx_init(&c);
+	size = NPAGES * c.ps;
+	kt_view_open(&v, c.fd, c.p, size);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1);
+	hole = kt_map(size);
+	errno = 0;
+	q = mremap(v.dev, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, hole);
+	ASSERT_TRUE(q == MAP_FAILED);
+	ASSERT_EQ(errno, EINVAL);
+	/* the target range is gone; the view is where it was */
+	EXPECT_DEV_DATA(v.dev, 0, size, 1);
+	KT_EXPECT_WHERE(c.fd, c.p, NPAGES, AT_DEVICE);
+
+	kt_fill(c.p, size, 2201);
+	KT_EXPECT_WHERE(c.fd, c.p, NPAGES, AT_SYSTEM);
+	EXPECT_DEV_DATA(v.dev, 0, size, 2201);
+	dev_fill(v.dev, 0, size, 2202);
+	KT_EXPECT_DATA(c.p, size, 2202);
+	kt_view_close(&v);
+	kt_unmap(c.p, size);
+	close(c.fd);
+}
+
+/*
+ * A view is mapped and unmapped whole: munmap() or mprotect() of a part
+ * would split it and is refused; the whole mapping goes as usual.
+ */
+TEST_TIMEOUT(view_cannot_be_split, VIEW_TIMEOUT)
+{
+	size_t size;
+	struct kt_view v;
+	struct ctx c;
+
+	ctx_init(&c);
+	size = NPAGES * c.ps;
+	kt_view_open(&v, c.fd, c.p, size);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1);
+	ASSERT_ERRNO(munmap(v.dev + c.ps, c.ps), EINVAL);
+	ASSERT_ERRNO(munmap(v.dev, c.ps), EINVAL);
+	ASSERT_ERRNO(mprotect(v.dev + 2 * c.ps, c.ps, PROT_READ), EINVAL);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1);
+	dev_fill(v.dev, 0, size, 2301);
+	kt_view_close(&v);
+	KT_EXPECT_DATA(c.p, size, 2301);
+	kt_unmap(c.p, size);
+	close(c.fd);
+}
+
+/*
+ * MADV_DONTNEED on the CPU range frees its device pages: the view's
+ * entries go with them, the device reads zeros afterwards (fresh pages,
+ * not the old data), and the device memory is free again.
+ */
+TEST_TIMEOUT(madv_dontneed_clears_the_view, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 256 * KIB, npages = size / ps;
+	unsigned long long total;
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB);
+
+	total = kt_mem_total(fd);
+	kt_fill(p, size, 2401);
+	kt_view_open(&v, fd, p, size);
+	dev_fill(v.dev, 0, size, 2402);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	ASSERT_LE(kt_mem_free(fd), total - size);
+
+	ASSERT_EQ(madvise(p, size, MADV_DONTNEED), 0);
+	ASSERT_EQ(kt_wait_mem_free(fd, total, 2000), total);
+	ASSERT_EQ(dev_check_zero(v.dev, 0, size), -1);
+	ASSERT_EQ(kt_check_zero(p, size), -1);
+	dev_fill(v.dev, 0, size, 2403);
+	KT_EXPECT_DATA(p, size, 2403);
+	kt_view_close(&v);
+	kt_unmap(p, size);
+	close(fd);
+}
+
+/*
+ * Remote access to memory nobody touched yet: device reads see zeros
+ * (the CPU's shared zero page, mapped read-only), then a device write
+ * makes the CPU fault in a private page and the view maps that one,
+ * writable; the CPU reads what the device wrote.  Nothing migrates.
+ */
+TEST_TIMEOUT(remote_write_after_read_of_untouched_memory, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 128 * KIB, npages = size / ps;
+	struct drm_hmmgpu_stats st0, st1;
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB);
+
+	kt_view_open(&v, fd, p, size);
+	ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_REMOTE, 1), 0);
+	ASSERT_EQ(kt_stats(fd, HMMGPU_STATS_FILE, &st0), 0);
+	ASSERT_EQ(dev_check_zero(v.dev, 0, size), -1);
+	dev_fill(v.dev, 0, size, 2501);
+	KT_EXPECT_DATA(p, size, 2501);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_stats(fd, HMMGPU_STATS_FILE, &st1), 0);
+	ASSERT_EQ(moved_to_device(&st0, &st1), 0);
+	ASSERT_GT(st1.device_faults - st0.device_faults, 0);
+	kt_fill(p, size, 2502);
+	EXPECT_DEV_DATA(v.dev, 0, size, 2502);
+	kt_view_close(&v);
+	kt_unmap(p, size);
+	close(fd);
+}
+
+/* prefetch_pct can change at run time, within 0-100 only. */
+TEST(prefetch_pct_is_writable_within_its_range)
+{
+	const char *path = "/sys/module/hmmgpu/parameters/prefetch_pct";
+	unsigned long long orig = kt_module_param("prefetch_pct");
+	char buf[32];
+
+	ASSERT_EQ(kt_sysfs_write(path, "101"), -EINVAL);
+	ASSERT_EQ(kt_module_param("prefetch_pct"), orig);
+	ASSERT_EQ(kt_sysfs_write(path, "-1"), -EINVAL);
+	ASSERT_EQ(kt_sysfs_write(path, "0"), 0);
+	ASSERT_EQ(kt_module_param("prefetch_pct"), 0);
+	ASSERT_EQ(kt_sysfs_write(path, "100"), 0);
+	ASSERT_EQ(kt_module_param("prefetch_pct"), 100);
+	snprintf(buf, sizeof(buf), "%llu", orig);
+	ASSERT_EQ(kt_sysfs_write(path, buf), 0);
+	ASSERT_EQ(kt_module_param("prefetch_pct"), orig);
+}
+
+#endif /* DRM_IOCTL_HMMGPU_VIEW_REGISTER */
+
+TEST_MAIN()
