@@ -49,7 +49,10 @@
  *   copied by the submitting thread itself before hmmgpu_copy_submit()
  *   returns: handing 16 pages to a thread and sleeping on the fence cost
  *   a wake-up and a scheduler tick or two, which put CPU faults' p90 at
- *   2-8 ms in the benchmark where the copy takes about 30 us.  Threads copy with
+ *   2-8 ms in the benchmark where the copy takes about 30 us.  Urgent
+ *   batches (a device fault's block or prefetch, which the faulting
+ *   thread waits for with nothing to overlap) are copied inline whatever
+ *   their size, for the same reason.  Threads copy with
  *   copy_highpage() and clear_highpage().  The thread that finishes the
  *   last segment signals the fence.
  *
@@ -318,8 +321,11 @@ static void hmmgpu_copy_sw_submit(struct hmmgpu_copy_engine *ce,
 	unsigned int nseg, k, first = 0, start;
 	struct hmmgpu_copy_seg *segs;
 
-	/* Small batches are copied here: a hand-off would cost more. */
-	if (batch->nr < HMMGPU_COPY_INLINE_PAGES) {
+	/*
+	 * Small batches are copied here: a hand-off would cost more. So are
+	 * urgent ones (a device fault's), whose submitter only waits.
+	 */
+	if (batch->nr < HMMGPU_COPY_INLINE_PAGES || batch->urgent) {
 		hmmgpu_copy_cpu(batch, 0, batch->nr);
 		return;
 	}

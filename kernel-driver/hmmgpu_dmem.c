@@ -69,6 +69,8 @@
  */
 
 int hmmgpu_owner;
+/* Owner of migrations to a device that select system pages only. */
+int hmmgpu_fill_owner;
 
 static struct hmmgpu_dpage *page_to_dpage(struct page *page)
 {

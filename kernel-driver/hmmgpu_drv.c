@@ -210,6 +210,10 @@ static int hmmgpu_ioctl_migrate(struct drm_device *drm, void *data,
 	ret = hmmgpu_migrate_range(file->driver_priv, args->start,
 				   args->start + args->size, args->target,
 				   &res);
+	/* a prefetched range needs no device fault to be used */
+	if (!ret && args->target == HMMGPU_MIGRATE_TO_DEVICE)
+		hmmgpu_view_populate(file->driver_priv, args->start,
+				     args->start + args->size);
 	drm_dev_exit(idx);
 	args->moved = res.moved;
 	args->already = res.already;

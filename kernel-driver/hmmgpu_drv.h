@@ -225,6 +225,7 @@ static inline struct hmmgpu_device *to_hmmgpu(struct drm_device *drm)
 extern const struct dev_pagemap_ops hmmgpu_devmem_ops;
 /* The pgmap owner of every hmmgpu device (device-to-device migration). */
 extern int hmmgpu_owner;
+extern int hmmgpu_fill_owner;
 
 int hmmgpu_dmem_init(struct hmmgpu_device *hdev, u64 size);
 void hmmgpu_dmem_fini(struct hmmgpu_device *hdev);
@@ -282,6 +283,8 @@ int hmmgpu_view_unregister(struct hmmgpu_file *hfile, u32 handle);
 int hmmgpu_view_advise(struct hmmgpu_file *hfile,
 		       struct drm_hmmgpu_view_advise *args);
 void hmmgpu_view_release_all(struct hmmgpu_file *hfile);
+void hmmgpu_view_populate(struct hmmgpu_file *hfile, unsigned long start,
+			  unsigned long end);
 int hmmgpu_mmap(struct file *filp, struct vm_area_struct *vma);
 
 /* hmmgpu_stats.c */

@@ -130,7 +130,7 @@ static void release_dst(unsigned long *dst)
 
 /* Starts copying the @nops ops of @m. */
 static void copy_submit(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
-			unsigned long nops)
+			unsigned long nops, bool urgent)
 {
 	m->nops = nops;
 	if (!nops)
@@ -138,6 +138,7 @@ static void copy_submit(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
 	m->batch.ops = m->ops;
 	m->batch.nr = nops;
 	m->batch.failed = m->failed;
+	m->batch.urgent = urgent;
 	hmmgpu_copy_submit(hdev->copy, &m->batch);
 }
 
@@ -213,7 +214,7 @@ static unsigned long prepare_to_system(struct hmmgpu_device *hdev,
 		m->op_idx[nops] = i;
 		nops++;
 	}
-	copy_submit(hdev, m, nops);
+	copy_submit(hdev, m, nops, false);
 	*nfailed = copy_wait(m, busy_ns);
 	return nops - *nfailed;
 }
@@ -336,6 +337,17 @@ static int to_device_start(struct hmmgpu_file *hfile,
 		.flags = MIGRATE_VMA_SELECT_SYSTEM |
 			 MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
 	};
+	/*
+	 * A device fault (or its prefetch) fetches system pages only: pages
+	 * on a device stay where they are, and the view maps them there. The
+	 * owner tells the view notifier that no device page changes, so it
+	 * keeps the view's entries of device pages.
+	 */
+	if (cause == HMMGPU_CAUSE_DEVICE_FAULT ||
+	    cause == HMMGPU_CAUSE_PREFETCH) {
+		m->args.pgmap_owner = &hmmgpu_fill_owner;
+		m->args.flags = MIGRATE_VMA_SELECT_SYSTEM;
+	}
 	ret = migrate_vma_setup(&m->args);
 	if (ret)
 		return ret;
@@ -370,7 +382,9 @@ static int to_device_start(struct hmmgpu_file *hfile,
 		m->op_idx[nops] = i;
 		nops++;
 	}
-	copy_submit(hdev, m, nops);
+	/* a device fault waits for its copy and has nothing to overlap */
+	copy_submit(hdev, m, nops, cause == HMMGPU_CAUSE_DEVICE_FAULT ||
+				   cause == HMMGPU_CAUSE_PREFETCH);
 	return 0;
 }
 

@@ -62,6 +62,11 @@
  * With remote access (HMMGPU_ADVICE_REMOTE) steps 2 and 3 are skipped:
  * the view maps the system pages themselves, zero-copy, like a GPU
  * reading host memory over the bus.
+ *
+ * An explicit MIGRATE to the device enters the pages it moved in the
+ * caller's mapped views of that file (hmmgpu_view_populate()), the way a
+ * GPU driver maps a prefetched range: prefetched data costs no device
+ * fault.
  */
 
 /**
@@ -156,6 +161,8 @@ struct clear_ctx {
 	const unsigned long *hmm_pfns;
 	unsigned long vstart;
 	bool vma_write;
+	/* entries of system pages only: device pages do not change */
+	bool system_only;
 	/* out: a present entry was cleared, the TLB needs a flush */
 	bool flush;
 };
@@ -169,6 +176,10 @@ static int clear_pte(pte_t *ptep, unsigned long addr, void *data)
 
 	if (!pte_present(pte))
 		return 0;
+	if (c->system_only && !is_zero_pfn(pte_pfn(pte)) &&
+	    !(pfn_valid(pte_pfn(pte)) &&
+	      folio_test_anon(page_folio(pfn_to_page(pte_pfn(pte))))))
+		return 0;	/* a backing page: its device page stays */
 	if (c->pfns) {
 		unsigned long i = (addr - c->vstart) >> PAGE_SHIFT;
 
@@ -192,11 +203,14 @@ static int clear_pte(pte_t *ptep, unsigned long addr, void *data)
 	return 0;
 }
 
-/* Clears the view entries of CPU range [@start, @end); view->lock held. */
+/*
+ * Clears the view entries of CPU range [@start, @end), or with
+ * @system_only those of system pages only; view->lock held.
+ */
 static void view_clear(struct hmmgpu_view *view, unsigned long start,
-		       unsigned long end)
+		       unsigned long end, bool system_only)
 {
-	struct clear_ctx c = { .mm = view->mm };
+	struct clear_ctx c = { .mm = view->mm, .system_only = system_only };
 	unsigned long vs, ve;
 
 	lockdep_assert_held(&view->lock);
@@ -236,7 +250,10 @@ static bool view_invalidate(struct mmu_interval_notifier *mni,
 	if (!view_lock_for(view, range))
 		return false;
 	mmu_interval_set_seq(mni, cur_seq);
-	view_clear(view, range->start, range->end);
+	/* our own fetch to a device changes system pages only */
+	view_clear(view, range->start, range->end,
+		   range->event == MMU_NOTIFY_MIGRATE &&
+		   range->owner == &hmmgpu_fill_owner);
 	mutex_unlock(&view->lock);
 	return true;
 }
@@ -267,7 +284,7 @@ static bool view_map_invalidate(struct mmu_interval_notifier *mni,
 	 * Clear now: a refused mremap() moves the page tables away and back
 	 * after this, and the view must not keep entries it cannot see.
 	 */
-	view_clear(view, view->start, view->end);
+	view_clear(view, view->start, view->end, false);
 	view->mapped = false;
 	mutex_unlock(&view->lock);
 	return true;
@@ -374,7 +391,7 @@ static void view_kill(struct hmmgpu_view *view)
 
 	mutex_lock(&view->lock);
 	view->dead = true;
-	view_clear(view, view->start, view->end);
+	view_clear(view, view->start, view->end, false);
 	mutex_unlock(&view->lock);
 	xa_erase(&hdev->views, view->handle);
 	mmu_interval_notifier_remove(&view->notifier);
@@ -477,7 +494,7 @@ int hmmgpu_view_advise(struct hmmgpu_file *hfile,
 		else
 			found->remote = args->value;
 		/* Entries made under the old advice go: the next access obeys. */
-		view_clear(found, found->start, found->end);
+		view_clear(found, found->start, found->end, false);
 		mutex_unlock(&found->lock);
 	}
 	mutex_unlock(&hfile->views_lock);
@@ -515,13 +532,39 @@ static vm_fault_t break_cow(struct hmmgpu_view *view, unsigned long addr)
 	return err ? VM_FAULT_SIGBUS : VM_FAULT_NOPAGE;
 }
 
+/* Does hmm_range_fault() output @hmm_pfns hold pages of another device? */
+static bool peer_pages(struct hmmgpu_view *view,
+		       const unsigned long *hmm_pfns, unsigned long npages)
+{
+	struct hmmgpu_dmem *dmem = &view->hfile->hdev->dmem;
+	unsigned long i;
+
+	for (i = 0; i < npages; i++) {
+		struct page *page;
+
+		if (!(hmm_pfns[i] & HMM_PFN_VALID))
+			continue;
+		page = hmm_pfn_to_page(hmm_pfns[i]);
+		if (hmmgpu_is_hmmgpu_page(page) &&
+		    hmmgpu_page_dmem(page) != dmem)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Maps CPU range [@start, @end) into view VMA @vvma. @write_addr is the
- * CPU address of a write access (it must be writable), or 0.
+ * CPU address of a write access (it must be writable), or 0. With
+ * @fault false, only pages present now are entered and nothing is
+ * faulted in (hmmgpu_view_populate()). With @cvma, the CPU VMA of the
+ * range, pages found on another hmmgpu device are migrated here first
+ * (once), as a device fault of a GPU pulls pages from its peers.
  */
 static vm_fault_t view_map(struct hmmgpu_view *view,
-			   struct vm_area_struct *vvma, unsigned long start,
-			   unsigned long end, unsigned long write_addr)
+			   struct vm_area_struct *vvma,
+			   struct vm_area_struct *cvma, unsigned long start,
+			   unsigned long end, unsigned long write_addr,
+			   bool fault)
 {
 	unsigned long npages = (end - start) >> PAGE_SHIFT, i;
 	unsigned long vstart = vvma->vm_start +
@@ -531,8 +574,8 @@ static vm_fault_t view_map(struct hmmgpu_view *view,
 		.notifier = &view->notifier,
 		.start = start,
 		.end = end,
-		.default_flags = HMM_PFN_REQ_FAULT,
-		.pfn_flags_mask = HMM_PFN_REQ_WRITE,
+		.default_flags = fault ? HMM_PFN_REQ_FAULT : 0,
+		.pfn_flags_mask = fault ? HMM_PFN_REQ_WRITE : 0,
 		.dev_private_owner = &hmmgpu_owner,
 	};
 	bool vma_write = vvma->vm_flags & VM_WRITE;
@@ -569,6 +612,14 @@ again:
 	if (err) {
 		ret = err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
 		goto out_free;
+	}
+	if (cvma && peer_pages(view, hmm_pfns, npages)) {
+		struct hmmgpu_migrate_result res = { 0 };
+
+		hmmgpu_migrate_block(view->hfile, cvma, start, end,
+				     HMMGPU_CAUSE_PEER, &res);
+		cvma = NULL;
+		goto again;
 	}
 	if (write_addr &&
 	    !(hmm_pfns[(write_addr - start) >> PAGE_SHIFT] & HMM_PFN_WRITE)) {
@@ -705,7 +756,8 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	start = max3(ALIGN_DOWN(addr, gran), cvma->vm_start, view->start);
 	end = min3(ALIGN_DOWN(addr, gran) + gran, cvma->vm_end, view->end);
 	if (remote || !hmmgpu_vma_migratable(cvma, HMMGPU_MIGRATE_TO_DEVICE))
-		return view_map(view, vvma, start, end, write ? addr : 0);
+		return view_map(view, vvma, NULL, start, end,
+				write ? addr : 0, true);
 
 	hmmgpu_migrate_block(hfile, cvma, start, end,
 			     HMMGPU_CAUSE_DEVICE_FAULT, &res);
@@ -713,7 +765,8 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	/* Density prefetch over the enclosing 2 MiB region. */
 	rstart = max3(ALIGN_DOWN(addr, SZ_2M), cvma->vm_start, view->start);
 	rend = min3(ALIGN_DOWN(addr, SZ_2M) + SZ_2M, cvma->vm_end, view->end);
-	if (pct && (rend - rstart) > (end - start)) {
+	/* only a fault that moved pages can change the density */
+	if (pct && res.moved && (rend - rstart) > (end - start)) {
 		unsigned long rpages = (rend - rstart) >> PAGE_SHIFT;
 
 		resident = resident_pages(view, hdev, rstart, rend);
@@ -725,7 +778,55 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 			end = rend;
 		}
 	}
-	return view_map(view, vvma, start, end, write ? addr : 0);
+	return view_map(view, vvma, cvma, start, end, write ? addr : 0, true);
+}
+
+/**
+ * hmmgpu_view_populate() - enter pages just prefetched in the views.
+ * @hfile: the file whose MIGRATE moved [@start, @end) to its device.
+ * @start: page-aligned start.
+ * @end: page-aligned end.
+ *
+ * Like a GPU driver that maps a prefetched range in the GPU page table,
+ * so that the device does not fault on data that is already there: the
+ * pages of the range that are present now are entered in every mapped
+ * view of the caller's that covers them. Best effort: what is not
+ * entered faults in later.
+ *
+ * Context: process context, mmap_lock not held.
+ */
+void hmmgpu_view_populate(struct hmmgpu_file *hfile, unsigned long start,
+			  unsigned long end)
+{
+	struct mm_struct *mm = current->mm;
+	struct hmmgpu_view *view;
+	unsigned long s, e, next;
+
+	mutex_lock(&hfile->views_lock);
+	list_for_each_entry(view, &hfile->views, node) {
+		if (view->mm != mm)
+			continue;
+		s = max(start, view->start);
+		e = min(end, view->end);
+		mmap_read_lock(mm);
+		for (; s < e && view->map_vma; s = next) {
+			struct vm_area_struct *vvma = view->map_vma;
+			u64 voff = view->offset + (s - view->start);
+			u64 vlo = (u64)vvma->vm_pgoff << PAGE_SHIFT;
+
+			next = min(ALIGN_DOWN(s, SZ_2M) + SZ_2M, e);
+			/* only what the mapping covers */
+			if (voff < vlo ||
+			    voff + (next - s) > vlo + (vvma->vm_end -
+						      vvma->vm_start))
+				continue;
+			if (view_map(view, vvma, NULL, s, next, 0, false) !=
+			    VM_FAULT_NOPAGE)
+				break;
+		}
+		mmap_read_unlock(mm);
+	}
+	mutex_unlock(&hfile->views_lock);
 }
 
 static vm_fault_t hmmgpu_view_fault(struct vm_fault *vmf)
