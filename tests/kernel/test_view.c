@@ -414,6 +414,71 @@ TEST_TIMEOUT(migrate_to_system_zaps_view, VIEW_TIMEOUT)
 	close(fd);
 }
 
+/*
+ * An explicit MIGRATE to the device enters the pages in the caller's
+ * mapped views, as a GPU driver maps a prefetched range: the device then
+ * reads and writes all of it without a single device fault.
+ */
+TEST_TIMEOUT(migrate_to_device_fills_the_view, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 3 * MIB, npages = size / ps;
+	struct drm_hmmgpu_stats st0, st1;
+	struct kt_view v;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, REGION);
+
+	kt_fill(p, size, 1251);
+	kt_view_open(&v, fd, p, size);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, npages, 0, 0);
+	kt_get_stats(fd, HMMGPU_STATS_FILE, &st0);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1251);
+	dev_fill(v.dev, 0, size, 1252);
+	kt_get_stats(fd, HMMGPU_STATS_FILE, &st1);
+	ASSERT_EQ(st1.device_faults - st0.device_faults, 0);
+	ASSERT_EQ(moved_to_device(&st0, &st1), 0);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	KT_EXPECT_DATA(p, size, 1252);
+	kt_view_close(&v);
+	kt_unmap(p, size);
+	close(fd);
+}
+
+/*
+ * A device fault on pages that sit on another hmmgpu device pulls them
+ * over (cause PEER), like a GPU fault on a peer's memory; the data
+ * follows exactly.
+ */
+TEST_TIMEOUT(device_fault_pulls_pages_from_a_peer, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 512 * KIB, npages = size / ps;
+	struct drm_hmmgpu_stats st0, st1;
+	struct kt_view v;
+	int fd0, fd1;
+	char *p;
+
+	if (kt_count_devices() < 2)
+		SKIP("needs two hmmgpu devices");
+	fd0 = kt_open_device(0);
+	fd1 = kt_open_device(1);
+	p = kt_map_aligned(size, 64 * KIB);
+	kt_fill(p, size, 1261);
+	KT_EXPECT_MIGRATE(fd1, p, size, TO_DEVICE, npages, 0, 0);
+	KT_EXPECT_WHERE(fd1, p, npages, AT_DEVICE);
+	kt_view_open(&v, fd0, p, size);
+	kt_get_stats(fd0, HMMGPU_STATS_FILE, &st0);
+	EXPECT_DEV_DATA(v.dev, 0, size, 1261);
+	kt_get_stats(fd0, HMMGPU_STATS_FILE, &st1);
+	ASSERT_EQ(moved(&st0, &st1, DIR_DEV, HMMGPU_CAUSE_PEER), npages);
+	ASSERT_GT(st1.device_faults - st0.device_faults, 0);
+	KT_EXPECT_WHERE(fd0, p, npages, AT_DEVICE);
+	dev_fill(v.dev, 0, size, 1262);
+	KT_EXPECT_DATA(p, size, 1262);
+	kt_view_close(&v);
+	kt_unmap(p, size);
+	close(fd1);
+	close(fd0);
+}
+
 /* --- concurrency --------------------------------------------------------- */
 
 #define RACE_PAGES 32
