@@ -22,6 +22,12 @@
  *
  * Each throughput is the size divided by the time of the best round (-m:
  * the median round).
+ *
+ * Then the device view (-V: only that, -N: not that): fault-driven first
+ * touch through a view, for every fault granularity, with density
+ * prefetch on and off, against explicit prefetch (MIGRATE) of the same
+ * range, and the latency of the device faults; see "device view" below.
+ *
  * A failed check ends the program with status 1: no number is printed for
  * work that did not happen.  Whether the performance targets are met is
  * printed for information only and never changes the exit status.
@@ -31,6 +37,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -260,13 +267,19 @@ static const struct bench_driver_ops hmmgpu_ops = {
 	.count_at = hmmgpu_count_at,
 };
 
-static int hmmgpu_stats(struct bench_driver *d, struct drm_hmmgpu_stats *st)
+static int hmmgpu_stats_scope(struct bench_driver *d,
+			      struct drm_hmmgpu_stats *st, uint32_t scope)
 {
 	memset(st, 0, sizeof(*st));
-	st->scope = HMMGPU_STATS_DEVICE;
+	st->scope = scope;
 	if (drmIoctl(d->fd, DRM_IOCTL_HMMGPU_STATS, st))
 		return -errno;
 	return 0;
+}
+
+static int hmmgpu_stats(struct bench_driver *d, struct drm_hmmgpu_stats *st)
+{
+	return hmmgpu_stats_scope(d, st, HMMGPU_STATS_DEVICE);
 }
 
 /* Reads /sys/module/hmmgpu/parameters/@name into @buf ("" when absent). */
@@ -862,7 +875,8 @@ static void print_stats(const struct bench_result *res, int nres)
 	       " lower bound of the driver's log2 bucket)\n");
 }
 
-static void print_header(struct bench_driver *drivers, unsigned int rounds)
+static void print_header(struct bench_driver *drivers, unsigned int rounds,
+			 bool migration)
 {
 	struct utsname u;
 
@@ -880,10 +894,702 @@ static void print_header(struct bench_driver *drivers, unsigned int rounds)
 		else
 			printf("  %-9s not measured: %s\n", d->name, d->why);
 	}
-	printf("  method    per round and driver: a fresh anonymous buffer (MADV_NOHUGEPAGE), filled; to device,\n"
-	       "            to system, data check, to device (untimed), CPU fault-back, data check; residency checked\n"
-	       "            after every step; memcpy, hmmgpu and test_hmm rounds interleaved\n");
+	if (migration)
+		printf("  method    per round and driver: a fresh anonymous buffer (MADV_NOHUGEPAGE), filled; to device,\n"
+		       "            to system, data check, to device (untimed), CPU fault-back, data check; residency checked\n"
+		       "            after every step; memcpy, hmmgpu and test_hmm rounds interleaved\n");
 	fflush(stdout);
+}
+
+/* --- device view: fault-driven first touch --------------------------------- */
+
+/*
+ * A device thread reads the first word of every page of a fresh buffer
+ * through a view, in order: every page it reaches that is not on the
+ * device yet is a device fault, which migrates the aligned block of the
+ * view's granularity and, with density prefetch, the rest of the 2 MiB
+ * region once more than prefetch_pct percent of it is there.  Against it:
+ * MIGRATE of the same range to the device (explicit prefetch).  Both for
+ * every granularity, with prefetch_pct at the module's value (50 when
+ * that is 0) and at 0, set for each configuration and restored at the
+ * end.  Every pass checks the words it read, then every page must be on
+ * the device and the whole buffer, read through the view, must match.
+ */
+
+#define KIB 1024
+#define REGION (2 * MIB) /* density prefetch works on 2 MiB regions */
+#define MAX_GRANS 8
+#define VIEW_PCT_DEFAULT 50 /* prefetch on, when the module has it off */
+#define CLOCK_CALLS 10000   /* calls that measure the cost of a time stamp */
+
+/* One row of the view table: a granularity, prefetch on or off. */
+struct view_result {
+	size_t gran;
+	unsigned int pct; /* prefetch_pct during the row's rounds; 0: off */
+	/* counters of the picked round's first-touch pass; faults' range */
+	uint64_t faults, faults_min, faults_max;
+	uint64_t pages_fault, pages_prefetch;
+	uint64_t map_faults; /* the pass after the explicit prefetch */
+	double touch_mbps, explicit_mbps, both_mbps;
+	/* the faults of the picked round's first-touch pass, in us */
+	double lat_p50_us, lat_p99_us, nonfault_max_us;
+	uint64_t nlat;
+};
+
+/* What the device thread does and what it saw. */
+struct view_pass {
+	const volatile uint64_t *view;
+	size_t npages;
+	uint64_t *words;  /* [npages]: the first word of every page, as read */
+	uint64_t *stamps; /* [npages + 1]: ns, before the first read and after each */
+};
+
+/* Counter deltas of one pass (STATS, file scope). */
+struct view_counts {
+	uint64_t faults, pages_fault, pages_prefetch, pages_other;
+};
+
+/* The fault times of one first-touch pass. */
+struct view_latency {
+	uint64_t n;                 /* faults timed */
+	double p50_us, p99_us;      /* nearest rank */
+	double nonfault_max_us;     /* the slowest other access; 0: none */
+};
+
+/* Per-size scratch of the view section. */
+struct view_scratch {
+	struct view_pass pass;
+	uint64_t *acc; /* [npages]: time of every access, ns */
+};
+
+struct view_map {
+	uint32_t handle;
+	void *dev;
+	size_t size;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x < y) - (x > y);
+}
+
+/* Nearest-rank quantile @q of the descending @v[@n]. */
+static uint64_t quantile_desc(const uint64_t *v, size_t n, double q)
+{
+	size_t rank = (size_t)(q * (double)n + 0.999999);
+
+	if (!n)
+		return 0;
+	if (rank < 1)
+		rank = 1;
+	if (rank > n)
+		rank = n;
+	return v[n - rank];
+}
+
+/* Index of the round pick() stands for (the lower middle for -m). */
+static unsigned int pick_index(const double *v, unsigned int n)
+{
+	unsigned int idx[MAX_ROUNDS];
+
+	for (unsigned int i = 0; i < n; i++)
+		idx[i] = i;
+	/* insertion sort of the indices by time: n is small */
+	for (unsigned int i = 1; i < n; i++)
+		for (unsigned int j = i; j > 0 && v[idx[j]] < v[idx[j - 1]]; j--) {
+			unsigned int t = idx[j];
+
+			idx[j] = idx[j - 1];
+			idx[j - 1] = t;
+		}
+	return use_median ? idx[(n - 1) / 2] : idx[0];
+}
+
+/* Writes @val to /sys/module/hmmgpu/parameters/@name; 0 or -errno. */
+static int set_module_param(const char *name, const char *val)
+{
+	char path[128];
+	ssize_t n;
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "/sys/module/hmmgpu/parameters/%s", name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	if (n < 0)
+		ret = -errno;
+	else if ((size_t)n != strlen(val))
+		ret = -EIO;
+	close(fd);
+	return ret;
+}
+
+static int set_prefetch_pct(unsigned int pct)
+{
+	char val[16];
+
+	snprintf(val, sizeof(val), "%u\n", pct);
+	return set_module_param("prefetch_pct", val);
+}
+
+/* A fresh buffer aligned to @align (a multiple of the page size). */
+static void *map_aligned(size_t size, size_t align)
+{
+	uint8_t *p = mmap(NULL, size + align, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t start;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+	if (start > (uintptr_t)p)
+		munmap(p, start - (uintptr_t)p);
+	if ((uintptr_t)p + align > start)
+		munmap((void *)(start + size), (uintptr_t)p + align - start);
+	madvise((void *)start, size, MADV_NOHUGEPAGE);
+	return (void *)start;
+}
+
+/* Registers a view of [@cpu, @cpu + @size), advises @gran, maps it. */
+static int view_open(struct bench_driver *d, void *cpu, size_t size,
+		     size_t gran, struct view_map *v)
+{
+	struct drm_hmmgpu_view_register r = {
+		.start = (uintptr_t)cpu,
+		.size = size,
+	};
+	struct drm_hmmgpu_view_advise a = {
+		.advice = HMMGPU_ADVICE_GRANULARITY,
+		.value = gran,
+	};
+	void *dev;
+
+	v->handle = 0;
+	v->dev = NULL;
+	v->size = size;
+	if (drmIoctl(d->fd, DRM_IOCTL_HMMGPU_VIEW_REGISTER, &r))
+		return -errno;
+	v->handle = a.handle = r.handle;
+	if (drmIoctl(d->fd, DRM_IOCTL_HMMGPU_VIEW_ADVISE, &a))
+		return -errno;
+	dev = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, d->fd,
+		   (off_t)r.offset);
+	if (dev == MAP_FAILED)
+		return -errno;
+	v->dev = dev;
+	return 0;
+}
+
+static void view_close(struct bench_driver *d, struct view_map *v)
+{
+	struct drm_hmmgpu_view_unregister u = { .handle = v->handle };
+
+	if (v->dev)
+		munmap(v->dev, v->size);
+	if (v->handle && drmIoctl(d->fd, DRM_IOCTL_HMMGPU_VIEW_UNREGISTER, &u))
+		fprintf(stderr, "bench_migrate: VIEW_UNREGISTER %u: %s\n",
+			v->handle, strerror(errno));
+	v->dev = NULL;
+	v->handle = 0;
+}
+
+/* The device: reads the first word of every page through the view. */
+static void *view_pass_main(void *arg)
+{
+	struct view_pass *p = arg;
+	size_t stride = page_size / sizeof(uint64_t);
+
+	p->stamps[0] = now_ns();
+	for (size_t i = 0; i < p->npages; i++) {
+		p->words[i] = p->view[i * stride];
+		p->stamps[i + 1] = now_ns();
+	}
+	return NULL;
+}
+
+/* Runs the pass on a thread of its own; its time in s, <0 on failure. */
+static double view_pass_run(struct view_pass *p)
+{
+	pthread_t t;
+	int ret;
+
+	ret = pthread_create(&t, NULL, view_pass_main, p);
+	if (!ret)
+		ret = pthread_join(t, NULL);
+	if (ret) {
+		fprintf(stderr, "bench_migrate: device thread: %s\n",
+			strerror(ret));
+		return -1;
+	}
+	return (double)(p->stamps[p->npages] - p->stamps[0]) * 1e-9;
+}
+
+/* The words the pass read against the pattern; prints the first mismatch. */
+static bool view_check_words(const struct view_pass *p, uint64_t seed,
+			     const char *what)
+{
+	size_t stride = page_size / sizeof(uint64_t);
+
+	for (size_t i = 0; i < p->npages; i++) {
+		uint64_t want = pattern_word(seed, i * stride);
+
+		if (p->words[i] != want) {
+			fprintf(stderr,
+				"bench_migrate: DATA CHECK FAILED %s: page %zu read 0x%016" PRIx64 " through the view, expected 0x%016" PRIx64 "\n",
+				what, i, p->words[i], want);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void view_counts_delta(const struct drm_hmmgpu_stats *a,
+			      const struct drm_hmmgpu_stats *b,
+			      struct view_counts *c)
+{
+	const int dir = HMMGPU_DIR_TO_DEVICE;
+
+	c->faults = b->device_faults - a->device_faults;
+	c->pages_fault = b->pages[dir][HMMGPU_CAUSE_DEVICE_FAULT] -
+			 a->pages[dir][HMMGPU_CAUSE_DEVICE_FAULT];
+	c->pages_prefetch = b->pages[dir][HMMGPU_CAUSE_PREFETCH] -
+			    a->pages[dir][HMMGPU_CAUSE_PREFETCH];
+	c->pages_other = 0;
+	for (int k = 0; k < HMMGPU_CAUSE_COUNT; k++)
+		c->pages_other += b->pages[dir][k] - a->pages[dir][k];
+	c->pages_other -= c->pages_fault + c->pages_prefetch;
+}
+
+/*
+ * The pass through a view of @buf, timed, with its checks: the words
+ * read, every page on the device, the whole buffer read through the view
+ * (untimed).  @what names the pass in messages.  Its time, or <0.
+ */
+static double view_pass_checked(struct bench_driver *d, struct view_map *v,
+				void *buf, size_t size, uint64_t seed,
+				struct view_scratch *sc, struct view_counts *c,
+				const char *what)
+{
+	struct drm_hmmgpu_stats before, after;
+	char when[96];
+	double t;
+	int ret;
+
+	sc->pass.view = v->dev;
+	sc->pass.npages = size / page_size;
+	ret = hmmgpu_stats_scope(d, &before, HMMGPU_STATS_FILE);
+	if (ret) {
+		fprintf(stderr, "bench_migrate: hmmgpu STATS: %s\n",
+			strerror(-ret));
+		return -1;
+	}
+	t = view_pass_run(&sc->pass);
+	if (t < 0)
+		return -1;
+	ret = hmmgpu_stats_scope(d, &after, HMMGPU_STATS_FILE);
+	if (ret) {
+		fprintf(stderr, "bench_migrate: hmmgpu STATS: %s\n",
+			strerror(-ret));
+		return -1;
+	}
+	view_counts_delta(&before, &after, c);
+	snprintf(when, sizeof(when), "after %s", what);
+	if (!view_check_words(&sc->pass, seed, when) ||
+	    !check_at(d, buf, size, WHERE_DEVICE, when))
+		return -1;
+	snprintf(when, sizeof(when), "read through the view after %s", what);
+	if (!verify(v->dev, size, seed, when))
+		return -1;
+	return t;
+}
+
+/*
+ * The @n slowest accesses of the last pass are its @n faults: their
+ * median and p99, and the slowest of the other accesses, go to @lat.
+ */
+static void view_fault_latency(struct view_scratch *sc, uint64_t n,
+			       struct view_latency *lat)
+{
+	const struct view_pass *p = &sc->pass;
+
+	for (size_t i = 0; i < p->npages; i++)
+		sc->acc[i] = p->stamps[i + 1] - p->stamps[i];
+	qsort(sc->acc, p->npages, sizeof(*sc->acc), cmp_u64_desc);
+	if (n > p->npages)
+		n = p->npages;
+	lat->n = n;
+	lat->p50_us = (double)quantile_desc(sc->acc, n, 0.5) * 1e-3;
+	lat->p99_us = (double)quantile_desc(sc->acc, n, 0.99) * 1e-3;
+	lat->nonfault_max_us = n < p->npages ? (double)sc->acc[n] * 1e-3 : 0;
+}
+
+/* First touch of a fresh buffer through a view; its time, or <0. */
+static double view_touch_round(struct bench_driver *d, size_t size,
+			       size_t gran, uint64_t seed,
+			       struct view_scratch *sc, struct view_counts *c,
+			       struct view_latency *lat)
+{
+	struct view_map v = { 0 };
+	double t = -1;
+	void *buf;
+	int ret;
+
+	buf = map_aligned(size, REGION);
+	if (!buf) {
+		fprintf(stderr, "bench_migrate: out of memory for %zu MiB\n",
+			size / MIB);
+		return -1;
+	}
+	fill(buf, size, seed);
+	ret = view_open(d, buf, size, gran, &v);
+	if (ret) {
+		fprintf(stderr, "bench_migrate: view of %zu MiB, granularity %zu KiB: %s\n",
+			size / MIB, gran / KIB, strerror(-ret));
+		goto out;
+	}
+	t = view_pass_checked(d, &v, buf, size, seed, sc, c, "first touch");
+	if (t < 0)
+		goto out;
+	if (c->pages_fault + c->pages_prefetch != size / page_size ||
+	    c->pages_other)
+		fprintf(stderr,
+			"bench_migrate: note: first touch of %zu pages counted %" PRIu64 " by device fault + %" PRIu64 " by prefetch + %" PRIu64 " other\n",
+			size / page_size, c->pages_fault, c->pages_prefetch,
+			c->pages_other);
+	view_fault_latency(sc, c->faults, lat);
+out:
+	view_close(d, &v);
+	munmap(buf, size);
+	return t;
+}
+
+/*
+ * Explicit prefetch of a fresh buffer (MIGRATE, timed), then the same pass
+ * through a view (timed apart: it takes faults that only map pages).
+ * Returns false when a check failed.
+ */
+static bool view_explicit_round(struct bench_driver *d, size_t size,
+				size_t gran, uint64_t seed,
+				struct view_scratch *sc, double *t_migrate,
+				double *t_pass, struct view_counts *c)
+{
+	struct view_map v = { 0 };
+	bool ok = false;
+	void *buf;
+	int ret;
+
+	buf = map_aligned(size, REGION);
+	if (!buf) {
+		fprintf(stderr, "bench_migrate: out of memory for %zu MiB\n",
+			size / MIB);
+		return false;
+	}
+	fill(buf, size, seed);
+	ret = view_open(d, buf, size, gran, &v);
+	if (ret) {
+		fprintf(stderr, "bench_migrate: view of %zu MiB, granularity %zu KiB: %s\n",
+			size / MIB, gran / KIB, strerror(-ret));
+		goto out;
+	}
+	*t_migrate = timed_migrate(d, buf, size, WHERE_DEVICE);
+	if (*t_migrate < 0)
+		goto out;
+	*t_pass = view_pass_checked(d, &v, buf, size, seed, sc, c,
+				    "explicit prefetch and a pass");
+	if (*t_pass < 0)
+		goto out;
+	if (c->pages_fault + c->pages_prefetch + c->pages_other)
+		fprintf(stderr,
+			"bench_migrate: note: the pass after explicit prefetch moved %" PRIu64 " pages\n",
+			c->pages_fault + c->pages_prefetch + c->pages_other);
+	ok = true;
+out:
+	view_close(d, &v);
+	munmap(buf, size);
+	return ok;
+}
+
+/*
+ * The rounds of one row, first touch and explicit interleaved, their order
+ * alternating.  Throughputs: the best (-m: median) round of each; the
+ * counters and the fault latency: those of the round whose first touch
+ * was picked.  (-v prints each round's own ratio too; the explicit
+ * MIGRATE, which hands its copies to the copy threads on the other CPU,
+ * suffers more than the first touch when the host is busy, so a round's
+ * ratio is no better an estimate than the ratio of the picked rounds.)
+ */
+static bool view_row(struct bench_driver *d, size_t size, unsigned int rounds,
+		     struct view_scratch *sc, struct view_result *vr)
+{
+	double tt[MAX_ROUNDS], te[MAX_ROUNDS], tb[MAX_ROUNDS];
+	struct view_counts ct[MAX_ROUNDS], ce[MAX_ROUNDS];
+	struct view_latency lat[MAX_ROUNDS];
+	unsigned int best;
+
+	memset(ct, 0, sizeof(ct));
+	memset(ce, 0, sizeof(ce));
+	memset(lat, 0, sizeof(lat));
+	for (unsigned int r = 0; r < rounds; r++) {
+		uint64_t seed = 0x76696577ull ^ ((uint64_t)vr->gran << 16) ^
+				((uint64_t)vr->pct << 8) ^ ((uint64_t)r << 1);
+		double tp = 0;
+
+		fprintf(stderr, "bench_migrate: view %zu KiB prefetch %s round %u/%u\n",
+			vr->gran / KIB, vr->pct ? "on" : "off", r + 1, rounds);
+		for (int k = 0; k < 2; k++) {
+			if ((k == 0) == (r % 2 == 0)) {
+				tt[r] = view_touch_round(d, size, vr->gran,
+							 seed, sc, &ct[r],
+							 &lat[r]);
+				if (tt[r] < 0)
+					return false;
+			} else if (!view_explicit_round(d, size, vr->gran,
+						       seed ^ 1, sc, &te[r],
+						       &tp, &ce[r])) {
+				return false;
+			}
+		}
+		tb[r] = te[r] + tp;
+		if (verbose)
+			printf("# view %4zu KiB prefetch %-3s round %u: first touch %9.3f ms (%" PRIu64 " faults, median %.1f us, p99 %.1f us), explicit %9.3f ms + pass %9.3f ms (%" PRIu64 " faults), ratio %.2fx\n",
+			       vr->gran / KIB, vr->pct ? "on" : "off", r + 1,
+			       tt[r] * 1e3, ct[r].faults, lat[r].p50_us,
+			       lat[r].p99_us, te[r] * 1e3, tp * 1e3,
+			       ce[r].faults, te[r] / tt[r]);
+	}
+	best = pick_index(tt, rounds);
+	vr->faults = ct[best].faults;
+	vr->faults_min = vr->faults_max = ct[0].faults;
+	for (unsigned int r = 1; r < rounds; r++) {
+		if (ct[r].faults < vr->faults_min)
+			vr->faults_min = ct[r].faults;
+		if (ct[r].faults > vr->faults_max)
+			vr->faults_max = ct[r].faults;
+	}
+	vr->pages_fault = ct[best].pages_fault;
+	vr->pages_prefetch = ct[best].pages_prefetch;
+	vr->map_faults = ce[best].faults;
+	vr->touch_mbps = rate_mbps(size, pick(tt, rounds));
+	vr->explicit_mbps = rate_mbps(size, pick(te, rounds));
+	vr->both_mbps = rate_mbps(size, pick(tb, rounds));
+	vr->nlat = lat[best].n;
+	vr->lat_p50_us = lat[best].p50_us;
+	vr->lat_p99_us = lat[best].p99_us;
+	vr->nonfault_max_us = lat[best].nonfault_max_us;
+	return true;
+}
+
+/* What the view section measured, for the output. */
+struct view_section {
+	size_t size;
+	unsigned int rounds;
+	unsigned int pct_orig, pct_on;
+	double clock_ns; /* cost of a time stamp */
+	char skipped[200]; /* why nothing was measured */
+	struct view_result res[2 * MAX_GRANS];
+	int nres;
+};
+
+/* Cost in ns of one now_ns(), which every access time includes. */
+static double clock_cost_ns(void)
+{
+	uint64_t t0 = now_ns(), t1;
+
+	for (int i = 0; i < CLOCK_CALLS; i++)
+		sink += now_ns();
+	t1 = now_ns();
+	return (double)(t1 - t0) / CLOCK_CALLS;
+}
+
+/*
+ * The view section: every granularity, prefetch on then off.  Returns
+ * false when a check failed; a section that cannot run says why in
+ * @vs->skipped.
+ */
+static bool run_view(struct bench_driver *d, size_t size, const size_t *grans,
+		     int ngrans, unsigned int rounds, struct view_section *vs)
+{
+	size_t npages = size / page_size;
+	struct view_scratch sc = { 0 };
+	struct view_map probe_view = { 0 };
+	char pct_str[32], *end;
+	bool ok = false;
+	void *probe;
+	int ret;
+
+	vs->size = size;
+	vs->rounds = rounds;
+	if (!d->available) {
+		snprintf(vs->skipped, sizeof(vs->skipped), "hmmgpu: %s", d->why);
+		return true;
+	}
+	if (d->mem_total && size > d->mem_total) {
+		snprintf(vs->skipped, sizeof(vs->skipped),
+			 "%zu MiB is larger than the device's %" PRIu64 " MiB",
+			 size / MIB, d->mem_total / MIB);
+		return true;
+	}
+	module_param("prefetch_pct", pct_str, sizeof(pct_str));
+	vs->pct_orig = (unsigned int)strtoul(pct_str, &end, 10);
+	if (!pct_str[0] || *end) {
+		snprintf(vs->skipped, sizeof(vs->skipped),
+			 "hmmgpu has no prefetch_pct parameter (a driver before the device view?)");
+		return true;
+	}
+	vs->pct_on = vs->pct_orig ? vs->pct_orig : VIEW_PCT_DEFAULT;
+
+	/* Does the running driver have views? */
+	probe = map_buffer(page_size);
+	if (!probe) {
+		fprintf(stderr, "bench_migrate: out of memory\n");
+		return false;
+	}
+	memset(probe, 1, page_size);
+	ret = view_open(d, probe, page_size, page_size, &probe_view);
+	view_close(d, &probe_view);
+	munmap(probe, page_size);
+	if (ret) {
+		snprintf(vs->skipped, sizeof(vs->skipped),
+			 "the running driver does not do device views: %s",
+			 strerror(-ret));
+		return true;
+	}
+
+	sc.pass.words = calloc(npages, sizeof(*sc.pass.words));
+	sc.pass.stamps = calloc(npages + 1, sizeof(*sc.pass.stamps));
+	sc.acc = calloc(npages, sizeof(*sc.acc));
+	d->where = malloc(npages);
+	if (!sc.pass.words || !sc.pass.stamps || !sc.acc ||
+	    !d->where) {
+		fprintf(stderr, "bench_migrate: out of memory for the view section\n");
+		goto out;
+	}
+	vs->clock_ns = clock_cost_ns();
+
+	for (int g = 0; g < ngrans; g++) {
+		for (int on = 1; on >= 0; on--) {
+			struct view_result *vr = &vs->res[vs->nres];
+
+			vr->gran = grans[g];
+			vr->pct = on ? vs->pct_on : 0;
+			ret = set_prefetch_pct(vr->pct);
+			if (ret) {
+				fprintf(stderr, "bench_migrate: cannot set hmmgpu's prefetch_pct to %u: %s\n",
+					vr->pct, strerror(-ret));
+				goto out;
+			}
+			if (!view_row(d, size, rounds, &sc, vr))
+				goto out;
+			vs->nres++;
+		}
+	}
+	ok = true;
+out:
+	ret = set_prefetch_pct(vs->pct_orig);
+	if (ret)
+		fprintf(stderr, "bench_migrate: WARNING: hmmgpu's prefetch_pct not restored to %u: %s\n",
+			vs->pct_orig, strerror(-ret));
+	free(d->where);
+	d->where = NULL;
+	free(sc.pass.words);
+	free(sc.pass.stamps);
+	free(sc.acc);
+	return ok;
+}
+
+/* The target of the issue: 64 KiB granularity, prefetch on. */
+#define VIEW_TARGET_GRAN (64 * KIB)
+#define VIEW_TARGET_MIN 0.5
+
+static void print_view(const struct view_section *vs)
+{
+	const struct view_result *t = NULL;
+
+	printf("\ndevice view: fault-driven first touch of %zu MiB, %s of %u rounds, MB/s = 1e6 bytes/s\n",
+	       vs->size / MIB, use_median ? "median" : "best", vs->rounds);
+	if (vs->skipped[0]) {
+		printf("  not measured: %s\n", vs->skipped);
+		return;
+	}
+	printf("  method    per row and round: a fresh 2 MiB-aligned buffer (MADV_NOHUGEPAGE), filled, and a view of\n"
+	       "            it with the row's granularity; one device thread reads the first word of every page through\n"
+	       "            the view, in order (first touch); then the words read, the residency of every page and the\n"
+	       "            whole buffer through the view are checked.  Explicit: another fresh buffer, MIGRATE to\n"
+	       "            device, then the same pass and checks.  The two alternate in order from round to round\n"
+	       "  prefetch  on: prefetch_pct=%u%s; off: 0; restored to %u afterwards\n"
+	       "  latency   every access timed (CLOCK_MONOTONIC, %.0f ns a stamp); the N slowest accesses of a pass\n"
+	       "            are its faults, N = its device faults (STATS, file scope)\n",
+	       vs->pct_on, vs->pct_orig ? " (the module's value)" : "",
+	       vs->pct_orig, vs->clock_ns);
+	printf("\n%6s %8s | %7s %9s %9s | %8s %8s %9s | %8s %7s | %9s %9s %9s\n",
+	       "gran", "prefetch", "device", "pages by", "pages by", "first", "explicit",
+	       "ratio", "explicit", "faults", "fault", "fault", "slowest");
+	printf("%6s %8s | %7s %9s %9s | %8s %8s %9s | %8s %7s | %9s %9s %9s\n",
+	       "", "", "faults", "fault", "prefetch", "touch", "prefetch",
+	       "", "+ pass", "in pass", "median", "p99", "no-fault");
+	printf("%6s %8s | %7s %9s %9s | %8s %8s %9s | %8s %7s | %9s %9s %9s\n",
+	       "KiB", "%", "", "", "", "MB/s", "MB/s", "x", "MB/s", "", "us", "us",
+	       "us");
+	for (int i = 0; i < vs->nres; i++) {
+		const struct view_result *r = &vs->res[i];
+
+		if (r->gran == VIEW_TARGET_GRAN && r->pct)
+			t = r;
+		printf("%6zu ", r->gran / KIB);
+		if (r->pct)
+			printf("%8u", r->pct);
+		else
+			printf("%8s", "off");
+		printf(" | %7" PRIu64 "%s%9" PRIu64 " %9" PRIu64 " |",
+		       r->faults, r->faults_min != r->faults_max ? "*" : " ",
+		       r->pages_fault, r->pages_prefetch);
+		print_rate(r->touch_mbps);
+		print_rate(r->explicit_mbps);
+		print_ratio(r->touch_mbps, r->explicit_mbps);
+		printf(" |");
+		print_rate(r->both_mbps);
+		printf(" %7" PRIu64 " |", r->map_faults);
+		if (r->nlat)
+			printf(" %9.1f %9.1f", r->lat_p50_us, r->lat_p99_us);
+		else
+			printf(" %9s %9s", "-", "-");
+		if (r->nonfault_max_us > 0)
+			printf(" %9.1f\n", r->nonfault_max_us);
+		else
+			printf(" %9s\n", "-");
+	}
+	for (int i = 0; i < vs->nres; i++)
+		if (vs->res[i].faults_min != vs->res[i].faults_max)
+			printf("* %zu KiB prefetch %s: device faults varied from %" PRIu64 " to %" PRIu64 " between rounds\n",
+			       vs->res[i].gran / KIB,
+			       vs->res[i].pct ? "on" : "off",
+			       vs->res[i].faults_min, vs->res[i].faults_max);
+	printf("(ratio: first touch/explicit prefetch; explicit prefetch: MIGRATE to device alone; explicit\n"
+	       " + pass: MIGRATE and then the same pass, whose faults (faults in pass) only map pages; counters\n"
+	       " and fault latency: the pass of the %s first-touch round; slowest no-fault: the slowest\n"
+	       " access of that pass not counted as a fault)\n",
+	       use_median ? "median" : "fastest");
+
+	printf("\ntarget (informational):\n");
+	printf("  device view %zu KiB, prefetch on: first touch/explicit prefetch >= %.1fx: ",
+	       (size_t)VIEW_TARGET_GRAN / KIB, VIEW_TARGET_MIN);
+	if (t && t->touch_mbps > 0 && t->explicit_mbps > 0)
+		printf("%5.2fx  %s\n", t->touch_mbps / t->explicit_mbps,
+		       t->touch_mbps / t->explicit_mbps >= VIEW_TARGET_MIN ?
+			       "met" : "NOT met");
+	else
+		printf("not measured\n");
 }
 
 /* --- main ------------------------------------------------------------------ */
@@ -892,14 +1598,22 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bench_migrate [-s MIB[,MIB..]] [-r ROUNDS] [-m] [-d DEVICE] [-t PATH] [-v]\n"
+		"                     [-V | -N] [-w MIB] [-g KIB[,KIB..]]\n"
 		"  -s  buffer sizes in MiB (default 4,16,64,256)\n"
-		"  -r  rounds per size and driver (default 5, at most %d)\n"
+		"  -r  rounds per size and driver, and per row of the view table (default 5, at most %d)\n"
 		"  -m  report the median round (default: the best, i.e. fastest, round)\n"
 		"  -d  hmmgpu device index (default 0)\n"
 		"  -t  test_hmm device (default /dev/hmm_dmirror0, device-private)\n"
 		"  -v  print the time of every round\n"
+		"  -V  the device-view section only (no migration table)\n"
+		"  -N  no device-view section\n"
+		"  -w  device-view buffer size in MiB (default 64)\n"
+		"  -g  device-view fault granularities in KiB, powers of two from the page size\n"
+		"      to 2048 (default 4,16,64,256,1024,2048; at most %d)\n"
+		"The device-view section sets hmmgpu's prefetch_pct parameter for each row and\n"
+		"restores it afterwards (root).\n"
 		"Exit status: 0, or 1 when a data or residency check failed.\n",
-		MAX_ROUNDS);
+		MAX_ROUNDS, MAX_GRANS);
 }
 
 static int parse_sizes(const char *arg, size_t *sizes)
@@ -924,6 +1638,30 @@ static int parse_sizes(const char *arg, size_t *sizes)
 	return n;
 }
 
+/* Granularities in KiB: powers of two from the page size to 2 MiB. */
+static int parse_grans(const char *arg, size_t *grans)
+{
+	char *copy = strdup(arg), *save = NULL, *tok;
+	int n = 0;
+
+	if (!copy)
+		return -1;
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+		unsigned long v = strtoul(tok, &end, 10);
+
+		if (*end || v * KIB < page_size || v > 2048 || (v & (v - 1)) ||
+		    n == MAX_GRANS) {
+			n = -1;
+			break;
+		}
+		grans[n++] = (size_t)v * KIB;
+	}
+	free(copy);
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	static const size_t default_sizes[] = { 4 * MIB, 16 * MIB, 64 * MIB,
@@ -931,12 +1669,21 @@ int main(int argc, char **argv)
 	struct bench_driver drivers[DRV_COUNT] = { 0 };
 	struct bench_result res[MAX_SIZES];
 	const char *test_hmm_path = "/dev/hmm_dmirror0";
-	size_t sizes[MAX_SIZES];
+	static const size_t default_grans[] = { 4 * KIB, 16 * KIB, 64 * KIB,
+						256 * KIB, 1024 * KIB,
+						2048 * KIB };
+	static struct view_section view;
+	size_t sizes[MAX_SIZES], grans[MAX_GRANS], view_size = 64 * MIB;
 	unsigned int rounds = 5, device = 0;
-	int nsizes = 4, opt, rc = 0, nres = 0;
+	int nsizes = 4, ngrans = 6, opt, rc = 0, nres = 0;
+	bool migration = true, do_view = true;
+	const char *grans_arg = NULL;
+	unsigned long v;
+	char *end;
 
 	memcpy(sizes, default_sizes, sizeof(default_sizes));
-	while ((opt = getopt(argc, argv, "s:r:md:t:vh")) != -1) {
+	memcpy(grans, default_grans, sizeof(default_grans));
+	while ((opt = getopt(argc, argv, "s:r:md:t:vVNw:g:h")) != -1) {
 		switch (opt) {
 		case 's':
 			nsizes = parse_sizes(optarg, sizes);
@@ -964,6 +1711,23 @@ int main(int argc, char **argv)
 		case 'v':
 			verbose = true;
 			break;
+		case 'V':
+			migration = false;
+			break;
+		case 'N':
+			do_view = false;
+			break;
+		case 'w':
+			v = strtoul(optarg, &end, 10);
+			if (*end || v == 0 || v > 65536) {
+				usage(stderr);
+				return 2;
+			}
+			view_size = (size_t)v * MIB;
+			break;
+		case 'g':
+			grans_arg = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -972,26 +1736,36 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc) {
+	page_size = (size_t)sysconf(_SC_PAGESIZE);
+	if (grans_arg)
+		ngrans = parse_grans(grans_arg, grans);
+	if (optind != argc || (!migration && !do_view) || ngrans <= 0) {
 		usage(stderr);
 		return 2;
 	}
-	page_size = (size_t)sysconf(_SC_PAGESIZE);
 
 	hmmgpu_open(&drivers[DRV_HMMGPU], device);
 	test_hmm_open(&drivers[DRV_TEST_HMM], test_hmm_path);
-	print_header(drivers, rounds);
+	print_header(drivers, rounds, migration);
 
 	memset(res, 0, sizeof(res));
-	for (int i = 0; i < nsizes && !rc; i++)
+	for (int i = 0; migration && i < nsizes && !rc; i++)
 		if (!run_size(drivers, sizes[i], rounds, &res[nres++]))
 			rc = 1;
+	if (do_view && !rc &&
+	    !run_view(&drivers[DRV_HMMGPU], view_size, grans, ngrans, rounds,
+		      &view))
+		rc = 1;
 	if (rc) {
 		fprintf(stderr, "bench_migrate: a check failed; no results printed\n");
 	} else {
-		print_table(res, nres);
-		print_targets(res, nres);
-		print_stats(res, nres);
+		if (migration) {
+			print_table(res, nres);
+			print_targets(res, nres);
+			print_stats(res, nres);
+		}
+		if (do_view)
+			print_view(&view);
 	}
 	for (int drv = 0; drv < DRV_COUNT; drv++)
 		if (drivers[drv].fd >= 0)
