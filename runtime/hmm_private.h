@@ -1,13 +1,117 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hmm_private.h - declarations shared by the libhmm sources.
+ *
+ * Who owns what:
+ *   device.c  - the device table: discovery, hotplug, file descriptors
+ *   log.c     - HMM_LOG
+ *   error.c   - hmm_strerror()
+ *   memory.c  - managed allocations, the interval map, views, devptr
+ *   migrate.c - prefetch, advice, attributes, residency
+ *   stats.c   - hmm_get_stats() and the runtime's own counters
+ *   stream.c  - streams, events, callbacks, device synchronize
+ *   launch.c  - the execution pools and hmm_launch()
  */
 #ifndef HMM_PRIVATE_H
 #define HMM_PRIVATE_H
 
 #include "hmm/hmm.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 /* Marks the definition of a public function (built -fvisibility=hidden). */
 #define HMM_EXPORT __attribute__((visibility("default")))
+
+#define HMM_MAX_DEVICES 16
+
+/* --- device.c ------------------------------------------------------------ */
+
+/*
+ * Number of devices (as hmm_device_count()), 0 when enumeration failed.
+ * Device numbers stay valid for the life of the process: a removed
+ * device keeps its number and hmm__device_fd() says -ENODEV for it.
+ */
+int hmm__device_count(void);
+
+/*
+ * The render-node file of device @dev, opened once by the library and
+ * shared by all its parts (views, migrations and statistics of this
+ * process live on it); -ENODEV when @dev is no device or was removed.
+ */
+int hmm__device_fd(int dev);
+
+/* --- log.c --------------------------------------------------------------- */
+
+enum hmm_log_level {
+	HMM_LOG_ERROR = 0,
+	HMM_LOG_WARN = 1,
+	HMM_LOG_INFO = 2,
+	HMM_LOG_DEBUG = 3,
+};
+
+/* Prints "libhmm: <message>\n" to stderr when HMM_LOG asks for @level. */
+void hmm__log(enum hmm_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* --- memory.c / migrate.c ------------------------------------------------ */
+
+/*
+ * Checks the arguments of hmm_prefetch() without migrating: 0, -EINVAL
+ * or -ENODEV.
+ */
+int hmm__prefetch_check(const void *ptr, size_t size, int dst);
+
+/* hmm_prefetch() itself: what a stream runs for hmm_prefetch_async(). */
+int hmm__prefetch(const void *ptr, size_t size, int dst);
+
+/* 0 when every byte of [@ptr, @ptr + @size) is managed, else -EINVAL. */
+int hmm__mem_check(const void *ptr, size_t size);
+
+/* Views on @dev for the allocations there, before a prefetch to @dev. */
+void hmm__mem_ensure_views(const void *ptr, size_t size, int dev);
+
+/* Records @loc as the last prefetch location of the allocations there. */
+void hmm__mem_set_last_prefetch(const void *ptr, size_t size, int loc);
+
+/* hmm_advise() on the allocations of the range (arguments checked). */
+int hmm__mem_advise(const void *ptr, size_t size, enum hmm_advice advice,
+		    int dev, uint64_t value);
+
+/*
+ * The advice and last prefetch location of the range: a value the
+ * allocations disagree on reads as HMM_LOC_NONE (0 for @granularity,
+ * the common devices for the @remote bit mask).
+ */
+int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
+		       uint32_t *remote, int *last_prefetch,
+		       uint64_t *granularity);
+
+/* MIGRATE of the page range [@start, @start + @len) to @dst; 0 or -errno. */
+int hmm__migrate_raw(uintptr_t start, size_t len, int dst);
+
+/* --- stream.c / launch.c ------------------------------------------------- */
+
+/* Queues a launch of @kernel over @grid on @s (arguments already checked). */
+int hmm__stream_launch(struct hmm_stream *s, hmm_kernel_fn kernel,
+		       struct hmm_dim3 grid, void *args);
+
+/* Runs @kernel over @grid on @dev's pool and waits; 0 or -errno. */
+int hmm__launch_run(int dev, hmm_kernel_fn kernel, struct hmm_dim3 grid,
+		    void *args);
+
+/* --- stats.c ------------------------------------------------------------- */
+
+/* Adds a completed prefetch of @bytes to @dst that took @ns. */
+void hmm__stats_prefetch(int dst, uint64_t bytes, uint64_t ns);
+
+/* Adds a completed launch on device @dev (or HMM_CPU) that took @ns. */
+void hmm__stats_launch(int dev, uint64_t ns);
+
+/* --- misc ---------------------------------------------------------------- */
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t hmm__now_ns(void);
 
 #endif /* HMM_PRIVATE_H */

@@ -8,12 +8,21 @@
  * errno.  The library never exits and never prints.  Every function is
  * thread-safe.
  *
- * This release covers device discovery.  Managed allocation, prefetch,
- * advice, streams and launches follow (see docs/).
+ * Locations: a device number (0 to hmm_device_count() - 1) or HMM_CPU.
+ * Without any device, hmm_malloc() still gives host memory, launches run
+ * on host threads (streams of HMM_CPU), and anything that needs a device
+ * fails with -ENODEV; an application written with `dev = count > 0 ? 0 :
+ * HMM_CPU` runs unchanged on both.  Reference and examples: docs/api.md.
+ *
+ * Logging: the library prints nothing unless the environment variable
+ * HMM_LOG is set: HMM_LOG=error, warn, info or debug (1 means info)
+ * prints messages of that level and above to stderr, one line each,
+ * prefixed "libhmm: ".
  */
 #ifndef HMM_HMM_H
 #define HMM_HMM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -40,6 +49,10 @@ struct hmm_device_info {
 	uint32_t abi_version;    /**< ioctl ABI version of the driver */
 	uint32_t copy_engine;    /**< enum hmm_copy_engine */
 	uint32_t copy_channels;  /**< copy-engine channels */
+	/** the bus device behind the node, "subsystem:name": for hmmgpu,
+	 *  "platform:hmmgpu.0", ... (libdrm's drmGetDevices2() when it lists
+	 *  the device, else udev) */
+	char bus[HMM_DEVICE_NAME_MAX];
 	uint64_t reserved[4];    /**< zero */
 };
 
@@ -51,7 +64,10 @@ struct hmm_device_info {
  *
  * @return the count (0 when there is none), or a negative errno when
  *         enumeration failed.  Nodes the process may not open (not in the
- *         "render" group) are not counted.
+ *         "render" group) are not counted.  Device numbers are never
+ *         reused: a device removed since (hot-unplug, unbind) keeps its
+ *         number and is still counted, but every call naming it returns
+ *         -ENODEV; a device that appears gets the next number.
  */
 int hmm_device_count(void);
 
@@ -71,6 +87,357 @@ int hmm_device_count(void);
  * @endcode
  */
 int hmm_device_get_info(int dev, struct hmm_device_info *info);
+
+/** The CPU (system memory) as a location. */
+#define HMM_CPU (-1)
+/** hmm_residency(): the page is not populated anywhere yet. */
+#define HMM_LOC_NONE (-2)
+
+/* ------------------------------------------------------------------------ */
+/** @name Managed memory */
+/** @{ */
+
+/**
+ * Allocates @p size bytes of managed memory: private anonymous memory,
+ * zero-filled, CPU-accessible at once, that can migrate to any device.
+ * Sizes of 2 MiB and more are 2 MiB-aligned (a device migrates and
+ * prefetches by 2 MiB regions), smaller ones page-aligned.  The memory
+ * is registered with a device's view on first device use.
+ *
+ * @return the address, or NULL with errno EINVAL (@p size 0) or ENOMEM.
+ */
+void *hmm_malloc(size_t size);
+
+/**
+ * Frees memory from hmm_malloc(); any address inside the allocation
+ * names it.  Device pages return to their device.  Views of it on every
+ * device go away; device pointers to it become invalid.
+ *
+ * @return 0; -EINVAL when @p ptr is inside no hmm_malloc() allocation
+ *         (memory from hmm_register() is released with hmm_unregister());
+ *         hmm_free(NULL) returns 0.
+ */
+int hmm_free(void *ptr);
+
+/**
+ * Makes memory the application already has (from malloc() or mmap()) managed:
+ * [@p ptr, @p ptr + @p size) rounded out to whole pages.  It must be
+ * private anonymous memory (not shared, not a file) and must not overlap
+ * a managed range.  The memory stays the application's: hmm_unregister()
+ * before freeing it.
+ *
+ * @return 0; -EINVAL for NULL, size 0, or memory that is not private
+ *         anonymous and readable; -EEXIST when it overlaps a managed
+ *         range; -ENOMEM.
+ */
+int hmm_register(void *ptr, size_t size);
+
+/**
+ * Ends hmm_register(); any address inside the range names it.  Data on a
+ * device comes back to system memory first, so the application's
+ * memory keeps its contents.
+ *
+ * @return 0; -EINVAL when @p ptr is inside no registered range.
+ */
+int hmm_unregister(void *ptr);
+
+/**
+ * The address of @p ptr in @p dev's view: the pointer device code
+ * (hmm_launch() kernels, OpenCL buffers) uses for @p ptr.  The first call
+ * for an allocation and device maps the view.  Device accesses through it
+ * fault pages over on demand.  hmm_devptr(ptr, HMM_CPU) is @p ptr.
+ *
+ * @return the device address, or NULL with errno EINVAL (@p ptr not
+ *         managed) or ENODEV (no such device).
+ */
+void *hmm_devptr(const void *ptr, int dev);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Streams and events */
+/** @{ */
+
+/** An in-order queue of work for one device (or HMM_CPU). */
+struct hmm_stream;
+/** A point in a stream's work, to wait for or to time. */
+struct hmm_event;
+
+/**
+ * Creates a stream of work for @p dev (a device, or HMM_CPU for host
+ * execution).  Work queued on a stream runs in order, one item after the
+ * other, on a thread of the library; different streams run concurrently.
+ *
+ * A call made from work running on a stream (a callback or a kernel)
+ * that would wait for that same stream returns -EDEADLK instead of
+ * hanging: hmm_stream_destroy(), hmm_stream_synchronize() and
+ * hmm_device_synchronize() of it, and waiting for an event still to be
+ * recorded on it.
+ *
+ * @return 0 and *@p s; -EINVAL (@p s NULL), -ENODEV, -ENOMEM, -EAGAIN.
+ */
+int hmm_stream_create(struct hmm_stream **s, int dev);
+
+/**
+ * Waits for the work queued on @p s, then destroys it.
+ * @return 0 or -EINVAL (@p s NULL).
+ */
+int hmm_stream_destroy(struct hmm_stream *s);
+
+/**
+ * Waits until all work queued on @p s so far has run.
+ * @return 0, -EINVAL, or the first error of that work (then cleared).
+ */
+int hmm_stream_synchronize(struct hmm_stream *s);
+
+/** @return 0 when all work on @p s has run, -EBUSY when some has not. */
+int hmm_stream_query(struct hmm_stream *s);
+
+/** A function hmm_stream_add_callback() runs; @p status is 0 or the
+ *  stream's pending error. */
+typedef void (*hmm_stream_callback_fn)(struct hmm_stream *s, int status,
+				       void *user_data);
+
+/**
+ * Queues a call of @p fn(@p s, status, @p user_data) on @p s, after the
+ * work queued before it.  @p fn must not queue work on @p s and wait for
+ * it.
+ * @return 0, -EINVAL, -ENOMEM.
+ */
+int hmm_stream_add_callback(struct hmm_stream *s, hmm_stream_callback_fn fn,
+			    void *user_data);
+
+/**
+ * Makes the work queued on @p s after this call wait until @p e has
+ * completed (@p e may be recorded on any stream).  An event never
+ * recorded is complete.
+ * @return 0, -EINVAL, -ENOMEM.
+ */
+int hmm_stream_wait_event(struct hmm_stream *s, struct hmm_event *e);
+
+/**
+ * Waits until every stream of @p dev (HMM_CPU: the host streams) has run
+ * all its work.
+ * @return 0, -ENODEV, or the first error found on those streams (then
+ *         cleared, as by hmm_stream_synchronize()).
+ */
+int hmm_device_synchronize(int dev);
+
+/** Creates an event. @return 0 and *@p e, -EINVAL, -ENOMEM. */
+int hmm_event_create(struct hmm_event **e);
+
+/** Destroys @p e (waiting for it first). @return 0 or -EINVAL. */
+int hmm_event_destroy(struct hmm_event *e);
+
+/**
+ * Records @p e on @p s: @p e completes, and takes its timestamp, when
+ * the work queued on @p s before it has run.  Recording again replaces
+ * the previous record.
+ * @return 0, -EINVAL, -ENOMEM.
+ */
+int hmm_event_record(struct hmm_event *e, struct hmm_stream *s);
+
+/** Waits until @p e has completed. @return 0 or -EINVAL. */
+int hmm_event_synchronize(struct hmm_event *e);
+
+/** @return 0 when @p e has completed (or was never recorded), -EBUSY when
+ *  not yet, -EINVAL. */
+int hmm_event_query(struct hmm_event *e);
+
+/**
+ * Milliseconds between the completion of @p start and of @p end.
+ * @return 0 and *@p ms; -EINVAL; -EBUSY when either has not completed;
+ *         -ENODATA when either was never recorded.
+ */
+int hmm_event_elapsed_ms(float *ms, struct hmm_event *start,
+			 struct hmm_event *end);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Migration, advice and residency */
+/** @{ */
+
+/**
+ * Migrates [@p ptr, @p ptr + @p size) (rounded out to pages) to @p dst, a
+ * device or HMM_CPU, and returns when it is there.  Pages that cannot
+ * move (pinned, shared) stay where they are; that is not an error.  The
+ * range must lie in managed memory (it may span allocations).
+ *
+ * @return 0; -EINVAL (NULL, size 0, range not managed); -ENODEV (no such
+ *         device: also when no device exists at all); -ENOMEM (device
+ *         memory full even after eviction).
+ */
+int hmm_prefetch(const void *ptr, size_t size, int dst);
+
+/**
+ * hmm_prefetch() queued on @p s: it runs after the work queued on @p s
+ * before it; hmm_stream_synchronize() or an event tells when it is done.
+ * Arguments are checked now; errors of the migration itself are the
+ * stream's (hmm_stream_synchronize() returns them).  @p s NULL: a
+ * synchronous hmm_prefetch().
+ *
+ * @return 0, or the errors of hmm_prefetch() found at queueing time.
+ */
+int hmm_prefetch_async(const void *ptr, size_t size, int dst,
+		       struct hmm_stream *s);
+
+/** Advice for hmm_advise(). */
+enum hmm_advice {
+	/** Keep the data on @p dev (a device or HMM_CPU) where possible:
+	 *  with HMM_CPU, device accesses map system memory instead of
+	 *  migrating it. */
+	HMM_ADVISE_SET_PREFERRED_LOCATION = 1,
+	/** Forget the preferred location. */
+	HMM_ADVISE_UNSET_PREFERRED_LOCATION = 2,
+	/** Device @p dev accesses the range remotely (zero-copy, pages stay
+	 *  where they are) rather than faulting them over. */
+	HMM_ADVISE_SET_REMOTE_ACCESS = 3,
+	/** Device @p dev faults pages over again. */
+	HMM_ADVISE_UNSET_REMOTE_ACCESS = 4,
+	/** A device fault moves @p value bytes: a power of two from 4 KiB
+	 *  to 2 MiB (0: the driver's default).  For every device; @p dev is
+	 *  not used. */
+	HMM_ADVISE_FAULT_GRANULARITY = 5,
+};
+
+/**
+ * Advises how [@p ptr, @p ptr + @p size) is used.  Advice is kept per
+ * allocation (or registered range): it applies to every allocation the
+ * range touches, in whole.  @p value is used by
+ * HMM_ADVISE_FAULT_GRANULARITY only (0 otherwise).
+ *
+ * @return 0; -EINVAL (bad advice, a non-zero @p value with any other
+ *         advice than HMM_ADVISE_FAULT_GRANULARITY, remote access by
+ *         HMM_CPU, or range not managed); -ENODEV (no such device;
+ *         unsetting remote access of a removed device is allowed).
+ */
+int hmm_advise(const void *ptr, size_t size, enum hmm_advice advice, int dev,
+	       uint64_t value);
+
+/** Attributes for hmm_range_get_attr(). */
+enum hmm_attr {
+	/** int: the preferred location (a device, HMM_CPU), or HMM_LOC_NONE
+	 *  when none or when the allocations of the range differ. */
+	HMM_ATTR_PREFERRED_LOCATION = 1,
+	/** int[n]: the devices advised for remote access, then HMM_LOC_NONE
+	 *  in the remaining slots; @p len = n * sizeof(int). */
+	HMM_ATTR_REMOTE_ACCESS = 2,
+	/** int: where the last hmm_prefetch() of the range sent it, or
+	 *  HMM_LOC_NONE when never, or when parts of the range differ. */
+	HMM_ATTR_LAST_PREFETCH_LOCATION = 3,
+	/** uint64_t: the advised fault granularity in bytes, 0 when not
+	 *  advised or when the allocations of the range differ. */
+	HMM_ATTR_FAULT_GRANULARITY = 4,
+};
+
+/**
+ * Reads attribute @p attr of [@p ptr, @p ptr + @p size) into @p out
+ * (@p len bytes).
+ * @return 0; -EINVAL (bad attribute, length, or range not managed).
+ */
+int hmm_range_get_attr(const void *ptr, size_t size, enum hmm_attr attr,
+		       void *out, size_t len);
+
+/**
+ * Where each page of [@p ptr, @p ptr + @p size) (rounded out to pages) is
+ * now: @p loc[i] is a device number, HMM_CPU, or HMM_LOC_NONE (never
+ * touched).  Works on any private anonymous memory, managed or not.
+ *
+ * @param loc     one entry per page
+ * @param npages  entries in @p loc: at least the pages of the range
+ * @return the number of pages written; -EINVAL (NULL, size 0, @p npages
+ *         too small, unmapped range); -EFAULT.
+ */
+int hmm_residency(const void *ptr, size_t size, int8_t *loc, size_t npages);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Launching kernels */
+/** @{ */
+
+/** A 1-3D extent or index. Unused dimensions are 1 (extent) or 0 (index). */
+struct hmm_dim3 {
+	uint32_t x, y, z;
+};
+
+/**
+ * A kernel: called once per point @p idx of the grid, on the device's
+ * execution threads, with the @p args given to hmm_launch().  It must
+ * touch managed memory only through device pointers (hmm_devptr()).
+ */
+typedef void (*hmm_kernel_fn)(struct hmm_dim3 idx, struct hmm_dim3 grid,
+			      void *args);
+
+/**
+ * Runs @p kernel over every point of @p grid on @p s's device, in stream
+ * order: after the work queued on @p s before it, and before the work
+ * queued after it.  The points are shared among the device's execution
+ * threads (one per CPU); the launch completes when all have run.  @p args
+ * is passed as is and must stay valid until then.  Each extent of @p grid
+ * must be at least 1 (a 1D grid is {n, 1, 1}).
+ *
+ * @return 0; -EINVAL (NULL stream or kernel, an extent of 0, more than
+ *         2^32 - 1 points in all); -ENOMEM.
+ */
+int hmm_launch(struct hmm_stream *s, hmm_kernel_fn kernel,
+	       struct hmm_dim3 grid, void *args);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Statistics */
+/** @{ */
+
+/** Causes of migrations (the driver's HMMGPU_CAUSE_*). */
+enum hmm_cause {
+	HMM_CAUSE_PREFETCH = 0,     /**< hmm_prefetch() and explicit moves */
+	HMM_CAUSE_CPU_FAULT = 1,    /**< the CPU touched a device page */
+	HMM_CAUSE_EVICTION = 2,     /**< device memory was needed elsewhere */
+	HMM_CAUSE_PEER = 3,         /**< from another device */
+	HMM_CAUSE_DEVICE_FAULT = 4, /**< the device touched a system page */
+	HMM_CAUSE_REMOVAL = 5,      /**< the device went away */
+	HMM_CAUSE_DENSITY = 6,      /**< density prefetch after a device fault */
+	HMM_CAUSE_COUNT = 8,
+};
+
+/** Directions of migrations. */
+enum hmm_dir {
+	HMM_DIR_TO_DEVICE = 0, /**< host to device */
+	HMM_DIR_TO_HOST = 1,   /**< device to host */
+};
+
+/** What hmm_get_stats() reports: this process on one device. */
+struct hmm_stats {
+	/** pages migrated, by [enum hmm_dir][enum hmm_cause] */
+	uint64_t pages[2][HMM_CAUSE_COUNT];
+	/** bytes migrated, by [enum hmm_dir][enum hmm_cause] */
+	uint64_t bytes[2][HMM_CAUSE_COUNT];
+	uint64_t cpu_faults;    /**< CPU faults on device pages */
+	uint64_t device_faults; /**< device faults through views */
+	uint64_t evictions;     /**< blocks evicted for this process */
+	uint64_t copy_errors;   /**< pages whose copy failed (left in place) */
+	/* the runtime's own counts */
+	uint64_t prefetch_bytes; /**< bytes asked of hmm_prefetch*() */
+	uint64_t prefetch_calls; /**< hmm_prefetch() runs, async ones too */
+	uint64_t prefetch_ns;    /**< time spent in them */
+	uint64_t launches;       /**< hmm_launch() runs completed */
+	uint64_t launch_ns;      /**< time spent running them */
+	uint64_t reserved[8];    /**< zero */
+};
+
+/**
+ * Counters of this process for device @p dev: the driver's (migrations,
+ * faults, evictions, since the library opened the device) and the
+ * runtime's own.  With @p dev HMM_CPU: the runtime's counts of
+ * prefetches to the CPU and launches on host streams, driver counters
+ * zero (works without any device).
+ * @return 0; -EINVAL (@p st NULL); -ENODEV.
+ */
+int hmm_get_stats(int dev, struct hmm_stats *st);
+
+/** @} */
 
 /**
  * A message for @p err, a negative errno returned by libhmm (a positive

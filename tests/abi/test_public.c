@@ -10,7 +10,7 @@
 
 TEST(device_info_layout)
 {
-	ASSERT_EQ(sizeof(struct hmm_device_info), 200);
+	ASSERT_EQ(sizeof(struct hmm_device_info), 264);
 	ASSERT_EQ(offsetof(struct hmm_device_info, name), 0);
 	ASSERT_EQ(offsetof(struct hmm_device_info, render_node), 64);
 	ASSERT_EQ(offsetof(struct hmm_device_info, mem_total), 128);
@@ -20,7 +20,40 @@ TEST(device_info_layout)
 	ASSERT_EQ(offsetof(struct hmm_device_info, abi_version), 156);
 	ASSERT_EQ(offsetof(struct hmm_device_info, copy_engine), 160);
 	ASSERT_EQ(offsetof(struct hmm_device_info, copy_channels), 164);
-	ASSERT_EQ(offsetof(struct hmm_device_info, reserved), 168);
+	ASSERT_EQ(offsetof(struct hmm_device_info, bus), 168);
+	ASSERT_EQ(offsetof(struct hmm_device_info, reserved), 232);
+}
+
+TEST(stats_layout)
+{
+	ASSERT_EQ(sizeof(struct hmm_stats), 392);
+	ASSERT_EQ(offsetof(struct hmm_stats, pages), 0);
+	ASSERT_EQ(offsetof(struct hmm_stats, bytes), 128);
+	ASSERT_EQ(offsetof(struct hmm_stats, cpu_faults), 256);
+	ASSERT_EQ(offsetof(struct hmm_stats, device_faults), 264);
+	ASSERT_EQ(offsetof(struct hmm_stats, evictions), 272);
+	ASSERT_EQ(offsetof(struct hmm_stats, copy_errors), 280);
+	ASSERT_EQ(offsetof(struct hmm_stats, prefetch_bytes), 288);
+	ASSERT_EQ(offsetof(struct hmm_stats, prefetch_calls), 296);
+	ASSERT_EQ(offsetof(struct hmm_stats, prefetch_ns), 304);
+	ASSERT_EQ(offsetof(struct hmm_stats, launches), 312);
+	ASSERT_EQ(offsetof(struct hmm_stats, launch_ns), 320);
+	ASSERT_EQ(offsetof(struct hmm_stats, reserved), 328);
+	ASSERT_EQ(HMM_CAUSE_COUNT, 8);
+}
+
+TEST(dim3_layout)
+{
+	ASSERT_EQ(sizeof(struct hmm_dim3), 12);
+	ASSERT_EQ(offsetof(struct hmm_dim3, x), 0);
+	ASSERT_EQ(offsetof(struct hmm_dim3, y), 4);
+	ASSERT_EQ(offsetof(struct hmm_dim3, z), 8);
+}
+
+TEST(locations)
+{
+	ASSERT_EQ(HMM_CPU, -1);
+	ASSERT_EQ(HMM_LOC_NONE, -2);
 }
 
 TEST_MAIN()
