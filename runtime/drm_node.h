@@ -8,6 +8,7 @@
 #define HMM_DRM_NODE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "hmmgpu_drm.h"
 
@@ -18,6 +19,9 @@ struct hmm_node {
 	int fd;                       /**< O_RDWR | O_CLOEXEC */
 	unsigned int index;           /**< device index reported by GET_INFO */
 	char path[HMM_NODE_PATH_MAX]; /**< /dev/dri/renderD* */
+	/** the bus device behind the node, "platform:hmmgpu.0" (see
+	 *  hmm_node_bus()); "" when it could not be found */
+	char bus[HMM_NODE_PATH_MAX];
 };
 
 /**
@@ -32,10 +36,77 @@ struct hmm_node {
  */
 int hmm_node_scan(struct hmm_node *nodes, int max, int *denied);
 
+/**
+ * Opens the render node @path into @node when it is an hmmgpu device
+ * (drmGetVersion() and GET_INFO), filling every field.
+ *
+ * Returns 0, -ENODEV when @path is not an hmmgpu node (also a file that
+ * is no DRM node at all), or the errno of open() (-ENOENT, -EACCES...).
+ */
+int hmm_node_open(const char *path, struct hmm_node *node);
+
 /** Closes the @n nodes that hmm_node_scan() opened. */
 void hmm_node_close_all(struct hmm_node *nodes, int n);
 
 /** DRM_IOCTL_HMMGPU_GET_INFO on @fd; 0 or a negative errno. */
 int hmm_node_get_info(int fd, struct drm_hmmgpu_get_info *info);
+
+/**
+ * Names the bus device behind the DRM node open as @fd, "subsystem:name"
+ * into @buf (@len bytes): from libdrm's drmGetDevices2() when it lists the
+ * node and its bus information names the device (PCI: "pci:0000:01:00.0",
+ * USB: "usb:001:002"), else from udev (or sysfs) as the parent device's
+ * subsystem and sysname ("platform:hmmgpu.0").  drmGetDevices2() leaves
+ * out platform devices without a device-tree node, which is every virtual
+ * device on x86, so for hmmgpu the second way is the one that runs.
+ *
+ * Returns 0; -ENODEV when @fd is no character device or has no parent
+ * bus device; -ENAMETOOLONG when @len is too small; -errno of fstat().
+ */
+int hmm_node_bus(int fd, char *buf, size_t len);
+
+/** The same for the character device numbered @rdev. */
+int hmm_node_bus_devnum(dev_t rdev, char *buf, size_t len);
+
+/*
+ * Hotplug: a netlink monitor of the drm subsystem.  Nothing here blocks:
+ * hmm_node_monitor_next() returns what has arrived, if anything.
+ */
+struct hmm_node_monitor;
+
+enum hmm_node_action {
+	HMM_NODE_ADDED = 1,
+	HMM_NODE_REMOVED = 2,
+};
+
+/** A render node that appeared or went away. */
+struct hmm_node_event {
+	enum hmm_node_action action;
+	dev_t devnum;                 /**< its device number */
+	char path[HMM_NODE_PATH_MAX]; /**< its device node, "" when unknown */
+};
+
+/**
+ * Starts listening for drm render nodes added and removed: the udev
+ * daemon's events when one runs (so that a node is reported once udev
+ * has set its permissions), else the kernel's own uevents.
+ *
+ * Returns the monitor, or NULL with errno set (ENOTSUP when built
+ * without libudev, ENOMEM, or what creating the netlink socket gave).
+ */
+struct hmm_node_monitor *hmm_node_monitor_new(void);
+
+/**
+ * Takes the next render-node event that has arrived, without waiting.
+ * Returns 1 and *@ev, 0 when there is none, or a negative errno.
+ */
+int hmm_node_monitor_next(struct hmm_node_monitor *m,
+			  struct hmm_node_event *ev);
+
+/** The file descriptor to poll() for events. */
+int hmm_node_monitor_fd(struct hmm_node_monitor *m);
+
+/** Stops listening; NULL is accepted. */
+void hmm_node_monitor_free(struct hmm_node_monitor *m);
 
 #endif /* HMM_DRM_NODE_H */

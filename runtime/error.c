@@ -1,27 +1,50 @@
 // SPDX-License-Identifier: MIT
 /*
  * error.c - hmm_strerror().
+ *
+ * The C library's message, except for the errnos whose generic text
+ * would mislead about what libhmm meant by them.
  */
 #define _GNU_SOURCE
 #include "hmm_private.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 HMM_EXPORT const char *hmm_strerror(int err)
 {
 	static __thread char buf[128];
+	long e = err < 0 ? -(long)err : err; /* INT_MIN too */
 
-	if (err < 0)
-		err = -err;
-	switch (err) {
+	switch (e) {
 	case 0:
 		return "success";
 	case ENODEV:
 		return "no such hmmgpu device (is hmmgpu.ko loaded?)";
+	case EEXIST:
+		return "range overlaps memory that is already managed";
+	case ENODATA:
+		return "event was never recorded";
+	case EBUSY:
+		return "work has not completed yet";
+	case EDEADLK:
+		return "would wait for itself (called from its own stream's "
+		       "work)";
+	case EACCES:
+		return "permission denied (is the user in the render group?)";
+	case ENOMEM:
+		return "out of memory (host memory, or device memory even "
+		       "after eviction)";
+	case EAGAIN:
+		return "could not start a thread of the library; try again";
 	default:
+		if (e > INT_MAX) {
+			snprintf(buf, sizeof(buf), "Unknown error %d", err);
+			return buf;
+		}
 		/* GNU strerror_r returns a pointer, maybe not into buf */
-		return strerror_r(err, buf, sizeof(buf));
+		return strerror_r((int)e, buf, sizeof(buf));
 	}
 }
