@@ -1,0 +1,924 @@
+// SPDX-License-Identifier: MIT
+/*
+ * memory.c - managed allocations, the interval map, device views, devptr.
+ *
+ * Design
+ * ------
+ * Every managed range (an hmm_malloc() allocation or an hmm_register()ed
+ * range) is a struct hmm_alloc: a page-aligned [base, base + size), its
+ * advice and its device views.  The ranges never overlap and live in
+ * the *interval map*, an array of pointers sorted by base address:
+ *
+ *   - lookup of the range holding an address: binary search, O(log n);
+ *   - insert and remove: binary search plus a memmove of the pointers
+ *     after the slot, O(n) (a few microseconds for 10^5 ranges; the
+ *     syscalls around them cost more);
+ *   - a run of adjacent ranges covering [ptr, ptr + size): O(log n + k).
+ *
+ * Views: the first hmm_devptr() of an allocation for device d registers
+ * the whole allocation with VIEW_REGISTER on hmm__device_fd(d) and maps
+ * the view (mmap MAP_SHARED at the returned offset).  The advice of the
+ * allocation that the driver knows about (REMOTE, GRANULARITY) is applied
+ * to a view when it is created and whenever the advice changes.
+ *
+ * Teardown: hmm_free() unmaps and unregisters the views, then unmaps the
+ * memory (device pages are freed with it).  hmm_unregister() unmaps and
+ * unregisters the views first, so that no device access can fault pages
+ * over again, and then migrates the device-resident pages of the range
+ * back to system memory: the application's memory keeps its contents and
+ * no device memory stays held by memory the library no longer tracks.
+ *
+ * Locking
+ * -------
+ *   map.lock (rwlock, writer-preferring)  >  hmm_alloc.lock (mutex)
+ *
+ * map.lock, read-held, keeps every hmm_alloc in the map alive: only a
+ * writer removes one, and it destroys it after dropping the lock, when no
+ * other thread can reach it any more.  So every use of an hmm_alloc
+ * happens under the read lock, and needs no reference count.  Nothing
+ * slow runs under map.lock: the MIGRATE ioctls of prefetches run with no
+ * lock held (migrate.c checks the range, drops the lock, migrates, and
+ * records the result under the lock again); view creation (VIEW_REGISTER
+ * + mmap) and VIEW_ADVISE are short ioctls.  hmm_alloc.lock serialises
+ * view creation and advice of one allocation.  The read lock is never
+ * taken recursively (the writer-preferring kind would deadlock).
+ *
+ * map.lock is taken before device.c's lock (hmm__device_fd() runs under
+ * it), never after.
+ *
+ * fork(): views are not inherited (VM_DONTCOPY) and belong to the
+ * parent's registrations on the shared render-node files.  A pthread_atfork
+ * handler write-locks the map around fork() and, in the child, forgets
+ * every view without unmapping or unregistering it; the child's next
+ * hmm_devptr() makes views of its own.  The handler is registered at the
+ * first hmm_malloc() or hmm_register(), so after device.c's (registered
+ * by a constructor): prepare handlers run in reverse order of
+ * registration, so fork() takes map.lock before device.c's lock, in the
+ * lock order above.
+ */
+#define _GNU_SOURCE
+#include "hmm_private.h"
+#include "hmmgpu_drm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <xf86drm.h>
+
+
+#define HMM_HUGE_SIZE (2UL << 20)
+
+/** One device view of an allocation. */
+struct hmm_view {
+	void *addr;       /**< the view mapping, NULL when there is none */
+	uint32_t handle;  /**< VIEW_REGISTER handle, 0 when there is none */
+	bool remote;      /**< HMMGPU_ADVICE_REMOTE as last applied */
+	uint64_t gran;    /**< granularity last applied, 0: driver default */
+};
+
+/** A managed range: an hmm_malloc() allocation or a registered range. */
+struct hmm_alloc {
+	uintptr_t base;   /**< page-aligned */
+	size_t size;      /**< page multiple */
+	bool registered;  /**< hmm_register()ed, not hmm_malloc()ed */
+	bool stale;       /**< its memory is gone: tear down views only */
+	pthread_mutex_t lock; /**< protects the fields below */
+	struct hmm_view views[HMM_MAX_DEVICES];
+	int preferred;        /**< device, HMM_CPU or HMM_LOC_NONE */
+	uint32_t remote_mask; /**< bit d: device d accesses remotely */
+	uint64_t granularity; /**< advised bytes per device fault, 0: none */
+	int last_prefetch;    /**< device, HMM_CPU or HMM_LOC_NONE */
+	struct hmm_alloc *next_dead; /**< list of ranges to destroy */
+};
+
+/** The interval map (see the top of the file). */
+static struct {
+	pthread_rwlock_t lock;   /**< protects v, n, cap */
+	struct hmm_alloc **v;    /**< sorted by base, never overlapping */
+	size_t n, cap;
+} map = { .lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP };
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* (glibc answers from memory: no cache needed, and none to race on) */
+static size_t page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* --- the interval map ----------------------------------------------------- */
+
+/* Index of the first range whose base is above @addr.  map.lock held. */
+static size_t map_upper(uintptr_t addr)
+{
+	size_t lo = 0, hi = map.n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (map.v[mid]->base <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Index of the range holding @addr, or -1.  map.lock held.
+ */
+static ssize_t map_index(uintptr_t addr)
+{
+	size_t i = map_upper(addr);
+
+	if (i == 0)
+		return -1;
+	i--;
+	if (addr - map.v[i]->base >= map.v[i]->size)
+		return -1;
+	return (ssize_t)i;
+}
+
+static struct hmm_alloc *map_find(uintptr_t addr)
+{
+	ssize_t i = map_index(addr);
+
+	return i < 0 ? NULL : map.v[i];
+}
+
+/*
+ * The run of adjacent ranges that covers every byte of [@start, @end):
+ * its first index in *@first and its length in *@count.  map.lock held.
+ * Return: 0, or -EINVAL when some byte is in no range.
+ */
+static int map_run(uintptr_t start, uintptr_t end, size_t *first,
+		   size_t *count)
+{
+	ssize_t i = map_index(start);
+	size_t j;
+	uintptr_t covered;
+
+	if (i < 0)
+		return -EINVAL;
+	j = (size_t)i;
+	covered = map.v[j]->base + map.v[j]->size;
+	while (covered < end) {
+		if (j + 1 >= map.n || map.v[j + 1]->base != covered)
+			return -EINVAL;
+		j++;
+		covered += map.v[j]->size;
+	}
+	*first = (size_t)i;
+	*count = j - (size_t)i + 1;
+	return 0;
+}
+
+static void map_remove_at(size_t i)
+{
+	memmove(&map.v[i], &map.v[i + 1], (map.n - i - 1) * sizeof(*map.v));
+	map.n--;
+}
+
+/*
+ * Inserts @a.  Ranges that overlap it are -EEXIST, unless @evict: then
+ * they are taken out, marked stale and chained on *@dead for the caller
+ * to destroy (see hmm_malloc()).  map.lock write-held.
+ * Return: 0, -EEXIST or -ENOMEM.
+ */
+static int map_insert(struct hmm_alloc *a, bool evict,
+		      struct hmm_alloc **dead)
+{
+	uintptr_t end = a->base + a->size;
+	size_t pos;
+
+	for (;;) {
+		struct hmm_alloc *o = NULL;
+
+		pos = map_upper(a->base);
+		if (pos > 0 && map.v[pos - 1]->base + map.v[pos - 1]->size >
+				       a->base)
+			o = map.v[--pos];
+		else if (pos < map.n && map.v[pos]->base < end)
+			o = map.v[pos];
+		if (!o)
+			break;
+		if (!evict)
+			return -EEXIST;
+		map_remove_at(pos);
+		o->stale = true;
+		o->next_dead = *dead;
+		*dead = o;
+	}
+	if (map.n == map.cap) {
+		size_t cap = map.cap ? 2 * map.cap : 64;
+		struct hmm_alloc **v = realloc(map.v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		map.v = v;
+		map.cap = cap;
+	}
+	memmove(&map.v[pos + 1], &map.v[pos], (map.n - pos) * sizeof(*map.v));
+	map.v[pos] = a;
+	map.n++;
+	return 0;
+}
+
+/* --- fork ----------------------------------------------------------------- */
+
+static void atfork_prepare(void)
+{
+	pthread_rwlock_wrlock(&map.lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_rwlock_unlock(&map.lock);
+}
+
+/*
+ * The child has none of the parent's view mappings (VM_DONTCOPY) and the
+ * registrations are the parent's: forget them.  The lock is initialised
+ * again rather than unlocked: the thread that locked it was the parent's.
+ */
+static void atfork_child(void)
+{
+	pthread_rwlock_t fresh =
+		PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+	for (size_t i = 0; i < map.n; i++) {
+		struct hmm_alloc *a = map.v[i];
+
+		for (int d = 0; d < HMM_MAX_DEVICES; d++)
+			memset(&a->views[d], 0, sizeof(a->views[d]));
+	}
+	map.lock = fresh;
+}
+
+static void atfork_register(void)
+{
+	if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child))
+		hmm__log(HMM_LOG_WARN, "pthread_atfork failed: views are not "
+			 "reset in children");
+}
+
+/* --- views ---------------------------------------------------------------- */
+
+/* view_fault_kib of the loaded driver, in bytes (64 KiB when unknown). */
+static uint64_t default_granularity(void)
+{
+	unsigned long kib = 64;
+	FILE *f = fopen("/sys/module/hmmgpu/parameters/view_fault_kib", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &kib) != 1 || !kib)
+			kib = 64;
+		fclose(f);
+	}
+	return (uint64_t)kib << 10;
+}
+
+/* Whether device @dev should access @a remotely.  a->lock held. */
+static bool want_remote(const struct hmm_alloc *a, int dev)
+{
+	return a->preferred == HMM_CPU || (a->remote_mask & (1U << dev));
+}
+
+static int view_advise(int fd, uint32_t handle, uint32_t advice,
+		       uint64_t value)
+{
+	struct drm_hmmgpu_view_advise va = {
+		.handle = handle,
+		.advice = advice,
+		.value = value,
+	};
+
+	return drmIoctl(fd, DRM_IOCTL_HMMGPU_VIEW_ADVISE, &va) ? -errno : 0;
+}
+
+/*
+ * Brings the driver's advice of view @v (device @dev) in line with the
+ * advice of @a.  a->lock held.
+ * Return: 0 or the first error of VIEW_ADVISE.
+ */
+static int view_sync(struct hmm_alloc *a, int dev, int fd, struct hmm_view *v)
+{
+	bool remote = want_remote(a, dev);
+	int ret = 0, err;
+
+	if (v->remote != remote) {
+		err = view_advise(fd, v->handle, HMMGPU_ADVICE_REMOTE, remote);
+		if (err)
+			ret = err;
+		else
+			v->remote = remote;
+	}
+	if (v->gran != a->granularity) {
+		uint64_t g = a->granularity ? a->granularity :
+					      default_granularity();
+
+		err = view_advise(fd, v->handle, HMMGPU_ADVICE_GRANULARITY, g);
+		if (err && !ret)
+			ret = err;
+		if (!err)
+			v->gran = a->granularity;
+	}
+	if (ret)
+		hmm__log(HMM_LOG_WARN, "VIEW_ADVISE of %#" PRIxPTR
+			 " on device %d: %s", a->base, dev, strerror(-ret));
+	return ret;
+}
+
+/* Applies the advice of @a to all its views.  a->lock held. */
+static int views_sync(struct hmm_alloc *a)
+{
+	int ret = 0;
+
+	for (int d = 0; d < HMM_MAX_DEVICES; d++) {
+		struct hmm_view *v = &a->views[d];
+		int fd, err;
+
+		if (!v->handle)
+			continue;
+		fd = hmm__device_fd(d);
+		if (fd < 0)
+			continue; /* removed: the view is dead anyway */
+		err = view_sync(a, d, fd, v);
+		if (err && !ret)
+			ret = err;
+	}
+	return ret;
+}
+
+/*
+ * Registers and maps the view of @a on device @dev (file @fd), with the
+ * advice of @a applied.  a->lock held.
+ * Return: 0, or the errno of VIEW_REGISTER, VIEW_ADVISE or mmap.
+ */
+static int view_create(struct hmm_alloc *a, int dev, int fd)
+{
+	struct drm_hmmgpu_view_register reg = {
+		.start = a->base,
+		.size = a->size,
+	};
+	struct drm_hmmgpu_view_unregister unreg = { 0 };
+	struct hmm_view *v = &a->views[dev];
+	void *addr;
+	int ret;
+
+	if (drmIoctl(fd, DRM_IOCTL_HMMGPU_VIEW_REGISTER, &reg)) {
+		ret = -errno;
+		hmm__log(HMM_LOG_ERROR, "VIEW_REGISTER %#" PRIxPTR "+%zu on "
+			 "device %d: %s", a->base, a->size, dev,
+			 strerror(-ret));
+		return ret;
+	}
+	v->handle = reg.handle;
+	v->remote = false;
+	v->gran = 0;
+	ret = view_sync(a, dev, fd, v);
+	if (ret)
+		goto err_unregister;
+	addr = mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		    (off_t)reg.offset);
+	if (addr == MAP_FAILED) {
+		ret = -errno;
+		hmm__log(HMM_LOG_ERROR, "mmap of the view of %#" PRIxPTR
+			 " on device %d: %s", a->base, dev, strerror(-ret));
+		goto err_unregister;
+	}
+	v->addr = addr;
+	hmm__log(HMM_LOG_DEBUG, "view of %#" PRIxPTR "+%zu on device %d at %p",
+		 a->base, a->size, dev, addr);
+	return 0;
+
+err_unregister:
+	unreg.handle = v->handle;
+	drmIoctl(fd, DRM_IOCTL_HMMGPU_VIEW_UNREGISTER, &unreg);
+	memset(v, 0, sizeof(*v));
+	return ret;
+}
+
+/* --- allocations ---------------------------------------------------------- */
+
+static struct hmm_alloc *alloc_new(uintptr_t base, size_t size,
+				   bool registered)
+{
+	struct hmm_alloc *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	if (pthread_mutex_init(&a->lock, NULL)) {
+		free(a);
+		return NULL;
+	}
+	a->base = base;
+	a->size = size;
+	a->registered = registered;
+	a->preferred = HMM_LOC_NONE;
+	a->last_prefetch = HMM_LOC_NONE;
+	return a;
+}
+
+/*
+ * Ends @a, which no other thread can reach any more (out of the map):
+ * its views go, then its memory (hmm_malloc) or its device pages
+ * (hmm_register: migrated back to system memory).  A stale range's memory
+ * is already gone: only its views are torn down.
+ */
+static void alloc_destroy(struct hmm_alloc *a)
+{
+	for (int d = 0; d < HMM_MAX_DEVICES; d++) {
+		struct hmm_view *v = &a->views[d];
+		struct drm_hmmgpu_view_unregister unreg = {
+			.handle = v->handle,
+		};
+		int fd;
+
+		if (v->addr && munmap(v->addr, a->size))
+			hmm__log(HMM_LOG_WARN, "munmap of a view: %s",
+				 strerror(errno));
+		if (!v->handle)
+			continue;
+		fd = hmm__device_fd(d);
+		if (fd >= 0 &&
+		    drmIoctl(fd, DRM_IOCTL_HMMGPU_VIEW_UNREGISTER, &unreg))
+			hmm__log(HMM_LOG_WARN, "VIEW_UNREGISTER %u on device "
+				 "%d: %s", v->handle, d, strerror(errno));
+	}
+	if (!a->stale) {
+		if (a->registered) {
+			int ret = hmm__migrate_raw(a->base, a->size, HMM_CPU);
+
+			if (ret)
+				hmm__log(HMM_LOG_WARN, "bringing %#" PRIxPTR
+					 "+%zu back to system memory: %s",
+					 a->base, a->size, strerror(-ret));
+		} else if (munmap((void *)a->base, a->size)) {
+			hmm__log(HMM_LOG_WARN, "munmap %#" PRIxPTR "+%zu: %s",
+				 a->base, a->size, strerror(errno));
+		}
+	}
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+static void destroy_dead(struct hmm_alloc *dead)
+{
+	while (dead) {
+		struct hmm_alloc *next = dead->next_dead;
+
+		hmm__log(HMM_LOG_WARN, "range %#" PRIxPTR "+%zu was unmapped "
+			 "while managed; forgetting it", dead->base,
+			 dead->size);
+		alloc_destroy(dead);
+		dead = next;
+	}
+}
+
+/*
+ * Maps @len bytes (a page multiple) of private anonymous memory, 2 MiB
+ * aligned when @len is 2 MiB or more: over-allocate by 2 MiB less a page
+ * and trim both ends.
+ */
+static void *map_anon(size_t len)
+{
+	size_t ps = page_size(), extra, head, tail;
+	uintptr_t p, aligned;
+	void *m;
+
+	if (len < HMM_HUGE_SIZE) {
+		m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return m == MAP_FAILED ? NULL : m;
+	}
+	extra = HMM_HUGE_SIZE - ps;
+	if (len > SIZE_MAX - extra) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	m = mmap(NULL, len + extra, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	p = (uintptr_t)m;
+	aligned = (p + HMM_HUGE_SIZE - 1) & ~(HMM_HUGE_SIZE - 1);
+	head = aligned - p;
+	tail = extra - head;
+	if (head)
+		munmap(m, head);
+	if (tail)
+		munmap((void *)(aligned + len), tail);
+	return (void *)aligned;
+}
+
+HMM_EXPORT void *hmm_malloc(size_t size)
+{
+	size_t ps = page_size(), len;
+	struct hmm_alloc *a, *dead = NULL;
+	void *p;
+	int ret;
+
+	if (!size) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (size > SIZE_MAX - ps) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	len = (size + ps - 1) & ~(ps - 1);
+	pthread_once(&atfork_once, atfork_register);
+
+	p = map_anon(len);
+	if (!p) {
+		hmm__log(HMM_LOG_ERROR, "hmm_malloc(%zu): %s", size,
+			 strerror(errno));
+		errno = ENOMEM;
+		return NULL;
+	}
+	a = alloc_new((uintptr_t)p, len, false);
+	if (!a)
+		goto err_unmap;
+
+	/*
+	 * A managed range that overlaps memory the kernel has just handed
+	 * out must have been unmapped behind the library's back (say,
+	 * registered memory freed without hmm_unregister()): evict it.
+	 */
+	pthread_rwlock_wrlock(&map.lock);
+	ret = map_insert(a, true, &dead);
+	pthread_rwlock_unlock(&map.lock);
+	destroy_dead(dead);
+	if (ret)
+		goto err_free;
+	return p;
+
+err_free:
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+err_unmap:
+	munmap(p, len);
+	errno = ENOMEM;
+	return NULL;
+}
+
+HMM_EXPORT int hmm_free(void *ptr)
+{
+	struct hmm_alloc *a;
+	ssize_t i;
+
+	if (!ptr)
+		return 0;
+	pthread_rwlock_wrlock(&map.lock);
+	i = map_index((uintptr_t)ptr);
+	if (i < 0 || map.v[i]->registered) {
+		pthread_rwlock_unlock(&map.lock);
+		return -EINVAL;
+	}
+	a = map.v[i];
+	map_remove_at((size_t)i);
+	pthread_rwlock_unlock(&map.lock);
+	alloc_destroy(a);
+	return 0;
+}
+
+/* Whether a /proc/self/maps entry is private anonymous readable memory. */
+static bool maps_entry_ok(const char *perms, unsigned long inode,
+			  const char *path)
+{
+	if (perms[0] != 'r' || perms[3] != 'p' || inode)
+		return false;
+	return !*path || !strcmp(path, "[heap]") ||
+	       !strncmp(path, "[stack", 6) || !strncmp(path, "[anon:", 6);
+}
+
+/*
+ * Checks that [@start, @end) is private anonymous readable memory, as
+ * VIEW_REGISTER will want it, from /proc/self/maps: mapped without a
+ * gap, private ('p'), readable, no file (inode 0) and no special mapping
+ * (the vDSO, vvar; only no name, [heap], [stack] and [anon:NAME] pass).
+ * This works with no device and answers at hmm_register() time, not at
+ * the first hmm_devptr().  Without /proc, only "is it mapped" is checked
+ * (mincore()).
+ *
+ * Return: 0, -EINVAL, or -ENOMEM.
+ */
+static int check_private_anon(uintptr_t start, uintptr_t end)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	uintptr_t covered = start;
+	char *line = NULL;
+	size_t cap = 0;
+	int ret = -EINVAL;
+
+	if (!f) {
+		unsigned char vec;
+
+		hmm__log(HMM_LOG_DEBUG, "/proc/self/maps: %s; checking only "
+			 "that the range is mapped", strerror(errno));
+		for (uintptr_t p = start; p < end; p += page_size()) {
+			if (mincore((void *)p, page_size(), &vec))
+				return -EINVAL;
+		}
+		return 0;
+	}
+	while (getline(&line, &cap, f) > 0) {
+		unsigned long lo, hi, off, inode;
+		unsigned int maj, min;
+		char perms[8], *path;
+		int pos = 0;
+		size_t len;
+
+		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu %n", &lo, &hi,
+			   perms, &off, &maj, &min, &inode, &pos) < 7 || !pos ||
+		    strlen(perms) < 4)
+			continue;
+		if (hi <= covered)
+			continue;
+		if (lo > covered)
+			break; /* a hole */
+		path = line + pos;
+		len = strlen(path);
+		while (len && (path[len - 1] == '\n' || path[len - 1] == ' '))
+			path[--len] = '\0';
+		if (!maps_entry_ok(perms, inode, path))
+			break;
+		covered = hi;
+		if (covered >= end) {
+			ret = 0;
+			break;
+		}
+	}
+	if (ferror(f) && ret)
+		ret = -ENOMEM;
+	free(line);
+	fclose(f);
+	return ret;
+}
+
+HMM_EXPORT int hmm_register(void *ptr, size_t size)
+{
+	size_t ps = page_size();
+	uintptr_t start, end;
+	struct hmm_alloc *a;
+	int ret;
+
+	if (!ptr || !size)
+		return -EINVAL;
+	if ((uintptr_t)ptr > UINTPTR_MAX - size ||
+	    (uintptr_t)ptr + size > UINTPTR_MAX - ps)
+		return -EINVAL;
+	start = (uintptr_t)ptr & ~(uintptr_t)(ps - 1);
+	end = ((uintptr_t)ptr + size + ps - 1) & ~(uintptr_t)(ps - 1);
+
+	ret = check_private_anon(start, end);
+	if (ret) {
+		hmm__log(HMM_LOG_INFO, "hmm_register(%p, %zu): not private "
+			 "anonymous memory", ptr, size);
+		return ret;
+	}
+	pthread_once(&atfork_once, atfork_register);
+	a = alloc_new(start, end - start, true);
+	if (!a)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&map.lock);
+	ret = map_insert(a, false, NULL);
+	pthread_rwlock_unlock(&map.lock);
+	if (ret) {
+		pthread_mutex_destroy(&a->lock);
+		free(a);
+	}
+	return ret;
+}
+
+HMM_EXPORT int hmm_unregister(void *ptr)
+{
+	struct hmm_alloc *a;
+	ssize_t i;
+
+	if (!ptr)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&map.lock);
+	i = map_index((uintptr_t)ptr);
+	if (i < 0 || !map.v[i]->registered) {
+		pthread_rwlock_unlock(&map.lock);
+		return -EINVAL;
+	}
+	a = map.v[i];
+	map_remove_at((size_t)i);
+	pthread_rwlock_unlock(&map.lock);
+	alloc_destroy(a);
+	return 0;
+}
+
+HMM_EXPORT void *hmm_devptr(const void *ptr, int dev)
+{
+	struct hmm_alloc *a;
+	void *ret = NULL;
+	int fd = -1, err = 0;
+
+	if (!ptr) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (dev != HMM_CPU) {
+		fd = dev >= 0 && dev < HMM_MAX_DEVICES ? hmm__device_fd(dev) :
+							 -ENODEV;
+		if (fd < 0) {
+			errno = ENODEV;
+			return NULL;
+		}
+	}
+	pthread_rwlock_rdlock(&map.lock);
+	a = map_find((uintptr_t)ptr);
+	if (!a) {
+		err = EINVAL;
+	} else if (dev == HMM_CPU) {
+		ret = (void *)ptr;
+	} else {
+		pthread_mutex_lock(&a->lock);
+		if (!a->views[dev].addr)
+			err = -view_create(a, dev, fd);
+		if (!err)
+			ret = (char *)a->views[dev].addr +
+			      ((uintptr_t)ptr - a->base);
+		pthread_mutex_unlock(&a->lock);
+	}
+	pthread_rwlock_unlock(&map.lock);
+	if (!ret)
+		errno = err;
+	return ret;
+}
+
+/* --- for migrate.c -------------------------------------------------------- */
+
+/*
+ * hmm__mem_check() - whether every byte of [@ptr, @ptr + @size) is managed.
+ * Return: 0, or -EINVAL (also for a NULL @ptr, a zero @size or a range
+ * that wraps).
+ */
+int hmm__mem_check(const void *ptr, size_t size)
+{
+	size_t first, count;
+	int ret;
+
+	if (!ptr || !size || (uintptr_t)ptr > UINTPTR_MAX - size)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&map.lock);
+	ret = map_run((uintptr_t)ptr, (uintptr_t)ptr + size, &first, &count);
+	pthread_rwlock_unlock(&map.lock);
+	return ret;
+}
+
+/*
+ * hmm__mem_set_last_prefetch() - records that the managed ranges touched
+ * by [@ptr, @ptr + @size) were last prefetched to @loc.  Ranges freed
+ * meanwhile are skipped.
+ */
+void hmm__mem_set_last_prefetch(const void *ptr, size_t size, int loc)
+{
+	uintptr_t p = (uintptr_t)ptr, end = p + size;
+	size_t i;
+
+	pthread_rwlock_rdlock(&map.lock);
+	i = map_upper(p);
+	for (i = i ? i - 1 : 0; i < map.n && map.v[i]->base < end; i++) {
+		struct hmm_alloc *a = map.v[i];
+
+		if (a->base + a->size <= p)
+			continue;
+		pthread_mutex_lock(&a->lock);
+		a->last_prefetch = loc;
+		pthread_mutex_unlock(&a->lock);
+	}
+	pthread_rwlock_unlock(&map.lock);
+}
+
+/*
+ * hmm__mem_ensure_views() - gives every managed range that [@ptr, @ptr +
+ * @size) touches a view on device @dev, before a prefetch there: the
+ * driver enters prefetched pages in existing views, so device code finds
+ * them mapped and takes no device fault.  Best effort: a range whose view
+ * cannot be made gets one at hmm_devptr() time, as usual.
+ */
+void hmm__mem_ensure_views(const void *ptr, size_t size, int dev)
+{
+	uintptr_t p = (uintptr_t)ptr, end = p + size;
+	int fd = hmm__device_fd(dev);
+	size_t i;
+
+	if (fd < 0)
+		return;
+	pthread_rwlock_rdlock(&map.lock);
+	i = map_upper(p);
+	for (i = i ? i - 1 : 0; i < map.n && map.v[i]->base < end; i++) {
+		struct hmm_alloc *a = map.v[i];
+
+		if (a->base + a->size <= p)
+			continue;
+		pthread_mutex_lock(&a->lock);
+		if (!a->views[dev].addr && view_create(a, dev, fd))
+			hmm__log(HMM_LOG_DEBUG, "no view of %#" PRIxPTR
+				 " on device %d before prefetch", a->base, dev);
+		pthread_mutex_unlock(&a->lock);
+	}
+	pthread_rwlock_unlock(&map.lock);
+}
+
+/*
+ * hmm__mem_advise() - records @advice for every managed range that
+ * [@ptr, @ptr + @size) touches and applies it to their views.  The
+ * caller has validated @advice, @dev and @value.
+ * Return: 0, -EINVAL (range not managed), or an error of VIEW_ADVISE (the
+ * advice is recorded anyway).
+ */
+int hmm__mem_advise(const void *ptr, size_t size, enum hmm_advice advice,
+		    int dev, uint64_t value)
+{
+	size_t first, count;
+	int ret;
+
+	if (!ptr || !size || (uintptr_t)ptr > UINTPTR_MAX - size)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&map.lock);
+	ret = map_run((uintptr_t)ptr, (uintptr_t)ptr + size, &first, &count);
+	for (size_t i = first; !ret && i < first + count; i++) {
+		struct hmm_alloc *a = map.v[i];
+		int err;
+
+		pthread_mutex_lock(&a->lock);
+		switch (advice) {
+		case HMM_ADVISE_SET_PREFERRED_LOCATION:
+			a->preferred = dev;
+			break;
+		case HMM_ADVISE_UNSET_PREFERRED_LOCATION:
+			a->preferred = HMM_LOC_NONE;
+			break;
+		case HMM_ADVISE_SET_REMOTE_ACCESS:
+			a->remote_mask |= 1U << dev;
+			break;
+		case HMM_ADVISE_UNSET_REMOTE_ACCESS:
+			a->remote_mask &= ~(1U << dev);
+			break;
+		case HMM_ADVISE_FAULT_GRANULARITY:
+			a->granularity = value;
+			break;
+		}
+		err = views_sync(a);
+		pthread_mutex_unlock(&a->lock);
+		/* keep going: the advice is per range, record it for all */
+		if (err && !ret)
+			ret = err;
+	}
+	pthread_rwlock_unlock(&map.lock);
+	return ret;
+}
+
+/*
+ * hmm__mem_get_attrs() - the advice of the managed ranges that
+ * [@ptr, @ptr + @size) touches, combined: *@preferred, *@last_prefetch
+ * (HMM_LOC_NONE) and *@granularity (0) when the ranges differ; *@remote
+ * the devices advised for remote access on every one of them.
+ * Return: 0 or -EINVAL (range not managed).
+ */
+int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
+		       uint32_t *remote, int *last_prefetch,
+		       uint64_t *granularity)
+{
+	size_t first, count;
+	int ret;
+
+	if (!ptr || !size || (uintptr_t)ptr > UINTPTR_MAX - size)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&map.lock);
+	ret = map_run((uintptr_t)ptr, (uintptr_t)ptr + size, &first, &count);
+	for (size_t i = first; !ret && i < first + count; i++) {
+		struct hmm_alloc *a = map.v[i];
+
+		pthread_mutex_lock(&a->lock);
+		if (i == first) {
+			*preferred = a->preferred;
+			*remote = a->remote_mask;
+			*last_prefetch = a->last_prefetch;
+			*granularity = a->granularity;
+		} else {
+			if (*preferred != a->preferred)
+				*preferred = HMM_LOC_NONE;
+			*remote &= a->remote_mask;
+			if (*last_prefetch != a->last_prefetch)
+				*last_prefetch = HMM_LOC_NONE;
+			if (*granularity != a->granularity)
+				*granularity = 0;
+		}
+		pthread_mutex_unlock(&a->lock);
+	}
+	pthread_rwlock_unlock(&map.lock);
+	return ret;
+}

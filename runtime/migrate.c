@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: MIT
+/*
+ * migrate.c - prefetch, advice, attributes, residency.
+ *
+ * Design
+ * ------
+ * The public functions here check their arguments and then either talk
+ * to the driver directly (MIGRATE, RESIDENCY) or ask memory.c, which owns
+ * the managed ranges and their advice (hmm__mem_*()).
+ *
+ * Prefetch: the range must be managed in every byte (it may span several
+ * adjacent ranges); memory.c checks that under its map lock, which is
+ * then dropped: the MIGRATE ioctl, which can take long, runs with no
+ * library lock held.  One ioctl covers the whole page-rounded range.  To
+ * a device: HMMGPU_MIGRATE_TO_DEVICE on that device's file (pages on
+ * another device move device to device).  To HMM_CPU:
+ * HMMGPU_MIGRATE_TO_SYSTEM on the file of any device, since that moves the
+ * pages of every hmmgpu device; with no device nothing can be elsewhere
+ * and there is nothing to do.  On success the last prefetch location of
+ * the ranges touched is recorded, and the runtime counters of stats.c.
+ *
+ * Residency: any private anonymous memory, managed or not.  mincore()
+ * first checks that the range is mapped (and writes into the caller's
+ * array, which also checks it is writable); with a device, RESIDENCY of
+ * the first usable device says SYSTEM, NONE, THIS_DEVICE or OTHER_DEVICE
+ * per page, and the pages on another device are looked up on the other
+ * devices.  With no device, mincore()'s answer is the result: resident
+ * means HMM_CPU, otherwise HMM_LOC_NONE (a page swapped out reads as
+ * HMM_LOC_NONE there).  The answer is a snapshot: pages may move while it
+ * is taken.
+ */
+#define _GNU_SOURCE
+#include "hmm_private.h"
+
+#include "hmmgpu_drm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <xf86drm.h>
+
+
+#define HMM_RESIDENCY_CHUNK (1UL << 24) /* pages per RESIDENCY ioctl */
+/* hmm_residency(): a page on a device other than the one asked first */
+#define LOC_PENDING INT8_MIN
+
+/* (glibc answers from memory: no cache needed, and none to race on) */
+static size_t page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The file of device @dev, or -ENODEV (also for numbers out of range). */
+static int device_fd(int dev)
+{
+	if (dev < 0 || dev >= HMM_MAX_DEVICES)
+		return -ENODEV;
+	return hmm__device_fd(dev);
+}
+
+/* The number of device numbers in use, capped at HMM_MAX_DEVICES. */
+static int device_numbers(void)
+{
+	int n = hmm__device_count();
+
+	if (n < 0)
+		return 0;
+	return n > HMM_MAX_DEVICES ? HMM_MAX_DEVICES : n;
+}
+
+/* The device number of the first device not removed, or -ENODEV. */
+static int first_device(void)
+{
+	int n = device_numbers();
+
+	for (int d = 0; d < n; d++) {
+		if (hmm__device_fd(d) >= 0)
+			return d;
+	}
+	return -ENODEV;
+}
+
+/**
+ * hmm__migrate_raw() - MIGRATE [@start, @start + @len) to @dst.
+ * @start: page-aligned
+ * @len: a non-zero page multiple
+ * @dst: a device, or HMM_CPU
+ *
+ * No check that the range is managed (memory.c calls it for ranges it has
+ * just taken out of its map).
+ *
+ * Return: 0 (also for HMM_CPU when there is no device: nothing can be on
+ * one); -ENODEV; the driver's error (-EFAULT for an unmapped part, -ENOMEM
+ * when device memory is full even after eviction).
+ */
+int hmm__migrate_raw(uintptr_t start, size_t len, int dst)
+{
+	struct drm_hmmgpu_migrate m = {
+		.start = start,
+		.size = len,
+	};
+	int fd, dev = dst;
+
+	if (dst == HMM_CPU) {
+		dev = first_device();
+		if (dev < 0)
+			return 0;
+		m.target = HMMGPU_MIGRATE_TO_SYSTEM;
+	} else {
+		m.target = HMMGPU_MIGRATE_TO_DEVICE;
+	}
+	fd = device_fd(dev);
+	if (fd < 0)
+		return -ENODEV;
+	if (drmIoctl(fd, DRM_IOCTL_HMMGPU_MIGRATE, &m)) {
+		int ret = -errno;
+
+		hmm__log(HMM_LOG_INFO, "MIGRATE %#" PRIxPTR "+%zu to %d: %s",
+			 start, len, dst, strerror(-ret));
+		return ret;
+	}
+	hmm__log(HMM_LOG_DEBUG, "MIGRATE %#" PRIxPTR "+%zu to %d: moved %llu "
+		 "already %llu skipped %llu", start, len, dst,
+		 (unsigned long long)m.moved, (unsigned long long)m.already,
+		 (unsigned long long)m.skipped);
+	return 0;
+}
+
+int hmm__prefetch_check(const void *ptr, size_t size, int dst)
+{
+	if (!ptr || !size)
+		return -EINVAL;
+	if (dst != HMM_CPU && device_fd(dst) < 0)
+		return -ENODEV;
+	return hmm__mem_check(ptr, size);
+}
+
+int hmm__prefetch(const void *ptr, size_t size, int dst)
+{
+	uint64_t t0 = hmm__now_ns();
+	size_t ps = page_size();
+	uintptr_t start, end;
+	int ret;
+
+	ret = hmm__prefetch_check(ptr, size, dst);
+	if (ret)
+		return ret;
+	/* managed ranges are whole pages: the rounded range is managed too */
+	start = (uintptr_t)ptr & ~(uintptr_t)(ps - 1);
+	end = ((uintptr_t)ptr + size + ps - 1) & ~(uintptr_t)(ps - 1);
+	if (dst != HMM_CPU)
+		hmm__mem_ensure_views(ptr, size, dst);
+	ret = hmm__migrate_raw(start, end - start, dst);
+	if (ret)
+		return ret;
+	hmm__mem_set_last_prefetch(ptr, size, dst);
+	hmm__stats_prefetch(dst, size, hmm__now_ns() - t0);
+	return 0;
+}
+
+HMM_EXPORT int hmm_prefetch(const void *ptr, size_t size, int dst)
+{
+	return hmm__prefetch(ptr, size, dst);
+}
+
+/* Whether @v is a fault granularity a device accepts. */
+static bool granularity_ok(uint64_t v)
+{
+	return v >= 4096 && v >= page_size() && v <= (2ULL << 20) &&
+	       !(v & (v - 1));
+}
+
+HMM_EXPORT int hmm_advise(const void *ptr, size_t size,
+			  enum hmm_advice advice, int dev, uint64_t value)
+{
+	if (!ptr || !size)
+		return -EINVAL;
+	switch (advice) {
+	case HMM_ADVISE_SET_PREFERRED_LOCATION:
+		if (value)
+			return -EINVAL;
+		if (dev != HMM_CPU && device_fd(dev) < 0)
+			return -ENODEV;
+		break;
+	case HMM_ADVISE_UNSET_PREFERRED_LOCATION:
+		if (value)
+			return -EINVAL;
+		break;
+	case HMM_ADVISE_SET_REMOTE_ACCESS:
+	case HMM_ADVISE_UNSET_REMOTE_ACCESS:
+		if (value || dev == HMM_CPU)
+			return -EINVAL;
+		/* forgetting advice for a removed device is fine */
+		if (advice == HMM_ADVISE_SET_REMOTE_ACCESS ?
+			    device_fd(dev) < 0 :
+			    dev < 0 || dev >= device_numbers())
+			return -ENODEV;
+		break;
+	case HMM_ADVISE_FAULT_GRANULARITY:
+		if (value && !granularity_ok(value))
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	return hmm__mem_advise(ptr, size, advice, dev, value);
+}
+
+HMM_EXPORT int hmm_range_get_attr(const void *ptr, size_t size,
+				  enum hmm_attr attr, void *out, size_t len)
+{
+	int preferred, last, ret;
+	uint64_t gran;
+	uint32_t remote;
+
+	if (!ptr || !size || !out)
+		return -EINVAL;
+	switch (attr) {
+	case HMM_ATTR_PREFERRED_LOCATION:
+	case HMM_ATTR_LAST_PREFETCH_LOCATION:
+		if (len != sizeof(int))
+			return -EINVAL;
+		break;
+	case HMM_ATTR_REMOTE_ACCESS:
+		if (!len || len % sizeof(int))
+			return -EINVAL;
+		break;
+	case HMM_ATTR_FAULT_GRANULARITY:
+		if (len != sizeof(uint64_t))
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	ret = hmm__mem_get_attrs(ptr, size, &preferred, &remote, &last, &gran);
+	if (ret)
+		return ret;
+	switch (attr) {
+	case HMM_ATTR_PREFERRED_LOCATION:
+		memcpy(out, &preferred, sizeof(int));
+		break;
+	case HMM_ATTR_LAST_PREFETCH_LOCATION:
+		memcpy(out, &last, sizeof(int));
+		break;
+	case HMM_ATTR_FAULT_GRANULARITY:
+		memcpy(out, &gran, sizeof(gran));
+		break;
+	case HMM_ATTR_REMOTE_ACCESS: {
+		size_t n = len / sizeof(int), k = 0;
+		int *o = out;
+
+		/* ascending device numbers; more than fit are left out */
+		for (int d = 0; d < HMM_MAX_DEVICES && k < n; d++) {
+			if (remote & (1U << d))
+				o[k++] = d;
+		}
+		while (k < n)
+			o[k++] = HMM_LOC_NONE;
+		break;
+	}
+	}
+	return 0;
+}
+
+/*
+ * RESIDENCY of @npages pages from @start on @fd into @loc, in chunks the
+ * driver accepts; *@other (may be NULL) counts OTHER_DEVICE pages.
+ */
+static int residency_ioctl(int fd, uintptr_t start, size_t npages,
+			   uint8_t *loc, uint64_t *other)
+{
+	size_t ps = page_size();
+
+	if (other)
+		*other = 0;
+	for (size_t done = 0; done < npages;) {
+		size_t n = npages - done;
+		struct drm_hmmgpu_residency r = { 0 };
+
+		if (n > HMM_RESIDENCY_CHUNK)
+			n = HMM_RESIDENCY_CHUNK;
+		r.start = start + done * ps;
+		r.npages = n;
+		r.locations = (uintptr_t)(loc + done);
+		if (drmIoctl(fd, DRM_IOCTL_HMMGPU_RESIDENCY, &r))
+			return -errno;
+		if (other)
+			*other += r.count[HMMGPU_RESIDENCY_OTHER_DEVICE];
+		done += n;
+	}
+	return 0;
+}
+
+/*
+ * The pages of @loc marked LOC_PENDING are on a device other than
+ * @first: ask the others.  Pages no device claims moved meanwhile (a CPU
+ * fault, most likely): HMM_CPU.
+ */
+static int residency_others(int first, uintptr_t start, int8_t *loc,
+			    size_t npages)
+{
+	size_t lo = 0, hi = npages, pending = 0, ps = page_size();
+	int n = device_numbers(), ret = 0;
+	uint8_t *tmp;
+
+	while (lo < hi && loc[lo] != LOC_PENDING)
+		lo++;
+	while (hi > lo && loc[hi - 1] != LOC_PENDING)
+		hi--;
+	for (size_t i = lo; i < hi; i++)
+		pending += loc[i] == LOC_PENDING;
+	if (!pending)
+		return 0;
+	tmp = malloc(hi - lo);
+	if (!tmp)
+		return -ENOMEM;
+	for (int d = 0; d < n && pending; d++) {
+		int fd = d == first ? -1 : hmm__device_fd(d);
+
+		if (fd < 0)
+			continue;
+		ret = residency_ioctl(fd, start + lo * ps, hi - lo, tmp, NULL);
+		if (ret == -ENODEV) {
+			ret = 0;
+			continue;
+		}
+		if (ret)
+			break;
+		for (size_t i = lo; i < hi; i++) {
+			if (loc[i] == LOC_PENDING &&
+			    tmp[i - lo] == HMMGPU_RESIDENCY_THIS_DEVICE) {
+				loc[i] = (int8_t)d;
+				pending--;
+			}
+		}
+	}
+	free(tmp);
+	for (size_t i = lo; i < hi; i++) {
+		if (loc[i] == LOC_PENDING)
+			loc[i] = HMM_CPU;
+	}
+	return ret;
+}
+
+HMM_EXPORT int hmm_residency(const void *ptr, size_t size, int8_t *loc,
+			     size_t npages)
+{
+	size_t ps = page_size(), n;
+	uintptr_t start, end;
+	uint64_t other;
+	int dev, ret;
+
+	if (!ptr || !size || !loc || (uintptr_t)ptr > UINTPTR_MAX - size ||
+	    (uintptr_t)ptr + size > UINTPTR_MAX - ps)
+		return -EINVAL;
+	start = (uintptr_t)ptr & ~(uintptr_t)(ps - 1);
+	end = ((uintptr_t)ptr + size + ps - 1) & ~(uintptr_t)(ps - 1);
+	n = (end - start) / ps;
+	if (npages < n || n > INT32_MAX)
+		return -EINVAL;
+
+	/* mapped?  (ENOMEM: a hole; EFAULT: @loc is not writable) */
+	if (mincore((void *)start, end - start, (unsigned char *)loc))
+		return errno == ENOMEM ? -EINVAL : -errno;
+
+	ret = -ENODEV;
+	for (dev = 0; dev < device_numbers(); dev++) {
+		int fd = hmm__device_fd(dev);
+
+		if (fd < 0)
+			continue;
+		ret = residency_ioctl(fd, start, n, (uint8_t *)loc, &other);
+		if (ret != -ENODEV)
+			break;
+	}
+	if (ret == -ENODEV) {
+		/* no device (left): what mincore() says */
+		if (mincore((void *)start, end - start, (unsigned char *)loc))
+			return errno == ENOMEM ? -EINVAL : -errno;
+		for (size_t i = 0; i < n; i++)
+			loc[i] = (loc[i] & 1) ? HMM_CPU : HMM_LOC_NONE;
+		return (int)n;
+	}
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		switch ((uint8_t)loc[i]) {
+		case HMMGPU_RESIDENCY_SYSTEM:
+			loc[i] = HMM_CPU;
+			break;
+		case HMMGPU_RESIDENCY_THIS_DEVICE:
+			loc[i] = (int8_t)dev;
+			break;
+		case HMMGPU_RESIDENCY_OTHER_DEVICE:
+			loc[i] = LOC_PENDING;
+			break;
+		default:
+			loc[i] = HMM_LOC_NONE;
+			break;
+		}
+	}
+	if (other) {
+		ret = residency_others(dev, start, loc, n);
+		if (ret)
+			return ret;
+	}
+	return (int)n;
+}
