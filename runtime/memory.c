@@ -133,6 +133,21 @@ static size_t map_upper(uintptr_t addr)
 /*
  * Index of the range holding @addr, or -1.  map.lock held.
  */
+static ssize_t map_index(uintptr_t addr);
+
+/* Index of the first range that may touch [@addr, ...); map.lock held. */
+static size_t map_first_touching(uintptr_t addr)
+{
+	ssize_t i = map_index(addr);
+
+	return i >= 0 ? (size_t)i : map_upper(addr);
+}
+
+/* Every range @a (at index @i) touching [@p, @end); map.lock held. */
+#define for_each_alloc_touching(a, i, p, end)                               \
+	for ((i) = map_first_touching(p);                                   \
+	     (i) < map.n && ((a) = map.v[i])->base < (end); (i)++)
+
 static ssize_t map_index(uintptr_t addr)
 {
 	size_t i = map_upper(addr);
@@ -785,15 +800,11 @@ int hmm__mem_check(const void *ptr, size_t size)
 void hmm__mem_set_last_prefetch(const void *ptr, size_t size, int loc)
 {
 	uintptr_t p = (uintptr_t)ptr, end = p + size;
+	struct hmm_alloc *a;
 	size_t i;
 
 	pthread_rwlock_rdlock(&map.lock);
-	i = map_upper(p);
-	for (i = i ? i - 1 : 0; i < map.n && map.v[i]->base < end; i++) {
-		struct hmm_alloc *a = map.v[i];
-
-		if (a->base + a->size <= p)
-			continue;
+	for_each_alloc_touching(a, i, p, end) {
 		pthread_mutex_lock(&a->lock);
 		a->last_prefetch = loc;
 		pthread_mutex_unlock(&a->lock);
@@ -812,17 +823,13 @@ void hmm__mem_ensure_views(const void *ptr, size_t size, int dev)
 {
 	uintptr_t p = (uintptr_t)ptr, end = p + size;
 	int fd = hmm__device_fd(dev);
+	struct hmm_alloc *a;
 	size_t i;
 
 	if (fd < 0)
 		return;
 	pthread_rwlock_rdlock(&map.lock);
-	i = map_upper(p);
-	for (i = i ? i - 1 : 0; i < map.n && map.v[i]->base < end; i++) {
-		struct hmm_alloc *a = map.v[i];
-
-		if (a->base + a->size <= p)
-			continue;
+	for_each_alloc_touching(a, i, p, end) {
 		pthread_mutex_lock(&a->lock);
 		if (!a->views[dev].addr && view_create(a, dev, fd))
 			hmm__log(HMM_LOG_DEBUG, "no view of %#" PRIxPTR

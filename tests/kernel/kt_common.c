@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -865,4 +866,112 @@ int kt_bind_device(unsigned int index)
 	if (!ret && index < 8 * sizeof(kt_unbound))
 		kt_unbound &= ~(1UL << index);
 	return ret;
+}
+
+/* --- device execution ----------------------------------------------------- */
+
+enum dev_op { DEV_CHECK, DEV_CHECK_ZERO, DEV_FILL, DEV_PROBE };
+
+struct dev_job {
+	enum dev_op op;
+	char *base;
+	size_t off, len;
+	uint64_t seed;
+	bool write;     /* DEV_PROBE */
+	uint64_t val;   /* DEV_PROBE: written, or read back */
+	ssize_t bad;    /* DEV_CHECK*: -1 or the first bad offset */
+	int sig;        /* DEV_PROBE: 0 or the signal the access got */
+};
+
+static struct {
+	pid_t owner;
+	pthread_t thread;
+	sem_t go, done;
+	struct dev_job *job;
+} dev;
+
+static void dev_job_run(struct dev_job *j)
+{
+	switch (j->op) {
+	case DEV_CHECK:
+		j->bad = kt_check_range(j->base, j->off, j->len, j->seed);
+		break;
+	case DEV_CHECK_ZERO:
+		j->bad = kt_check_zero(j->base + j->off, j->len);
+		if (j->bad >= 0)
+			j->bad += j->off;
+		break;
+	case DEV_FILL:
+		kt_fill_range(j->base, j->off, j->len, j->seed);
+		break;
+	case DEV_PROBE:
+		j->sig = kt_probe(j->base + j->off, j->write, &j->val);
+		break;
+	}
+}
+
+static void *dev_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		while (sem_wait(&dev.go))
+			;
+		dev_job_run(dev.job);
+		sem_post(&dev.done);
+	}
+	return NULL;
+}
+
+static void dev_submit(struct dev_job *j)
+{
+	if (dev.owner != getpid()) {
+		int ret;
+
+		if (sem_init(&dev.go, 0, 0) || sem_init(&dev.done, 0, 0))
+			HMMT_FAIL("sem_init: %s", strerror(errno));
+		ret = pthread_create(&dev.thread, NULL, dev_main, NULL);
+		if (ret)
+			HMMT_FAIL("pthread_create: %s", strerror(ret));
+		dev.owner = getpid();
+	}
+	dev.job = j;
+	sem_post(&dev.go);
+	while (sem_wait(&dev.done))
+		;
+}
+
+ssize_t kt_dev_check(char *base, size_t off, size_t len, uint64_t seed)
+{
+	struct dev_job j = { .op = DEV_CHECK, .base = base, .off = off,
+			     .len = len, .seed = seed };
+
+	dev_submit(&j);
+	return j.bad;
+}
+
+ssize_t kt_dev_check_zero(char *base, size_t off, size_t len)
+{
+	struct dev_job j = { .op = DEV_CHECK_ZERO, .base = base, .off = off,
+			     .len = len };
+
+	dev_submit(&j);
+	return j.bad;
+}
+
+void kt_dev_fill(char *base, size_t off, size_t len, uint64_t seed)
+{
+	struct dev_job j = { .op = DEV_FILL, .base = base, .off = off,
+			     .len = len, .seed = seed };
+
+	dev_submit(&j);
+}
+
+int kt_dev_probe(char *base, size_t off, bool write, uint64_t *val)
+{
+	struct dev_job j = { .op = DEV_PROBE, .base = base, .off = off,
+			     .write = write, .val = *val };
+
+	dev_submit(&j);
+	*val = j.val;
+	return j.sig;
 }

@@ -11,6 +11,7 @@
 #define HMM_KT_COMMON_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -227,6 +228,31 @@ void kt_join(struct kt_thread *t);
  * usual.
  */
 int kt_probe(void *p, bool write, uint64_t *val);
+
+/* --- device execution ----------------------------------------------------- */
+
+/*
+ * "The device" of a test process: one thread, started at the first job
+ * (again in a forked child, which has none of its parent's threads), that
+ * runs one job at a time and touches memory only through the view or
+ * device pointers it is given.  One long-lived thread rather than one per
+ * job, so that no thread stack is mapped where a test just unmapped its
+ * memory.  Each call below runs one job on it and waits.
+ */
+
+/* Checks [@off, @off + @len) of @base against @seed: -1 or the first bad
+ * offset (from @base). */
+ssize_t kt_dev_check(char *base, size_t off, size_t len, uint64_t seed);
+
+/* Checks [@off, @off + @len) of @base is zero: -1 or the first bad offset
+ * (from @base). */
+ssize_t kt_dev_check_zero(char *base, size_t off, size_t len);
+
+/* Writes the pattern of @seed to [@off, @off + @len) of @base. */
+void kt_dev_fill(char *base, size_t off, size_t len, uint64_t seed);
+
+/* kt_probe() of @base + @off on the device thread: 0 or the signal. */
+int kt_dev_probe(char *base, size_t off, bool write, uint64_t *val);
 
 /* --- processes ----------------------------------------------------------- */
 

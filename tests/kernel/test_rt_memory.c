@@ -138,111 +138,18 @@ static size_t count_where(const void *p, size_t npages, int where)
 
 /* --- device execution ----------------------------------------------------- */
 
-enum dev_op { DEV_CHECK, DEV_CHECK_ZERO, DEV_FILL, DEV_READ_WORD };
+/* The device: kt_dev_*() run jobs on the test's device thread. */
+#define dev_check kt_dev_check
+#define dev_check_zero kt_dev_check_zero
+#define dev_fill kt_dev_fill
 
-/* One job of the device thread, done through device pointer @base. */
-struct dev_job {
-	enum dev_op op;
-	char *base;
-	size_t off, len;
-	uint64_t seed;
-	ssize_t bad; /* DEV_CHECK: -1 or the first bad offset */
-};
-
-/*
- * The device of the process: one thread, started at the first job (again
- * in a forked child), that runs one job at a time.  Long-lived, so that
- * no thread stack lands where a test just freed memory.
- */
-static struct {
-	pid_t owner;
-	pthread_t thread;
-	sem_t go, done;
-	struct dev_job *job;
-} dev;
-
-static void dev_job_run(struct dev_job *j)
-{
-	switch (j->op) {
-	case DEV_CHECK:
-		j->bad = kt_check_range(j->base, j->off, j->len, j->seed);
-		break;
-	case DEV_CHECK_ZERO:
-		j->bad = kt_check_zero(j->base + j->off, j->len);
-		break;
-	case DEV_FILL:
-		kt_fill_range(j->base, j->off, j->len, j->seed);
-		break;
-	case DEV_READ_WORD:
-		/* one device access */
-		j->seed = *(volatile uint64_t *)(j->base + j->off);
-		break;
-	}
-}
-
-static void *dev_main(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		while (sem_wait(&dev.go))
-			;
-		dev_job_run(dev.job);
-		sem_post(&dev.done);
-	}
-	return NULL;
-}
-
-static void dev_run(struct dev_job *j)
-{
-	if (dev.owner != getpid()) {
-		int ret;
-
-		if (sem_init(&dev.go, 0, 0) || sem_init(&dev.done, 0, 0))
-			HMMT_FAIL("sem_init: %s", strerror(errno));
-		ret = pthread_create(&dev.thread, NULL, dev_main, NULL);
-		if (ret)
-			HMMT_FAIL("pthread_create: %s", strerror(ret));
-		dev.owner = getpid();
-	}
-	dev.job = j;
-	sem_post(&dev.go);
-	while (sem_wait(&dev.done))
-		;
-}
-
-/* The device checks [off, off + len) of @base (a device pointer). */
-static ssize_t dev_check(char *base, size_t off, size_t len, uint64_t seed)
-{
-	struct dev_job j = { .op = DEV_CHECK, .base = base, .off = off,
-			     .len = len, .seed = seed };
-
-	dev_run(&j);
-	return j.bad;
-}
-
-static ssize_t dev_check_zero(char *base, size_t off, size_t len)
-{
-	struct dev_job j = { .op = DEV_CHECK_ZERO, .base = base, .off = off,
-			     .len = len };
-
-	dev_run(&j);
-	return j.bad;
-}
-
-static void dev_fill(char *base, size_t off, size_t len, uint64_t seed)
-{
-	struct dev_job j = { .op = DEV_FILL, .base = base, .off = off,
-			     .len = len, .seed = seed };
-
-	dev_run(&j);
-}
-
+/* One device access: the word at @base + @off (a device pointer). */
 static uint64_t dev_read_word(char *base, size_t off)
 {
-	struct dev_job j = { .op = DEV_READ_WORD, .base = base, .off = off };
+	uint64_t val = 0;
 
-	dev_run(&j);
-	return j.seed;
+	ASSERT_EQ(kt_dev_probe(base, off, false, &val), 0);
+	return val;
 }
 
 #define EXPECT_DEV_DATA(base, off, len, seed) \
