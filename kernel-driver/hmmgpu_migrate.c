@@ -274,7 +274,7 @@ int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
 		hmmgpu_count_batch(hdev, hfile, busy, ktime_get_ns() - t0,
 				   nfailed);
 		trace_hmmgpu_migrate_batch(hdev->index, HMMGPU_DIR_TO_SYSTEM,
-					   cause, 0, npages, moved, nfailed,
+					   cause, 0, npages, moved, nfailed, 0,
 					   ktime_get_ns() - t0);
 		total += moved;
 	}
@@ -421,7 +421,7 @@ static void to_device_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
 				   nfailed);
 	trace_hmmgpu_migrate_batch(hdev->index, HMMGPU_DIR_TO_DEVICE,
 				   m->cause, m->args.start,
-				   m->npages, moved, nfailed,
+				   m->npages, moved, nfailed, peer,
 				   ktime_get_ns() - m->t0);
 }
 
@@ -472,7 +472,7 @@ static int batch_to_system(struct hmmgpu_file *hfile,
 				   nfailed);
 	trace_hmmgpu_migrate_batch(hdev->index, HMMGPU_DIR_TO_SYSTEM,
 				   HMMGPU_CAUSE_EXPLICIT, start, npages, moved,
-				   nfailed, ktime_get_ns() - t0);
+				   nfailed, 0, ktime_get_ns() - t0);
 	return 0;
 }
 
@@ -683,8 +683,8 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 
 	hmmgpu_count_fault_back(hdev, vma->vm_mm, moved, busy, nfailed,
 				ktime_get_ns() - t0);
-	trace_hmmgpu_cpu_fault(hdev->index, vmf->address, npages, moved,
-			       ktime_get_ns() - t0);
+	trace_hmmgpu_cpu_fault(hdev->index, vmf->address, start, npages,
+			       moved, ktime_get_ns() - t0);
 out_free:
 	mig_free(m);
 	return ret;

@@ -16,17 +16,25 @@
  * @dev: device index.
  * @dir: HMMGPU_DIR_TO_DEVICE or HMMGPU_DIR_TO_SYSTEM.
  * @cause: HMMGPU_CAUSE_*.
- * @start: first CPU address of the batch (0 for eviction).
+ * @start: first CPU address of the batch (0 for eviction and removal,
+ *	which work on device pages and know no CPU address).
  * @npages: pages in the batch's range.
- * @moved: pages that moved.
+ * @moved: pages that moved, @peer included.
  * @failed: pages whose copy failed.
+ * @peer: pages of @moved that came from another hmmgpu device (counted
+ *	as HMMGPU_CAUSE_PEER rather than @cause); 0 to system.
  * @ns: time from setup to finalize.
+ *
+ * Emitted in the context of the task whose work started the batch: the
+ * MIGRATE caller, the task whose device fault or migration needed the
+ * room for an eviction.  A CPU fault's batch is reported by
+ * hmmgpu_cpu_fault instead.
  */
 TRACE_EVENT(hmmgpu_migrate_batch,
 	TP_PROTO(unsigned int dev, int dir, int cause, unsigned long start,
 		 unsigned long npages, unsigned long moved,
-		 unsigned long failed, u64 ns),
-	TP_ARGS(dev, dir, cause, start, npages, moved, failed, ns),
+		 unsigned long failed, unsigned long peer, u64 ns),
+	TP_ARGS(dev, dir, cause, start, npages, moved, failed, peer, ns),
 	TP_STRUCT__entry(
 		__field(unsigned int, dev)
 		__field(int, dir)
@@ -35,6 +43,7 @@ TRACE_EVENT(hmmgpu_migrate_batch,
 		__field(unsigned long, npages)
 		__field(unsigned long, moved)
 		__field(unsigned long, failed)
+		__field(unsigned long, peer)
 		__field(u64, ns)
 	),
 	TP_fast_assign(
@@ -45,9 +54,10 @@ TRACE_EVENT(hmmgpu_migrate_batch,
 		__entry->npages = npages;
 		__entry->moved = moved;
 		__entry->failed = failed;
+		__entry->peer = peer;
 		__entry->ns = ns;
 	),
-	TP_printk("dev=%u %s cause=%s start=0x%lx npages=%lu moved=%lu failed=%lu ns=%llu",
+	TP_printk("dev=%u %s cause=%s start=0x%lx npages=%lu moved=%lu failed=%lu peer=%lu ns=%llu",
 		  __entry->dev,
 		  __entry->dir ? "to_system" : "to_device",
 		  __print_symbolic(__entry->cause,
@@ -56,24 +66,26 @@ TRACE_EVENT(hmmgpu_migrate_batch,
 				   { 4, "device_fault" }, { 5, "removal" },
 				   { 6, "prefetch" }),
 		  __entry->start, __entry->npages, __entry->moved,
-		  __entry->failed, __entry->ns)
+		  __entry->failed, __entry->peer, __entry->ns)
 );
 
 /**
  * hmmgpu_cpu_fault - a CPU access to a device page was handled.
  * @dev: device index of the faulting page.
  * @addr: faulting address.
+ * @start: first CPU address of the fault-back block.
  * @npages: pages in the fault-back block.
  * @moved: pages brought back.
  * @ns: time spent in migrate_to_ram.
  */
 TRACE_EVENT(hmmgpu_cpu_fault,
-	TP_PROTO(unsigned int dev, unsigned long addr, unsigned long npages,
-		 unsigned long moved, u64 ns),
-	TP_ARGS(dev, addr, npages, moved, ns),
+	TP_PROTO(unsigned int dev, unsigned long addr, unsigned long start,
+		 unsigned long npages, unsigned long moved, u64 ns),
+	TP_ARGS(dev, addr, start, npages, moved, ns),
 	TP_STRUCT__entry(
 		__field(unsigned int, dev)
 		__field(unsigned long, addr)
+		__field(unsigned long, start)
 		__field(unsigned long, npages)
 		__field(unsigned long, moved)
 		__field(u64, ns)
@@ -81,13 +93,59 @@ TRACE_EVENT(hmmgpu_cpu_fault,
 	TP_fast_assign(
 		__entry->dev = dev;
 		__entry->addr = addr;
+		__entry->start = start;
 		__entry->npages = npages;
 		__entry->moved = moved;
 		__entry->ns = ns;
 	),
-	TP_printk("dev=%u addr=0x%lx npages=%lu moved=%lu ns=%llu",
-		  __entry->dev, __entry->addr, __entry->npages,
-		  __entry->moved, __entry->ns)
+	TP_printk("dev=%u addr=0x%lx start=0x%lx npages=%lu moved=%lu ns=%llu",
+		  __entry->dev, __entry->addr, __entry->start,
+		  __entry->npages, __entry->moved, __entry->ns)
+);
+
+/**
+ * hmmgpu_device_fault - a device access through a view was handled.
+ * @dev: device index.
+ * @addr: CPU address of the faulting view address.
+ * @start: first CPU address of the block entered in the view (the
+ *	fault's block, or the 2 MiB region after a density prefetch).
+ * @npages: pages in that block.
+ * @moved: pages migrated to the device for this fault, density
+ *	prefetch included (their hmmgpu_migrate_batch events tell how).
+ * @remote: 1 when the view mapped system pages instead of migrating
+ *	(remote-access advice, or memory that cannot migrate).
+ * @ns: time spent handling the fault.
+ *
+ * One event per fault that DRM_IOCTL_HMMGPU_STATS counts in
+ * device_faults; fatal faults (SIGBUS) are not reported.
+ */
+TRACE_EVENT(hmmgpu_device_fault,
+	TP_PROTO(unsigned int dev, unsigned long addr, unsigned long start,
+		 unsigned long npages, unsigned long moved, int remote,
+		 u64 ns),
+	TP_ARGS(dev, addr, start, npages, moved, remote, ns),
+	TP_STRUCT__entry(
+		__field(unsigned int, dev)
+		__field(unsigned long, addr)
+		__field(unsigned long, start)
+		__field(unsigned long, npages)
+		__field(unsigned long, moved)
+		__field(int, remote)
+		__field(u64, ns)
+	),
+	TP_fast_assign(
+		__entry->dev = dev;
+		__entry->addr = addr;
+		__entry->start = start;
+		__entry->npages = npages;
+		__entry->moved = moved;
+		__entry->remote = remote;
+		__entry->ns = ns;
+	),
+	TP_printk("dev=%u addr=0x%lx start=0x%lx npages=%lu moved=%lu %s ns=%llu",
+		  __entry->dev, __entry->addr, __entry->start,
+		  __entry->npages, __entry->moved,
+		  __entry->remote ? "remote" : "migrate", __entry->ns)
 );
 
 #endif /* HMMGPU_TRACE_H */

@@ -16,6 +16,7 @@
 #include <drm/drm_file.h>
 
 #include "hmmgpu_drv.h"
+#include "hmmgpu_trace.h"
 
 /**
  * DOC: Device view
@@ -738,6 +739,8 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	unsigned int pct = READ_ONCE(hmmgpu_prefetch_pct);
 	struct vm_area_struct *cvma;
 	bool remote, dead;
+	u64 t0 = ktime_get_ns();
+	vm_fault_t ret;
 
 	mutex_lock(&view->lock);
 	gran = view->granularity;
@@ -755,9 +758,14 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	hmmgpu_count_device_fault(hdev, hfile);
 	start = max3(ALIGN_DOWN(addr, gran), cvma->vm_start, view->start);
 	end = min3(ALIGN_DOWN(addr, gran) + gran, cvma->vm_end, view->end);
-	if (remote || !hmmgpu_vma_migratable(cvma, HMMGPU_MIGRATE_TO_DEVICE))
-		return view_map(view, vvma, NULL, start, end,
-				write ? addr : 0, true);
+	if (remote || !hmmgpu_vma_migratable(cvma, HMMGPU_MIGRATE_TO_DEVICE)) {
+		ret = view_map(view, vvma, NULL, start, end, write ? addr : 0,
+			       true);
+		trace_hmmgpu_device_fault(hdev->index, addr, start,
+					  (end - start) >> PAGE_SHIFT, 0, 1,
+					  ktime_get_ns() - t0);
+		return ret;
+	}
 
 	hmmgpu_migrate_block(hfile, cvma, start, end,
 			     HMMGPU_CAUSE_DEVICE_FAULT, &res);
@@ -778,7 +786,11 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 			end = rend;
 		}
 	}
-	return view_map(view, vvma, cvma, start, end, write ? addr : 0, true);
+	ret = view_map(view, vvma, cvma, start, end, write ? addr : 0, true);
+	trace_hmmgpu_device_fault(hdev->index, addr, start,
+				  (end - start) >> PAGE_SHIFT, res.moved, 0,
+				  ktime_get_ns() - t0);
+	return ret;
 }
 
 /**
