@@ -166,6 +166,8 @@ struct hmmgpu_file {
 
 /* View handles are below 2^20; offsets are handle << 40: 1 TiB per view. */
 #define HMMGPU_VIEW_OFFSET_SHIFT 40
+/* Device-fault migration locks per view, one per 2 MiB region (hashed). */
+#define HMMGPU_VIEW_FAULT_LOCKS 8
 #define HMMGPU_VIEW_MAX_SIZE (1ULL << HMMGPU_VIEW_OFFSET_SHIFT)
 #define HMMGPU_VIEW_MAX_HANDLE ((1U << 20) - 1)
 
@@ -204,6 +206,12 @@ struct hmmgpu_view {
 	struct mmu_interval_notifier notifier;
 	struct mmu_interval_notifier map_notifier;
 	struct vm_area_struct *map_vma;
+
+	/*
+	 * Serialise the migrations of device faults in one 2 MiB region,
+	 * hashed by region (see DOC: View locking).
+	 */
+	struct mutex fault_lock[HMMGPU_VIEW_FAULT_LOCKS];
 
 	struct mutex lock;
 	unsigned long granularity;	/* protected by @lock */

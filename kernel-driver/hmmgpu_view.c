@@ -109,15 +109,29 @@
  *
  * The fault handler runs with the mmap_lock held for read: the view has
  * no map_pages, so the core retries per-VMA-lock faults under the mmap
- * lock (and pfn_mkwrite likewise). It takes no driver lock across
- * migrate_vma_setup() or hmm_range_fault(); &hmmgpu_view.lock is held
- * only to check the notifier sequence and write entries, and the page
- * tables those entries need are allocated before taking it, so nothing
- * under it allocates memory or can enter reclaim (which could call the
- * notifier, which takes it).
+ * lock (and pfn_mkwrite likewise). &hmmgpu_view.lock is never held
+ * across migrate_vma_setup() or hmm_range_fault(): it is held only to
+ * check the notifier sequence and write entries, and the page tables
+ * those entries need are allocated before taking it, so nothing under it
+ * allocates memory or can enter reclaim (which could call the notifier,
+ * which takes it).
  *
- * Order: mmap_lock > (mmu notifier invalidation) > &hmmgpu_view.lock >
- * page-table lock. The notifier callbacks take &hmmgpu_view.lock, or only
+ * The one driver lock a fault holds across migration is
+ * &hmmgpu_view.fault_lock of its 2 MiB region (hashed), around the
+ * block's migration and its density prefetch: device threads fault
+ * neighbouring blocks of one region at the same moment, and two
+ * migrate_vma_setup() calls on one transparent huge page make each
+ * other's split fail (each holds a reference the other's split counts),
+ * so both would skip the whole region and leave it in system memory.
+ * It is safe because only device faults take it, always under the
+ * mmap_lock and holding nothing else, one at a time: no notifier
+ * callback, reclaim, CPU fault (migrate_to_ram) or eviction path takes
+ * it, so nothing that migrate_vma_setup() or a copy waits for can be
+ * waiting for it.
+ *
+ * Order: mmap_lock > &hmmgpu_view.fault_lock > (mmu notifier
+ * invalidation) > &hmmgpu_view.lock > page-table lock. The notifier
+ * callbacks take &hmmgpu_view.lock, or only
  * try to when the caller cannot sleep (the OOM reaper), then retry later.
  * &hmmgpu_file.views_lock is taken by ioctls and file release only, never
  * inside a fault or a callback.
@@ -328,7 +342,7 @@ int hmmgpu_view_register(struct hmmgpu_file *hfile,
 	struct hmmgpu_view *view;
 	bool ok;
 	u32 handle;
-	int ret;
+	int ret, i;
 
 	if (args->flags || args->extensions || !args->size ||
 	    !PAGE_ALIGNED(args->start) || !PAGE_ALIGNED(args->size) ||
@@ -348,6 +362,8 @@ int hmmgpu_view_register(struct hmmgpu_file *hfile,
 		return -ENOMEM;
 	kref_init(&view->ref);
 	mutex_init(&view->lock);
+	for (i = 0; i < HMMGPU_VIEW_FAULT_LOCKS; i++)
+		mutex_init(&view->fault_lock[i]);
 	view->hfile = hfile;
 	view->mm = mm;
 	mmgrab(mm);
@@ -738,6 +754,7 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	unsigned long gran, start, end, rstart, rend, resident;
 	unsigned int pct = READ_ONCE(hmmgpu_prefetch_pct);
 	struct vm_area_struct *cvma;
+	struct mutex *fault_lock;
 	bool remote, dead;
 	u64 t0 = ktime_get_ns();
 	vm_fault_t ret;
@@ -767,6 +784,9 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 		return ret;
 	}
 
+	/* One fault at a time migrates in a 2 MiB region (DOC: View locking). */
+	fault_lock = &view->fault_lock[(addr >> 21) % HMMGPU_VIEW_FAULT_LOCKS];
+	mutex_lock(fault_lock);
 	hmmgpu_migrate_block(hfile, cvma, start, end,
 			     HMMGPU_CAUSE_DEVICE_FAULT, &res);
 
@@ -786,6 +806,7 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 			end = rend;
 		}
 	}
+	mutex_unlock(fault_lock);
 	ret = view_map(view, vvma, cvma, start, end, write ? addr : 0, true);
 	trace_hmmgpu_device_fault(hdev->index, addr, start,
 				  (end - start) >> PAGE_SHIFT, res.moved, 0,

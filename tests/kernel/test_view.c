@@ -1011,6 +1011,84 @@ TEST_TIMEOUT(density_prefetch_fetches_the_rest_of_the_region, VIEW_TIMEOUT)
 	kt_restore_hmmgpu();
 }
 
+/*
+ * Two device threads fault neighbouring 64 KiB blocks of the same
+ * transparent huge pages at the same moment, as the runtime's execution
+ * threads do.  Every page must still migrate: two concurrent migrations
+ * of one huge page make each other's split fail, and without the fault
+ * lock of the region both would leave their blocks in system memory
+ * (mapped remotely, so the data would still read right).
+ */
+struct thp_reader {
+	const volatile uint64_t *view;
+	size_t words_per_blk, nblk;
+	size_t first;
+	pthread_barrier_t *go;
+	size_t bad; /* first wrong word + 1; 0 when all were right */
+};
+
+static void thp_read(void *arg)
+{
+	struct thp_reader *t = arg;
+	size_t step = kt_page_size() / 8;
+
+	pthread_barrier_wait(t->go);
+	for (size_t b = t->first; b < t->nblk; b += 2)
+		for (size_t w = b * t->words_per_blk;
+		     w < (b + 1) * t->words_per_blk; w += step)
+			if (!t->bad && t->view[w] != kt_pattern(1201, w))
+				t->bad = w + 1;
+}
+
+TEST_TIMEOUT(concurrent_faults_in_a_huge_page_migrate_it_all, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 2 * REGION, npages = size / ps;
+	struct drm_hmmgpu_stats st0, st1;
+	struct thp_reader r[2];
+	struct kt_thread t[2];
+	pthread_barrier_t go;
+	struct kt_view v;
+	char *p;
+	int fd;
+
+	fd = reload_device("prefetch_pct=0 view_fault_kib=64");
+	p = kt_map_aligned(size, REGION);
+	/* huge pages where the kernel has them (THP "madvise" or "always") */
+	madvise(p, size, MADV_HUGEPAGE);
+	kt_fill(p, size, 1201);
+	kt_view_open(&v, fd, p, size);
+	ASSERT_EQ(pthread_barrier_init(&go, NULL, 2), 0);
+
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	for (int i = 0; i < 2; i++) {
+		r[i] = (struct thp_reader) {
+			.view = (const volatile uint64_t *)v.dev,
+			.words_per_blk = 64 * KIB / 8,
+			.nblk = size / (64 * KIB),
+			.first = (size_t)i,
+			.go = &go,
+		};
+		kt_start(&t[i], thp_read, &r[i]);
+	}
+	for (int i = 0; i < 2; i++)
+		kt_join(&t[i]);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+	pthread_barrier_destroy(&go);
+
+	ASSERT_EQ(r[0].bad, 0);
+	ASSERT_EQ(r[1].bad, 0);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	ASSERT_EQ(moved(&st0, &st1, DIR_DEV, HMMGPU_CAUSE_DEVICE_FAULT),
+		  npages);
+	ASSERT_EQ(st1.device_faults - st0.device_faults, size / (64 * KIB));
+	KT_EXPECT_DATA(p, size, 1201);
+
+	kt_view_close(&v);
+	kt_unmap(p, size);
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
 /* --- unregister ---------------------------------------------------------- */
 
 TEST_TIMEOUT(unregister_while_mapped_gets_sigbus, VIEW_TIMEOUT)
