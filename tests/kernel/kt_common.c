@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <setjmp.h>
@@ -660,6 +661,111 @@ void kt_pipe_wait(int fd)
 	} while (n < 0 && errno == EINTR);
 	if (n != 1)
 		HMMT_FAIL("pipe read: %s", n ? strerror(errno) : "EOF");
+}
+
+void kt_build_path(const char *rel, char *path, size_t len)
+{
+	char self[PATH_MAX], *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0)
+		HMMT_FAIL("readlink /proc/self/exe: %s", strerror(errno));
+	self[n] = '\0';
+	/* BUILD/tests/kernel/test_x -> BUILD */
+	for (int i = 0; i < 3; i++) {
+		slash = strrchr(self, '/');
+		if (!slash)
+			HMMT_FAIL("%s is not in a build tree", self);
+		*slash = '\0';
+	}
+	if (snprintf(path, len, "%s/%s", self, rel) >= (int)len)
+		HMMT_FAIL("path of %s too long", rel);
+	if (access(path, X_OK))
+		SKIP("%s was not built", rel);
+}
+
+/* Reads what is left in @fd (from its start) into a new string. */
+static char *kt_slurp_fd(int fd)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	ssize_t r;
+
+	if (!buf || lseek(fd, 0, SEEK_SET) < 0)
+		HMMT_FAIL("reading a program's output: %s", strerror(errno));
+	while ((r = read(fd, buf + n, cap - 1 - n)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			HMMT_FAIL("reading a program's output: %s",
+				  strerror(errno));
+		}
+		n += (size_t)r;
+		if (n + 1 == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			if (!buf)
+				HMMT_FAIL("out of memory");
+		}
+	}
+	buf[n] = '\0';
+	close(fd);
+	return buf;
+}
+
+/* Logs each line of @text as "# @tag| line". */
+static void kt_log_lines(const char *tag, const char *text)
+{
+	while (*text) {
+		int len = (int)strcspn(text, "\n");
+
+		TH_LOG("%s| %.*s", tag, len, text);
+		text += len;
+		if (*text)
+			text++;
+	}
+}
+
+void kt_run(char *const argv[], struct kt_output *r)
+{
+	char opath[] = "/tmp/kt-run-out-XXXXXX";
+	char epath[] = "/tmp/kt-run-err-XXXXXX";
+	int ofd = mkostemp(opath, O_CLOEXEC), efd = mkostemp(epath, O_CLOEXEC);
+	pid_t pid;
+
+	if (ofd < 0 || efd < 0)
+		HMMT_FAIL("a file in /tmp for a program's output: %s",
+			  strerror(errno));
+	unlink(opath);
+	unlink(epath);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		HMMT_FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+
+		if (null >= 0)
+			dup2(null, 0);
+		dup2(ofd, 1);
+		dup2(efd, 2);
+		execv(argv[0], argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	r->status = kt_wait_child(pid);
+	r->out = kt_slurp_fd(ofd);
+	r->err = kt_slurp_fd(efd);
+	kt_log_lines("out", r->out);
+	kt_log_lines("err", r->err);
+}
+
+void kt_output_free(struct kt_output *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
 }
 
 /* --- module and devices -------------------------------------------------- */

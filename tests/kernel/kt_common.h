@@ -266,6 +266,29 @@ int kt_wait_child(pid_t pid);
 void kt_pipe_signal(int fd);
 void kt_pipe_wait(int fd);
 
+/*
+ * The path of @rel ("samples/vecadd") in the build tree this test program
+ * was built in (the programs run from there, in the VM as on a host), in
+ * @path; SKIP when that program was not built.
+ */
+void kt_build_path(const char *rel, char *path, size_t len);
+
+/* What a program run by kt_run() did. */
+struct kt_output {
+	int status; /* exit status, or 128 + signal when killed */
+	char *out;  /* its standard output, NUL-terminated */
+	char *err;  /* its standard error, NUL-terminated */
+};
+
+/*
+ * Runs @argv (NULL-terminated; argv[0] a path) with no standard input,
+ * waits for it and captures its output into @r (free with
+ * kt_output_free()); logs both as TAP comments, so that a failing test
+ * shows what the program said.
+ */
+void kt_run(char *const argv[], struct kt_output *r);
+void kt_output_free(struct kt_output *r);
+
 /* --- module and devices -------------------------------------------------- */
 
 /*
