@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hmmprof.h - shared declarations of the hmmprof tool.
+ *
+ * hmmprof is split like intel_gpu_top: collection (counters.c: the STATS
+ * ioctl of every device; trace.c: the driver's tracepoints in a tracefs
+ * instance of our own; profile.c: what the events add up to) is separate
+ * from rendering (report.c: text, JSON and CSV; plot.c: SVG and HTML).
+ * run.c and top.c are the two commands.  docs/hmmprof.md explains every
+ * number.
+ */
+#ifndef HMMPROF_H
+#define HMMPROF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "drm_node.h"
+#include "hmmgpu_drm.h"
+
+#define HP_MAX_DEVICES 16
+#define HP_CAUSES HMMGPU_CAUSE_COUNT
+#define HP_TO_DEVICE HMMGPU_DIR_TO_DEVICE
+#define HP_TO_HOST HMMGPU_DIR_TO_SYSTEM
+
+/* --- util.c ------------------------------------------------------------- */
+
+extern const char *hp_prog;
+
+/** Prints "hmmprof: MESSAGE" on stderr. */
+void hp_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** Prints "hmmprof: warning: MESSAGE" on stderr. */
+void hp_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t hp_now_ns(void);
+
+/*
+ * Human-readable values, scaled: bytes to B/KiB/MiB/GiB/TiB, durations to
+ * ns/µs/ms/s, rates to .../s.  Each writes into @buf (@len bytes) and
+ * returns it.
+ */
+char *hp_fmt_bytes(char *buf, size_t len, uint64_t bytes);
+char *hp_fmt_ns(char *buf, size_t len, uint64_t ns);
+char *hp_fmt_rate(char *buf, size_t len, double bytes_per_s);
+char *hp_fmt_count(char *buf, size_t len, uint64_t n);
+
+/* Names of causes and directions, in text and in JSON/CSV. */
+const char *hp_cause_label(int cause);   /* "prefetch", "CPU fault", ... */
+const char *hp_cause_key(int cause);     /* "prefetch", "cpu_fault", ... */
+const char *hp_dir_label(int dir);       /* "host to device" ... */
+const char *hp_dir_key(int dir);         /* "to_device", "to_host" */
+/* Order in which causes are listed under each direction. */
+extern const int hp_cause_order[];
+extern const int hp_ncause_order;
+
+/* A growable array: *@p holds *@n of *@cap elements of @size bytes. */
+int hp_grow(void *p, size_t *cap, size_t n, size_t size);
+
+/* --- counters.c: the STATS ioctl of every device ------------------------ */
+
+/** What a set of counters (or the events) says happened. */
+struct hp_counts {
+	uint64_t pages[2][HP_CAUSES];
+	uint64_t batches_by[2][HP_CAUSES]; /* from events only */
+	uint64_t cpu_faults;
+	uint64_t device_faults;
+	uint64_t evictions;
+	uint64_t batches;
+	uint64_t copy_errors;
+	uint64_t copy_busy_ns;       /* counters only */
+	uint64_t migrate_latency[HMMGPU_LATENCY_BUCKETS]; /* counters only */
+	uint64_t fault_latency[HMMGPU_LATENCY_BUCKETS];   /* counters only */
+};
+
+uint64_t hp_counts_pages(const struct hp_counts *c, int dir);
+
+/** One device, as open by hmm_node_scan(). */
+struct hp_device {
+	struct hmm_node node;
+	struct drm_hmmgpu_get_info info;
+	struct drm_hmmgpu_stats stats;
+	bool gone;  /* removed (an ioctl answered -ENODEV, or not found) */
+	bool reset; /* counters went back: the module was reloaded */
+};
+
+struct hp_devices {
+	int n;
+	struct hp_device dev[HP_MAX_DEVICES];
+};
+
+/*
+ * Opens every hmmgpu device and samples it.  Returns 0, or -ENODEV or
+ * -EACCES when there is none, after printing why unless @quiet.
+ */
+int hp_devices_open(struct hp_devices *d, bool quiet);
+void hp_devices_close(struct hp_devices *d);
+/* Closes the render nodes but keeps what was read from them. */
+void hp_devices_release(struct hp_devices *d);
+/*
+ * Opens the devices again and reads them, matching them by device index
+ * to those of @d: one that is not found is marked gone, one whose
+ * counters went back is marked reset (hmmgpu was reloaded).  Closes them.
+ */
+void hp_devices_resample(struct hp_devices *d);
+/* Re-reads GET_INFO and device-scope STATS of every device still there. */
+void hp_devices_sample(struct hp_devices *d);
+/* @out = @after - @before, for one device's ioctl replies. */
+void hp_stats_delta(const struct drm_hmmgpu_stats *after,
+		    const struct drm_hmmgpu_stats *before,
+		    struct hp_counts *out);
+void hp_counts_add(struct hp_counts *sum, const struct hp_counts *c);
+/*
+ * Upper bound in ns of the bucket holding the @pct percentile of a log2
+ * microsecond histogram; 0 when it is empty.
+ */
+uint64_t hp_hist_percentile(const uint64_t *hist, int pct);
+
+/* --- trace.c: the tracepoints ------------------------------------------- */
+
+enum hp_ev_type {
+	HP_EV_BATCH,        /* hmmgpu_migrate_batch */
+	HP_EV_CPU_FAULT,    /* hmmgpu_cpu_fault (a fault-back batch too) */
+	HP_EV_DEVICE_FAULT, /* hmmgpu_device_fault */
+};
+
+/** One event, as parsed from the trace. */
+struct hp_event {
+	uint64_t t_ns;   /* when it ended, since the program started */
+	uint64_t ns;     /* how long it took */
+	uint64_t start;  /* first CPU address of its range (0: none) */
+	uint64_t addr;   /* faulting address (faults) */
+	uint32_t npages; /* pages in its range */
+	uint32_t moved;  /* pages that moved */
+	uint32_t failed; /* pages whose copy failed */
+	uint32_t peer;   /* pages of @moved that came from another device */
+	int32_t pid;     /* process (thread group) */
+	int32_t tid;     /* thread */
+	uint8_t type;    /* enum hp_ev_type */
+	uint8_t dev;
+	uint8_t dir;     /* HP_TO_DEVICE or HP_TO_HOST */
+	uint8_t cause;   /* HMMGPU_CAUSE_* */
+	uint8_t remote;  /* device fault mapped system pages */
+};
+
+struct hp_trace;
+
+/*
+ * Prepares a tracefs instance of our own recording the hmmgpu events,
+ * filtered later by hp_trace_follow().  @buffer_kib: ring buffer per CPU.
+ * Returns NULL and a one-line reason in @why when tracing cannot be used.
+ */
+struct hp_trace *hp_trace_open(unsigned int buffer_kib, char *why,
+			       size_t whylen);
+/*
+ * Restricts the instance to @pid, its threads and descendants (set_event_pid
+ * with event-fork), enables the events and opens trace_pipe.  Event times
+ * are CLOCK_MONOTONIC nanoseconds.  0 or -errno, with the reason in @why.
+ */
+int hp_trace_follow(struct hp_trace *t, pid_t pid, char *why, size_t whylen);
+/* Whether the running driver has the hmmgpu_device_fault event. */
+bool hp_trace_has_device_fault(const struct hp_trace *t);
+/*
+ * Enables the events again if hmmgpu was unloaded and loaded since (its
+ * events then come back disabled).  Returns true when it had to.
+ */
+bool hp_trace_keep_enabled(struct hp_trace *t);
+/*
+ * Reads what trace_pipe has now, without blocking, and calls @fn for each
+ * event.  Returns the number of events, or -errno.
+ */
+int hp_trace_drain(struct hp_trace *t,
+		   void (*fn)(const struct hp_event *ev, void *arg), void *arg);
+/* Events the ring buffer lost (overruns and drops) so far. */
+uint64_t hp_trace_lost(struct hp_trace *t);
+/* Stops recording and removes the instance. */
+void hp_trace_close(struct hp_trace *t);
+
+/*
+ * Parses one line of trace_pipe into @ev (time absolute, in ns).  Returns
+ * true for an hmmgpu event it knows.  Exposed for hp_trace_drain().
+ */
+bool hp_trace_parse_line(const char *line, struct hp_event *ev);
+
+/* --- profile.c: what the events add up to ------------------------------- */
+
+/* Residency states of a page in the map. */
+enum {
+	HP_RES_UNTOUCHED = 0, /* no event named it */
+	HP_RES_SYSTEM = 1,    /* last moved to system memory */
+	HP_RES_DEVICE = 2,    /* + device index: last moved to that device */
+};
+#define HP_RES_STATES (HP_RES_DEVICE + HP_MAX_DEVICES)
+
+struct hp_latency {
+	uint64_t *ns;
+	size_t n, cap;
+	uint64_t sum;
+	uint64_t max;
+	bool sorted;
+	bool truncated; /* more than HP_LATENCY_MAX: percentiles of the first */
+};
+#define HP_LATENCY_MAX (16u << 20)
+
+/** A touched range: 2 MiB-aligned CPU addresses that events named. */
+struct hp_range {
+	uint64_t start, end;
+	uint64_t moved_bytes;    /* bytes the events moved inside it */
+	uint8_t *state;          /* one HP_RES_* per page, at exit */
+	uint64_t final[HP_RES_STATES];
+};
+
+struct hp_profile {
+	/* the program */
+	char **argv;
+	pid_t pid;
+	int status;          /* from waitpid() */
+	uint64_t t0_ns;      /* CLOCK_MONOTONIC when it was started */
+	uint64_t wall_ns;
+	uint64_t page_size;
+
+	/* counters of every device, before and after */
+	struct hp_devices *devs;
+	struct drm_hmmgpu_stats before[HP_MAX_DEVICES];
+	struct drm_hmmgpu_get_info info_before[HP_MAX_DEVICES];
+	struct hp_counts device; /* sum of the deltas */
+
+	/* tracepoints */
+	bool traced;
+	bool have_device_fault_event;
+	bool module_reloaded;    /* events were missed while it was away */
+	char trace_note[256];
+	uint64_t lost;
+	uint64_t nevents;        /* events seen */
+	struct hp_counts proc;   /* what the events add up to */
+	uint64_t evicted_pages_unplaced;
+	struct hp_event *ev;     /* events kept, in arrival order */
+	size_t nev, evcap;
+	size_t ev_limit;
+	struct hp_latency cpu_lat, dev_lat;
+	uint64_t busy_ns[3];     /* union of batch intervals: per dir, all */
+
+	/* touched ranges, largest first */
+	struct hp_range *ranges;
+	size_t nranges;
+
+	/* the CSV timeline, written while events arrive (or NULL) */
+	FILE *csv;
+};
+
+void hp_profile_init(struct hp_profile *p);
+void hp_profile_free(struct hp_profile *p);
+/* Adds one event; made relative to @p->t0_ns by the caller. */
+void hp_profile_add(struct hp_profile *p, const struct hp_event *ev);
+/* Computes busy time and the touched ranges once every event is in. */
+void hp_profile_finish(struct hp_profile *p);
+/* Percentile @pct (0-100) of @l in ns, nearest rank; 0 when empty. */
+uint64_t hp_latency_percentile(struct hp_latency *l, double pct);
+/* The states of @r's rows at the end of each of @ncols time columns:
+ * @grid[row * ncols + col]; returns the number of rows (<= @maxrows). */
+size_t hp_profile_residency_grid(const struct hp_profile *p,
+				 const struct hp_range *r, size_t maxrows,
+				 size_t ncols, uint8_t **grid,
+				 uint64_t *pages_per_row);
+
+/* --- report.c ----------------------------------------------------------- */
+
+void hp_report_text(FILE *f, struct hp_profile *p);
+void hp_report_json(FILE *f, struct hp_profile *p);
+void hp_csv_header(FILE *f);
+void hp_csv_row(FILE *f, const struct hp_event *ev, uint64_t page_size);
+/* "cmd arg arg" for titles, at most @len bytes. */
+void hp_command_line(char *buf, size_t len, char **argv);
+
+/* --- plot.c ------------------------------------------------------------- */
+
+/* An SVG document (@standalone: with the XML prolog) of the plots. */
+void hp_plot_svg(FILE *f, struct hp_profile *p, bool standalone);
+/* A self-contained HTML page: the summary and the SVG. */
+void hp_plot_html(FILE *f, struct hp_profile *p);
+
+/* --- commands ------------------------------------------------------------ */
+
+int hp_cmd_run(int argc, char **argv);
+int hp_cmd_top(int argc, char **argv);
+
+#endif /* HMMPROF_H */
