@@ -12,7 +12,11 @@
  * reads the whole table back (CPU faults for what is still on the
  * device) to check that it survived the round trips.
  *
- *   $ gather [--lookups N] [--max-mib MIB] [--seed N]
+ * With --remote, the table is advised for remote access instead
+ * (HMM_ADVISE_SET_REMOTE_ACCESS): the device maps its system pages and
+ * reads them where they are, so the lookups migrate and evict nothing.
+ *
+ *   $ gather [--lookups N] [--max-mib MIB] [--seed N] [--remote]
  *
  * In the test VM, a small device keeps this quick:
  *   tools/vm/hmmvm --params "num_devices=1 mem_mib=32" run -- samples/gather
@@ -56,6 +60,7 @@ static uint64_t next_random(uint64_t *state)
 int main(int argc, char **argv)
 {
 	unsigned long lookups = 1 << 16, max_mib = 1024, seed = 1;
+	bool remote = false;
 	const struct sample_opt opts[] = {
 		{ "lookups", SAMPLE_OPT_UINT, &lookups, "N",
 		  "random lookups into the table", .min = 1,
@@ -65,6 +70,8 @@ int main(int argc, char **argv)
 		  .max = 16384 },
 		{ "seed", SAMPLE_OPT_UINT, &seed, "N",
 		  "seed of the random indices", .min = 1, .max = ~0UL },
+		{ "remote", SAMPLE_OPT_FLAG, &remote, NULL,
+		  "read the table remotely in system memory: no migration" },
 		{ NULL },
 	};
 	struct hmm_stats before, after, d;
@@ -103,6 +110,12 @@ int main(int argc, char **argv)
 		table[i] = table_value(i);
 	for (size_t k = 0; k < lookups; k++)
 		idx[k] = (uint32_t)(next_random(&rng) % n);
+	if (remote && sample_on_device(&s)) {
+		sample_check(&s, hmm_advise(table, bytes,
+					    HMM_ADVISE_SET_REMOTE_ACCESS, s.dev, 0),
+			     "hmm_advise(remote access)", "was the device removed?");
+		printf("gather: the table is read remotely, in system memory\n");
+	}
 
 	/* The gather: every block it touches faults over; a full device
 	 * evicts. */

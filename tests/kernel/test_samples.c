@@ -196,6 +196,27 @@ TEST_TIMEOUT(gather_oversubscribes_and_evicts, 600)
 	kt_restore_hmmgpu();
 }
 
+/*
+ * gather --remote on the same device: the table is read where it is, so
+ * none of it moves and nothing is evicted; only the indices and results
+ * (12 KiB each, within a fault block) migrate, and the results come
+ * back for the check.
+ */
+TEST_TIMEOUT(gather_remote_moves_nothing, 600)
+{
+	static const char *const args[] = { "--lookups", "3000", "--remote",
+					    NULL };
+	struct summary s;
+
+	kt_reload_hmmgpu("mem_mib=16");
+	run_ok("gather", args, &s);
+	ASSERT_GT(s.device_faults, 0);
+	ASSERT_LE(CENTI(s.to_dev), CENTI(0.25));
+	ASSERT_EQ(s.evictions, 0);
+	ASSERT_MIB(s.to_host_eviction, 0);
+	kt_restore_hmmgpu();
+}
+
 /* Every sample's check catches a wrong element: exit 1, MISMATCH named. */
 TEST_TIMEOUT(every_sample_catches_a_wrong_result, 600)
 {
