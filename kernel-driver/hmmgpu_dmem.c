@@ -72,13 +72,6 @@ int hmmgpu_owner;
 /* Owner of migrations to a device that select system pages only. */
 int hmmgpu_fill_owner;
 
-static struct hmmgpu_dpage *page_to_dpage(struct page *page)
-{
-	struct hmmgpu_dmem *dmem = hmmgpu_page_dmem(page);
-
-	return &dmem->dpages[page_to_pfn(page) - dmem->pfn_first];
-}
-
 static struct page *dpage_to_page(struct hmmgpu_dmem *dmem,
 				  struct hmmgpu_dpage *dp)
 {
@@ -148,7 +141,7 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 static void hmmgpu_page_free(struct page *page)
 {
 	struct hmmgpu_dmem *dmem = hmmgpu_page_dmem(page);
-	struct hmmgpu_dpage *dp = page_to_dpage(page);
+	struct hmmgpu_dpage *dp = hmmgpu_dpage(page);
 	struct hmmgpu_block *blk = dpage_block(dmem, dp);
 
 	spin_lock(&dmem->lock);

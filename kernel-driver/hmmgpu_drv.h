@@ -61,10 +61,16 @@ struct hmmgpu_counters {
  * @backing: the system page that stores this device page's data (the
  *	     simulated VRAM), reserved at probe.
  * @next_free: next free page of the same block while this one is free.
+ * @addr: CPU address the page was migrated to the device for, and
+ * @tgid: the process whose address it is; set when the page becomes a
+ *	  migration's destination, read by the hmmgpu_evicted tracepoint
+ *	  (stale after an mremap() of the range, shared after a fork()).
  */
 struct hmmgpu_dpage {
 	struct page *backing;
 	struct hmmgpu_dpage *next_free;
+	unsigned long addr;
+	pid_t tgid;
 };
 
 /**
@@ -256,12 +262,18 @@ static inline bool hmmgpu_is_hmmgpu_page(struct page *page)
 	       page->pgmap->owner == &hmmgpu_owner;
 }
 
-/** hmmgpu_backing_page() - the page that holds a device page's data. */
-static inline struct page *hmmgpu_backing_page(struct page *page)
+/** hmmgpu_dpage() - the driver state of a device page. */
+static inline struct hmmgpu_dpage *hmmgpu_dpage(struct page *page)
 {
 	struct hmmgpu_dmem *dmem = hmmgpu_page_dmem(page);
 
-	return dmem->dpages[page_to_pfn(page) - dmem->pfn_first].backing;
+	return &dmem->dpages[page_to_pfn(page) - dmem->pfn_first];
+}
+
+/** hmmgpu_backing_page() - the page that holds a device page's data. */
+static inline struct page *hmmgpu_backing_page(struct page *page)
+{
+	return hmmgpu_dpage(page)->backing;
 }
 
 /* hmmgpu_migrate.c */

@@ -230,6 +230,38 @@ static unsigned long count_moved(struct hmmgpu_mig *m, unsigned long npages)
 	return moved;
 }
 
+/*
+ * Reports the pages of an eviction batch that moved, as runs of one
+ * process's consecutive CPU addresses (hmmgpu_evicted). @dps: the batch's
+ * device pages; read before finalize, while they are still ours.
+ */
+static void trace_evicted(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
+			  struct hmmgpu_dpage *dps, unsigned long npages,
+			  u32 cause)
+{
+	unsigned long i, start = 0, n = 0;
+	pid_t tgid = 0;
+
+	for (i = 0; i < npages; i++) {
+		struct hmmgpu_dpage *dp = &dps[i];
+
+		if (!m->dst[i] || !(m->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		if (n && dp->tgid == tgid &&
+		    dp->addr == start + (n << PAGE_SHIFT)) {
+			n++;
+			continue;
+		}
+		if (n)
+			trace_hmmgpu_evicted(hdev->index, cause, tgid, start, n);
+		start = dp->addr;
+		tgid = dp->tgid;
+		n = 1;
+	}
+	if (n)
+		trace_hmmgpu_evicted(hdev->index, cause, tgid, start, n);
+}
+
 /**
  * hmmgpu_evict_range() - move device pages of a pfn range back to RAM.
  * @dmem: the device memory.
@@ -265,6 +297,9 @@ int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
 		prepare_to_system(hdev, m, npages, &busy, &nfailed);
 		migrate_device_pages(m->src, m->dst, npages);
 		moved = count_moved(m, npages);
+		if (moved && trace_hmmgpu_evicted_enabled())
+			trace_evicted(hdev, m, &dmem->dpages[first + done],
+				      npages, cause);
 		migrate_device_finalize(m->src, m->dst, npages);
 
 		if (!moved && !nfailed)
@@ -364,12 +399,16 @@ static int to_device_start(struct hmmgpu_file *hfile,
 
 	for (i = 0; i < m->npages && k < got; i++) {
 		struct page *spage = migrate_pfn_to_page(m->src[i]);
+		struct hmmgpu_dpage *dp;
 		struct page *dpage;
 
 		if (!(m->src[i] & MIGRATE_PFN_MIGRATE) ||
 		    on_this_device(hdev, spage))
 			continue;
 		dpage = m->pages[k++];
+		dp = hmmgpu_dpage(dpage);
+		dp->addr = start + (i << PAGE_SHIFT);
+		dp->tgid = task_tgid_nr(current);
 		m->dst[i] = migrate_pfn(page_to_pfn(dpage));
 		if ((m->src[i] & MIGRATE_PFN_WRITE) ||
 		    (!spage && (vma->vm_flags & VM_WRITE)))

@@ -148,6 +148,47 @@ TRACE_EVENT(hmmgpu_device_fault,
 		  __entry->remote ? "remote" : "migrate", __entry->ns)
 );
 
+/**
+ * hmmgpu_evicted - pages an eviction or a removal brought back to RAM.
+ * @dev: device index.
+ * @cause: HMMGPU_CAUSE_EVICTION or HMMGPU_CAUSE_REMOVAL.
+ * @tgid: process whose pages they are (the one that moved them to the
+ *	device; not always the task the event is emitted in).
+ * @start: first CPU address of the run, in @tgid's address space.
+ * @npages: pages in the run.
+ *
+ * hmmgpu_migrate_batch reports an eviction batch with no CPU address,
+ * since eviction works on device pages; this event follows it with the
+ * CPU addresses of the pages that moved, one event per run of one
+ * process's consecutive pages, so that tools can tell where a program's
+ * data went. The address is where the page was migrated to the device
+ * (stale after an mremap() of the range).
+ */
+TRACE_EVENT(hmmgpu_evicted,
+	TP_PROTO(unsigned int dev, int cause, pid_t tgid, unsigned long start,
+		 unsigned long npages),
+	TP_ARGS(dev, cause, tgid, start, npages),
+	TP_STRUCT__entry(
+		__field(unsigned int, dev)
+		__field(int, cause)
+		__field(pid_t, tgid)
+		__field(unsigned long, start)
+		__field(unsigned long, npages)
+	),
+	TP_fast_assign(
+		__entry->dev = dev;
+		__entry->cause = cause;
+		__entry->tgid = tgid;
+		__entry->start = start;
+		__entry->npages = npages;
+	),
+	TP_printk("dev=%u cause=%s tgid=%d start=0x%lx npages=%lu",
+		  __entry->dev,
+		  __print_symbolic(__entry->cause,
+				   { 2, "eviction" }, { 5, "removal" }),
+		  __entry->tgid, __entry->start, __entry->npages)
+);
+
 #endif /* HMMGPU_TRACE_H */
 
 #undef TRACE_INCLUDE_PATH

@@ -128,6 +128,73 @@ TEST(cpu_fault_tracepoint_names_the_address)
 }
 
 /*
+ * An eviction names the CPU addresses of the pages it took back: on a
+ * 16 MiB device, migrating a second buffer evicts the first one's least
+ * recently used blocks, and the hmmgpu_evicted events cover exactly the
+ * pages of the first buffer that are in system memory afterwards.
+ */
+TEST(evicted_tracepoint_names_the_evicted_pages)
+{
+	size_t ps = kt_page_size(), size = 16 << 20, npages = size / ps;
+	size_t reported = 0, home;
+	char *a, *b, *trace, want[64];
+	uint8_t *loc, *seen;
+	int fd;
+
+	kt_reload_hmmgpu("mem_mib=16");
+	fd = kt_open_device(0);
+	a = kt_map_aligned(size, 2 << 20);
+	b = kt_map_aligned(4 << 20, 2 << 20);
+	kt_fill(a, size, 503);
+	kt_fill(b, 4 << 20, 504);
+	KT_EXPECT_MIGRATE(fd, a, size, HMMGPU_MIGRATE_TO_DEVICE, npages, 0, 0);
+	trace_start();
+	ASSERT_EQ(kt_migrate(fd, b, 4 << 20, HMMGPU_MIGRATE_TO_DEVICE, NULL), 0);
+	trace_stop();
+	trace = trace_read();
+
+	loc = malloc(npages);
+	seen = calloc(npages, 1);
+	ASSERT_TRUE(loc && seen);
+	ASSERT_EQ(kt_residency(fd, a, npages, loc, NULL), 0);
+	snprintf(want, sizeof(want), "tgid=%d ", (int)getpid());
+	for (const char *l = strstr(trace, "hmmgpu_evicted: "); l;
+	     l = strstr(l + 1, "hmmgpu_evicted: ")) {
+		unsigned long start, n;
+		const char *f = strstr(l, "start=");
+
+		ASSERT_TRUE(f != NULL);
+		ASSERT_EQ(sscanf(f, "start=0x%lx npages=%lu", &start, &n), 2);
+		ASSERT_TRUE(memmem(l, strcspn(l, "\n"), "cause=eviction",
+				   strlen("cause=eviction")) != NULL);
+		ASSERT_TRUE(memmem(l, strcspn(l, "\n"), want, strlen(want)) !=
+			    NULL);
+		/* inside a, page-aligned, each page once, now in system RAM */
+		ASSERT_GE(start, (unsigned long)a);
+		ASSERT_LE(start + n * ps, (unsigned long)a + size);
+		ASSERT_EQ(start % ps, 0);
+		for (size_t i = (start - (unsigned long)a) / ps;
+		     i < (start - (unsigned long)a) / ps + n; i++) {
+			ASSERT_EQ(seen[i], 0);
+			seen[i] = 1;
+			ASSERT_EQ(loc[i], HMMGPU_RESIDENCY_SYSTEM);
+		}
+		reported += n;
+	}
+	home = kt_residency_count(fd, a, npages, HMMGPU_RESIDENCY_SYSTEM);
+	TH_LOG("%zu pages of a evicted, %zu reported", home, reported);
+	ASSERT_GE(home, (4 << 20) / ps);
+	ASSERT_EQ(reported, home);
+	free(loc);
+	free(seen);
+	free(trace);
+	KT_EXPECT_DATA(a, size, 503);
+	KT_EXPECT_DATA(b, 4 << 20, 504);
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+/*
  * Sums "key value" lines named @key over the hmmgpu_stats files of the
  * primary nodes (dri/0-63: the same file also shows under other names of
  * each device).
