@@ -81,6 +81,40 @@ static int pattern_main(void)
 	return hmm_free(p) ? 17 : 0;
 }
 
+/*
+ * The eviction pattern, for a device of EVICT_DEV_MIB: 1.5 times that is
+ * filled on the CPU and prefetched to device 0, which must evict the
+ * allocation's own least recently used blocks to take the rest.  It
+ * prints where its pages are at the end, as hmm_residency() says.
+ */
+#define EVICT_DEV_MIB 16
+#define EVICT_DEV_PARAMS "mem_mib=16" /* EVICT_DEV_MIB */
+#define EVICT_SIZE ((EVICT_DEV_MIB + EVICT_DEV_MIB / 2) << 20)
+
+static int evict_pattern_main(void)
+{
+	size_t ps = (size_t)sysconf(_SC_PAGESIZE), npages = EVICT_SIZE / ps;
+	size_t on_dev = 0, on_host = 0;
+	int8_t *loc = malloc(npages);
+	uint8_t *p = hmm_malloc(EVICT_SIZE);
+
+	if (!p || !loc)
+		return 10;
+	memset(p, 0x5a, EVICT_SIZE);
+	if (hmm_prefetch(p, EVICT_SIZE, 0))
+		return 11;
+	if (hmm_residency(p, EVICT_SIZE, loc, npages) != (int)npages)
+		return 12;
+	for (size_t i = 0; i < npages; i++) {
+		on_dev += loc[i] == 0;
+		on_host += loc[i] == HMM_CPU;
+	}
+	fprintf(stderr, "hmmprof-evict: buffer 0x%lx device %zu host %zu\n",
+		(unsigned long)p, on_dev, on_host);
+	free(loc);
+	return 0; /* exit with the pages where they are */
+}
+
 /* What the pattern must produce, in pages. */
 struct expect {
 	uint64_t prefetch_to_device;
@@ -688,6 +722,48 @@ TEST(svg_and_html_hold_the_plots)
 	result_free(&r);
 }
 
+/*
+ * Evicted pages leave the device in the residency map too: with the
+ * hmmgpu_evicted events, the map at exit is exactly what hmm_residency()
+ * said in the program, and no evicted byte is left unplaced.
+ */
+TEST(residency_map_follows_evictions)
+{
+	char *argv[] = { NULL, "run", "-q", "--json", "-", "--", self_path,
+			 "--evict-pattern", NULL };
+	unsigned long buf, on_dev, on_host;
+	uint64_t ps = kt_page_size(), evicted;
+	char start[32];
+	const char *m;
+	struct result r;
+
+	find_paths();
+	kt_reload_hmmgpu(EVICT_DEV_PARAMS);
+	argv[0] = hmmprof_path;
+	run(argv, &r);
+	expect_exit(&r, 0);
+	ASSERT_TRUE(json_valid(r.out));
+	m = strstr(r.err, "hmmprof-evict: buffer ");
+	ASSERT_TRUE(m != NULL);
+	ASSERT_EQ(sscanf(m, "hmmprof-evict: buffer 0x%lx device %lu host %lu",
+			 &buf, &on_dev, &on_host), 3);
+	TH_LOG("the program saw %lu pages on the device, %lu on the host",
+	       on_dev, on_host);
+	ASSERT_EQ(on_dev + on_host, EVICT_SIZE / ps);
+	ASSERT_GT(on_host, 0);
+
+	evicted = json_u64(r.out, "process.migrations.to_host.eviction.pages");
+	ASSERT_GE(evicted, on_host);
+	ASSERT_EQ(json_u64(r.out, "evicted_bytes_not_in_map"), 0);
+	snprintf(start, sizeof(start), "\"0x%lx\"", buf);
+	ASSERT_TRUE(json_is(r.out, "ranges.0.start", start));
+	ASSERT_EQ(json_u64(r.out, "ranges.0.bytes"), EVICT_SIZE);
+	ASSERT_EQ(json_u64(r.out, "ranges.0.pages_at_exit.device0"), on_dev);
+	ASSERT_EQ(json_u64(r.out, "ranges.0.pages_at_exit.host"), on_host);
+	result_free(&r);
+	kt_restore_hmmgpu();
+}
+
 TEST(counters_only_without_tracing)
 {
 	const char *opts[] = { "-q", "--no-trace", "--json", "-", NULL };
@@ -939,5 +1015,7 @@ int main(int argc, char **argv)
 {
 	if (argc == 2 && !strcmp(argv[1], "--pattern"))
 		return pattern_main();
+	if (argc == 2 && !strcmp(argv[1], "--evict-pattern"))
+		return evict_pattern_main();
 	return hmmt_main(argc, argv);
 }

@@ -125,6 +125,7 @@ enum hp_ev_type {
 	HP_EV_BATCH,        /* hmmgpu_migrate_batch */
 	HP_EV_CPU_FAULT,    /* hmmgpu_cpu_fault (a fault-back batch too) */
 	HP_EV_DEVICE_FAULT, /* hmmgpu_device_fault */
+	HP_EV_EVICTED,      /* hmmgpu_evicted: where an eviction's pages were */
 };
 
 /** One event, as parsed from the trace. */
@@ -139,12 +140,25 @@ struct hp_event {
 	uint32_t peer;   /* pages of @moved that came from another device */
 	int32_t pid;     /* process (thread group) */
 	int32_t tid;     /* thread */
+	int32_t owner;   /* HP_EV_EVICTED: process whose pages they were */
 	uint8_t type;    /* enum hp_ev_type */
 	uint8_t dev;
 	uint8_t dir;     /* HP_TO_DEVICE or HP_TO_HOST */
 	uint8_t cause;   /* HMMGPU_CAUSE_* */
 	uint8_t remote;  /* device fault mapped system pages */
+	uint8_t pid_known; /* the line named the thread group (pid) */
 };
+
+/*
+ * Whether @ev is a migration batch (a CPU fault's is one too): the events
+ * that move bytes, which the totals, the timeline and the CSV count.
+ * Device faults report their batches' sum again, and hmmgpu_evicted
+ * the addresses of an eviction batch already reported.
+ */
+static inline bool hp_event_is_batch(const struct hp_event *ev)
+{
+	return ev->type == HP_EV_BATCH || ev->type == HP_EV_CPU_FAULT;
+}
 
 struct hp_trace;
 
@@ -236,7 +250,8 @@ struct hp_profile {
 	uint64_t lost;
 	uint64_t nevents;        /* events seen */
 	struct hp_counts proc;   /* what the events add up to */
-	uint64_t evicted_pages_unplaced;
+	uint64_t evicted_pages_unplaced; /* evicted, not named by hmmgpu_evicted */
+	uint64_t evicted_pages_placed;   /* named by hmmgpu_evicted */
 	struct hp_event *ev;     /* events kept, in arrival order */
 	size_t nev, evcap;
 	size_t ev_limit;

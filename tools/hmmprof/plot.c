@@ -130,7 +130,7 @@ static void migration_plot(FILE *f, struct hp_profile *p, int top)
 		"font-weight=\"bold\">Bytes migrated over time (cumulative, "
 		"this process)</text>\n", ML, top - 12);
 	for (size_t i = 0; i < p->nev; i++)
-		if (p->ev[i].type != HP_EV_DEVICE_FAULT)
+		if (hp_event_is_batch(&p->ev[i]))
 			total[p->ev[i].dir] += (uint64_t)p->ev[i].moved * ps;
 	ymax = total[0] > total[1] ? total[0] : total[1];
 	ystep = pow2_step(ymax ? ymax : 1, 5);
@@ -166,7 +166,7 @@ static void migration_plot(FILE *f, struct hp_profile *p, int top)
 				     (uint64_t)((double)p->wall_ns * c / PW);
 
 			for (; e < p->nev && p->ev[e].t_ns <= t; e++)
-				if (p->ev[e].type != HP_EV_DEVICE_FAULT &&
+				if (hp_event_is_batch(&p->ev[e]) &&
 				    p->ev[e].dir == dir)
 					cum += (uint64_t)p->ev[e].moved * ps;
 			fprintf(f, "%s%d,%.1f", c ? " " : "", ML + c,
@@ -361,9 +361,9 @@ void hp_plot_svg(FILE *f, struct hp_profile *p, bool standalone)
 			y += residency_map(f, p, &p->ranges[i], (int)i, y) + 70;
 		if (p->evicted_pages_unplaced)
 			fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#a00\">%s "
-				"evicted during the run: eviction events name "
-				"no CPU address, so these maps still show those "
-				"pages on the device.</text>\n", ML, y - 30,
+				"evicted with no hmmgpu_evicted event of this "
+				"program naming where: these maps still show "
+				"those pages on the device.</text>\n", ML, y - 30,
 				hp_fmt_bytes(t1, sizeof(t1),
 					     p->evicted_pages_unplaced *
 						     p->page_size));

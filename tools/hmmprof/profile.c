@@ -73,9 +73,10 @@ uint64_t hp_latency_percentile(struct hp_latency *l, double pct)
 	return l->ns[rank - 1];
 }
 
-void hp_profile_add(struct hp_profile *p, const struct hp_event *ev)
+void hp_profile_add(struct hp_profile *p, const struct hp_event *event)
 {
 	struct hp_counts *c = &p->proc;
+	struct hp_event e = *event, *ev = &e;
 
 	p->nevents++;
 	switch (ev->type) {
@@ -110,8 +111,19 @@ void hp_profile_add(struct hp_profile *p, const struct hp_event *ev)
 		c->device_faults++;
 		latency_add(&p->dev_lat, ev->ns);
 		break;
+	case HP_EV_EVICTED:
+		/*
+		 * The addresses of pages an eviction took from the device.
+		 * Only those of the process that triggered it are ours to
+		 * place: another's addresses mean nothing in our ranges.
+		 */
+		if (ev->owner == ev->pid)
+			p->evicted_pages_placed += ev->npages;
+		else
+			ev->moved = 0;
+		break;
 	}
-	if (p->csv && ev->type != HP_EV_DEVICE_FAULT)
+	if (p->csv && hp_event_is_batch(ev))
 		hp_csv_row(p->csv, ev, p->page_size);
 	if (p->nev < p->ev_limit &&
 	    !hp_grow(&p->ev, &p->evcap, p->nev, sizeof(*p->ev)))
@@ -360,6 +372,11 @@ void hp_profile_finish(struct hp_profile *p)
 {
 	if (!p->traced)
 		return;
+	/* a driver with hmmgpu_evicted names where evicted pages were */
+	p->evicted_pages_unplaced -= p->evicted_pages_placed <
+					     p->evicted_pages_unplaced ?
+				     p->evicted_pages_placed :
+				     p->evicted_pages_unplaced;
 	sort_events(p->ev, p->nev);
 	busy_time(p);
 	find_ranges(p);

@@ -262,9 +262,9 @@ void hp_report_text(FILE *f, struct hp_profile *p)
 			fprintf(f, "  ... and %zu more (see --json)\n",
 				p->nranges - 8);
 		if (p->evicted_pages_unplaced)
-			fprintf(f, "  (%s evicted: eviction events name no CPU "
-				"address, so the map still shows those pages "
-				"on the device)\n",
+			fprintf(f, "  (%s evicted with no hmmgpu_evicted "
+				"event of this program naming where: the map "
+				"still shows those pages on the device)\n",
 				hp_fmt_bytes(t1, sizeof(t1),
 					     p->evicted_pages_unplaced * ps));
 	}

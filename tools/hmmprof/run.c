@@ -387,7 +387,7 @@ int hp_cmd_run(int argc, char **argv)
 		hp_report_json(out.json_f, &prof);
 	if (out.csv_at_end)
 		for (size_t i = 0; i < prof.nev; i++)
-			if (prof.ev[i].type != HP_EV_DEVICE_FAULT)
+			if (hp_event_is_batch(&prof.ev[i]))
 				hp_csv_row(out.csv_f, &prof.ev[i],
 					   prof.page_size);
 	if (out.svg_f)

@@ -33,6 +33,8 @@
 
 #define TRACE_LINE_MAX 4096
 
+#define TGID_CACHE 1024 /* threads remembered, a power of two */
+
 struct hp_trace {
 	char root[256];      /* the tracefs mount */
 	char inst[320];      /* our instance */
@@ -40,6 +42,8 @@ struct hp_trace {
 	bool have_device_fault;
 	char buf[65536];
 	size_t len;          /* bytes of an incomplete line in @buf */
+	/* thread -> process, for lines that name no process (see tgid_of) */
+	struct { int32_t tid, tgid; } tgid[TGID_CACHE];
 };
 
 static int write_file(const char *dir, const char *name, const char *text)
@@ -296,6 +300,7 @@ static bool parse_context(const char *line, const char *end,
 		if (q == line)
 			return false;
 		ev->pid = (int32_t)strtol(q + strspn(q, " "), NULL, 10);
+		ev->pid_known = ev->pid > 0;
 		p = back_spaces(line, q - 1);
 	}
 	/* COMM-TID */
@@ -357,6 +362,9 @@ bool hp_trace_parse_line(const char *line, struct hp_event *ev)
 	else if (nlen == strlen("hmmgpu_device_fault") &&
 		 !strncmp(name, "hmmgpu_device_fault", nlen))
 		ev->type = HP_EV_DEVICE_FAULT;
+	else if (nlen == strlen("hmmgpu_evicted") &&
+		 !strncmp(name, "hmmgpu_evicted", nlen))
+		ev->type = HP_EV_EVICTED;
 	else
 		return false;
 	if (ev->type == HP_EV_CPU_FAULT) {
@@ -365,6 +373,8 @@ bool hp_trace_parse_line(const char *line, struct hp_event *ev)
 	} else if (ev->type == HP_EV_DEVICE_FAULT) {
 		ev->dir = HP_TO_DEVICE;
 		ev->cause = HMMGPU_CAUSE_DEVICE_FAULT;
+	} else if (ev->type == HP_EV_EVICTED) {
+		ev->dir = HP_TO_HOST;
 	}
 
 	for (const char *p = payload + 1; *p;) {
@@ -410,13 +420,54 @@ bool hp_trace_parse_line(const char *line, struct hp_event *ev)
 			ev->peer = (uint32_t)strtoul(v, NULL, 10);
 		else if (!strcmp(tok, "ns"))
 			ev->ns = strtoull(v, NULL, 10);
+		else if (!strcmp(tok, "tgid"))
+			ev->owner = (int32_t)strtol(v, NULL, 10);
 	}
+	/* every page of an hmmgpu_evicted run moved */
+	if (ev->type == HP_EV_EVICTED)
+		ev->moved = ev->npages;
 	if (ev->dev >= HP_MAX_DEVICES)
 		ev->dev = HP_MAX_DEVICES - 1;
 	/* a driver whose cpu_fault event has no start: the faulting page */
 	if (ev->type == HP_EV_CPU_FAULT && !ev->start)
 		ev->start = ev->addr, ev->npages = ev->npages ? 1 : 0;
 	return true;
+}
+
+/*
+ * The process of thread @tid.  With record-tgid a line names its process,
+ * but only once the kernel has saved the thread's, which it does at the
+ * thread's first context switch: a new execution thread's first events
+ * show "(-------)".  The answer comes from earlier lines of the thread,
+ * else from /proc while the thread lives, else it is the thread itself.
+ */
+static int32_t tgid_of(struct hp_trace *t, const struct hp_event *ev)
+{
+	unsigned int slot = (unsigned int)ev->tid & (TGID_CACHE - 1);
+	char path[64], line[128];
+	int32_t tgid = 0;
+	FILE *f;
+
+	if (ev->pid_known) {
+		t->tgid[slot].tid = ev->tid;
+		t->tgid[slot].tgid = ev->pid;
+		return ev->pid;
+	}
+	if (t->tgid[slot].tid == ev->tid && t->tgid[slot].tgid > 0)
+		return t->tgid[slot].tgid;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)ev->tid);
+	f = fopen(path, "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "Tgid: %d", &tgid) == 1)
+				break;
+		fclose(f);
+	}
+	if (tgid <= 0)
+		return ev->tid;
+	t->tgid[slot].tid = ev->tid;
+	t->tgid[slot].tgid = tgid;
+	return tgid;
 }
 
 int hp_trace_drain(struct hp_trace *t,
@@ -447,6 +498,7 @@ int hp_trace_drain(struct hp_trace *t,
 		while ((nl = strchr(line, '\n'))) {
 			*nl = '\0';
 			if (hp_trace_parse_line(line, &ev)) {
+				ev.pid = tgid_of(t, &ev);
 				fn(&ev, arg);
 				count++;
 			}
