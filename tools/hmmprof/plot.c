@@ -111,7 +111,7 @@ static void time_axis(FILE *f, int y, uint64_t wall)
 			"stroke=\"#444\"/>", x, y, x, y + 4);
 		fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">"
 			"%s</text>\n", x, y + 16,
-			hp_fmt_ns(lab, sizeof(lab), t));
+			t ? hp_fmt_ns(lab, sizeof(lab), t) : "0");
 		if (step == 0)
 			break;
 	}
