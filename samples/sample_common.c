@@ -311,6 +311,37 @@ void sample_print_way(const struct sample_way *w)
 	       (unsigned long long)d->cpu_faults);
 }
 
+void sample_way_begin(const struct sample *s, struct sample_way *w,
+		      bool prefetch)
+{
+	w->name = prefetch ? "with prefetch" : "without prefetch";
+	sample_stats(s, &w->start);
+	w->mark_ms = sample_now_ms();
+}
+
+void sample_way_end_phase(const struct sample *s, struct sample_way *w,
+			  enum sample_phase phase)
+{
+	double now = sample_now_ms(), ms = now - w->mark_ms;
+	struct hmm_stats end;
+
+	w->mark_ms = now;
+	switch (phase) {
+	case SAMPLE_PHASE_PREFETCH:
+		w->prefetch_ms = ms;
+		break;
+	case SAMPLE_PHASE_KERNEL:
+		w->kernel_ms = ms;
+		break;
+	case SAMPLE_PHASE_CHECK:
+		w->check_ms = ms;
+		sample_stats(s, &end);
+		sample_stats_sub(&w->delta, &end, &w->start);
+		sample_print_way(w);
+		break;
+	}
+}
+
 void sample_compare_ways(const struct sample_way *with,
 			 const struct sample_way *without)
 {

@@ -170,7 +170,32 @@ struct sample_way {
 	double kernel_ms;       /* the launch, until it completed */
 	double check_ms;        /* reading and checking the result on the CPU */
 	struct hmm_stats delta; /* the counters over the whole way */
+	/* while it runs: */
+	struct hmm_stats start; /* the counters when it began */
+	double mark_ms;         /* when the current phase began */
 };
+
+/* The phases of a way, in order. */
+enum sample_phase {
+	SAMPLE_PHASE_PREFETCH,
+	SAMPLE_PHASE_KERNEL,
+	SAMPLE_PHASE_CHECK,
+};
+
+/*
+ * Starts a way (@prefetch: with a prefetch first): names it, takes the
+ * counters and starts the clock of its prefetch phase.
+ */
+void sample_way_begin(const struct sample *s, struct sample_way *w,
+		      bool prefetch);
+
+/*
+ * Ends @phase of @w and starts the next one's clock; at the end of the
+ * check, takes the counters' difference and prints the way's line
+ * (sample_print_way()).
+ */
+void sample_way_end_phase(const struct sample *s, struct sample_way *w,
+			  enum sample_phase phase);
 
 /*
  * Prints @w on one line: times, then device_faults, what went to the

@@ -49,8 +49,6 @@ static int run_once(struct sample *s, size_t n, bool prefetch,
 		    struct sample_way *w)
 {
 	size_t bytes = n * sizeof(float);
-	struct hmm_stats before, after;
-	double t0, t1, t2, t3;
 	float *x, *y;
 
 	/* Fresh managed memory, filled on the CPU: in system memory. */
@@ -61,15 +59,14 @@ static int run_once(struct sample *s, size_t n, bool prefetch,
 		y[i] = y_value(i);
 	}
 
-	sample_stats(s, &before);
-	t0 = sample_now_ms();
+	sample_way_begin(s, w, prefetch);
 	if (prefetch && sample_on_device(s)) {
 		sample_check(s, hmm_prefetch(x, bytes, s->dev), "hmm_prefetch(x)",
 			     "is the device memory large enough? try a smaller --size");
 		sample_check(s, hmm_prefetch(y, bytes, s->dev), "hmm_prefetch(y)",
 			     "is the device memory large enough? try a smaller --size");
 	}
-	t1 = sample_now_ms();
+	sample_way_end_phase(s, w, SAMPLE_PHASE_PREFETCH);
 
 	struct saxpy_args args = {
 		.a = A,
@@ -78,7 +75,7 @@ static int run_once(struct sample *s, size_t n, bool prefetch,
 	};
 	sample_launch_sync(s, saxpy_kernel, (struct hmm_dim3){ (uint32_t)n, 1, 1 },
 			   &args);
-	t2 = sample_now_ms();
+	sample_way_end_phase(s, w, SAMPLE_PHASE_KERNEL);
 
 	/* The CPU reads y back and checks every element. */
 	if (s->inject_error)
@@ -89,15 +86,7 @@ static int run_once(struct sample *s, size_t n, bool prefetch,
 		if (y[i] != want)
 			return sample_mismatch(s, "y", i, y[i], want);
 	}
-	t3 = sample_now_ms();
-	sample_stats(s, &after);
-
-	w->name = prefetch ? "with prefetch" : "without prefetch";
-	w->prefetch_ms = t1 - t0;
-	w->kernel_ms = t2 - t1;
-	w->check_ms = t3 - t2;
-	sample_stats_sub(&w->delta, &after, &before);
-	sample_print_way(w);
+	sample_way_end_phase(s, w, SAMPLE_PHASE_CHECK);
 
 	hmm_free(x);
 	hmm_free(y);

@@ -54,8 +54,6 @@ static int run_once(struct sample *s, size_t n, bool prefetch,
 		    struct sample_way *w)
 {
 	size_t bytes = n * sizeof(float);
-	struct hmm_stats before, after;
-	double t0, t1, t2, t3;
 	float *a, *b, *c;
 
 	/* Fresh managed memory for each way, filled on the CPU: every page
@@ -69,8 +67,7 @@ static int run_once(struct sample *s, size_t n, bool prefetch,
 		c[i] = -1.0f; /* an element the kernel misses stays wrong */
 	}
 
-	sample_stats(s, &before);
-	t0 = sample_now_ms();
+	sample_way_begin(s, w, prefetch);
 	if (prefetch && sample_on_device(s)) {
 		/* Move everything the kernel touches to the device now. */
 		sample_check(s, hmm_prefetch(a, bytes, s->dev), "hmm_prefetch(a)",
@@ -80,7 +77,7 @@ static int run_once(struct sample *s, size_t n, bool prefetch,
 		sample_check(s, hmm_prefetch(c, bytes, s->dev), "hmm_prefetch(c)",
 			     "is the device memory large enough? try a smaller --size");
 	}
-	t1 = sample_now_ms();
+	sample_way_end_phase(s, w, SAMPLE_PHASE_PREFETCH);
 
 	/* The kernel sees the arrays through the device's view of them. */
 	struct vecadd_args args = {
@@ -90,7 +87,7 @@ static int run_once(struct sample *s, size_t n, bool prefetch,
 	};
 	sample_launch_sync(s, vecadd_kernel, (struct hmm_dim3){ (uint32_t)n, 1, 1 },
 			   &args);
-	t2 = sample_now_ms();
+	sample_way_end_phase(s, w, SAMPLE_PHASE_KERNEL);
 
 	/* The CPU reads c: its pages fault back to system memory. */
 	if (s->inject_error)
@@ -100,15 +97,7 @@ static int run_once(struct sample *s, size_t n, bool prefetch,
 			return sample_mismatch(s, "c", i, c[i],
 					       a_value(i) + b_value(i));
 	}
-	t3 = sample_now_ms();
-	sample_stats(s, &after);
-
-	w->name = prefetch ? "with prefetch" : "without prefetch";
-	w->prefetch_ms = t1 - t0;
-	w->kernel_ms = t2 - t1;
-	w->check_ms = t3 - t2;
-	sample_stats_sub(&w->delta, &after, &before);
-	sample_print_way(w);
+	sample_way_end_phase(s, w, SAMPLE_PHASE_CHECK);
 
 	hmm_free(a);
 	hmm_free(b);
