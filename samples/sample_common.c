@@ -266,13 +266,18 @@ double sample_mib(const struct hmm_stats *st, enum hmm_dir dir,
 	return (double)st->bytes[dir][cause] / MIB;
 }
 
-double sample_total_mib(const struct hmm_stats *st, enum hmm_dir dir)
+uint64_t sample_total_bytes(const struct hmm_stats *st, enum hmm_dir dir)
 {
 	uint64_t sum = 0;
 
 	for (int c = 0; c < HMM_CAUSE_COUNT; c++)
 		sum += st->bytes[dir][c];
-	return (double)sum / MIB;
+	return sum;
+}
+
+double sample_total_mib(const struct hmm_stats *st, enum hmm_dir dir)
+{
+	return (double)sample_total_bytes(st, dir) / MIB;
 }
 
 void sample_format_summary(char *buf, size_t len, const struct hmm_stats *d)

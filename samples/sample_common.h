@@ -152,6 +152,9 @@ void sample_stats_sub(struct hmm_stats *d, const struct hmm_stats *b,
 double sample_mib(const struct hmm_stats *st, enum hmm_dir dir,
 		  enum hmm_cause cause);
 
+/* Bytes moved in direction @dir for every cause. */
+uint64_t sample_total_bytes(const struct hmm_stats *st, enum hmm_dir dir);
+
 /* Bytes moved in direction @dir for every cause, in MiB. */
 double sample_total_mib(const struct hmm_stats *st, enum hmm_dir dir);
 

@@ -43,53 +43,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sample_common.h"
 #include "vecadd_cl.h" /* vecadd_cl_source: vecadd.cl, embedded at build time */
 
 #define PROG "opencl_vecadd"
 #define EXIT_SKIP 77
 
-/* What moved between two hmm_get_stats() snapshots. */
-struct delta {
-	uint64_t cpu_faults, device_faults, evictions;
-	uint64_t to_device, to_host; /* bytes */
-};
-
-static uint64_t dir_bytes(const struct hmm_stats *st, int dir)
-{
-	uint64_t sum = 0;
-
-	for (int c = 0; c < HMM_CAUSE_COUNT; c++)
-		sum += st->bytes[dir][c];
-	return sum;
-}
-
-static struct delta stats_delta(const struct hmm_stats *a,
-				const struct hmm_stats *b)
-{
-	struct delta d = {
-		.cpu_faults = b->cpu_faults - a->cpu_faults,
-		.device_faults = b->device_faults - a->device_faults,
-		.evictions = b->evictions - a->evictions,
-		.to_device = dir_bytes(b, HMM_DIR_TO_DEVICE) -
-			     dir_bytes(a, HMM_DIR_TO_DEVICE),
-		.to_host = dir_bytes(b, HMM_DIR_TO_HOST) -
-			   dir_bytes(a, HMM_DIR_TO_HOST),
-	};
-	return d;
-}
-
-static double mib(uint64_t bytes)
-{
-	return (double)bytes / (1 << 20);
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 /* Pages of [p, p + size) on device @dev now; -1 (after a message) on error. */
 static long pages_on(const void *p, size_t size, size_t page, int dev)
@@ -219,7 +178,7 @@ static void ocl_release(struct ocl *o)
 static int ocl_setup(struct ocl *o, cl_device_id dev, const char *src,
 		     const char *what)
 {
-	double t0 = now_ms();
+	double t0 = sample_now_ms();
 	cl_int err;
 
 	o->ctx = clCreateContext(NULL, 1, &dev, NULL, NULL, &err);
@@ -260,7 +219,7 @@ static int ocl_setup(struct ocl *o, cl_device_id dev, const char *src,
 		fprintf(stderr, PROG ": clCreateKernel(vecadd): %d\n", err);
 		return 1;
 	}
-	printf("OpenCL: built %s in %.0f ms\n", what, now_ms() - t0);
+	printf("OpenCL: built %s in %.0f ms\n", what, sample_now_ms() - t0);
 	return 0;
 }
 
@@ -282,7 +241,8 @@ static int run(struct ocl *o, int dev, const struct hmm_device_info *info,
 	const size_t n = size / sizeof(float);
 	const size_t npages = size / page;
 	struct hmm_stats st0, st1, st2, st3;
-	struct delta pre, during, back, all;
+	struct hmm_stats pre, during, back, all;
+	char line[512];
 	float *buf[3] = { NULL, NULL, NULL }, *a, *b, *c;
 	cl_mem mem[3] = { NULL, NULL, NULL };
 	cl_uint cl_n = (cl_uint)n;
@@ -327,9 +287,9 @@ static int run(struct ocl *o, int dev, const struct hmm_device_info *info,
 		}
 	}
 	hmm_get_stats(dev, &st1);
-	pre = stats_delta(&st0, &st1);
+	sample_stats_sub(&pre, &st1, &st0);
 	printf("%s: a, b, c of %zu MiB filled on the CPU; a, b prefetched (%.1f MiB to the device), c left on the CPU\n",
-	       info->name, size >> 20, mib(pre.to_device));
+	       info->name, size >> 20, sample_total_mib(&pre, HMM_DIR_TO_DEVICE));
 
 	/* cl_mem objects on the device-view addresses. */
 	for (int i = 0; i < 3; i++) {
@@ -358,7 +318,7 @@ static int run(struct ocl *o, int dev, const struct hmm_device_info *info,
 
 	/* The kernel. */
 	hmm_get_stats(dev, &st1);
-	t0 = now_ms();
+	t0 = sample_now_ms();
 	err = clEnqueueNDRangeKernel(o->queue, o->kernel, 1, NULL, &global,
 				     NULL, 0, NULL, NULL);
 	if (err == CL_SUCCESS)
@@ -367,11 +327,11 @@ static int run(struct ocl *o, int dev, const struct hmm_device_info *info,
 		fprintf(stderr, PROG ": running vecadd: %d\n", err);
 		goto out;
 	}
-	kernel_ms = now_ms() - t0;
+	kernel_ms = sample_now_ms() - t0;
 
 	/* Where the data is now, before the CPU touches any of it. */
 	hmm_get_stats(dev, &st2);
-	during = stats_delta(&st1, &st2);
+	sample_stats_sub(&during, &st2, &st1);
 	for (int i = 0; i < 3; i++) {
 		resident[i] = pages_on(buf[i], size, page, dev);
 		if (resident[i] < 0)
@@ -383,14 +343,14 @@ static int run(struct ocl *o, int dev, const struct hmm_device_info *info,
 	       " cpu_faults=%" PRIu64 " to_device=%" PRIu64 " B to_host=%" PRIu64 " B\n",
 	       total, 3 * npages, info->name, names[0], resident[0], names[1],
 	       resident[1], names[2], resident[2], during.device_faults,
-	       during.cpu_faults, during.to_device, during.to_host);
+	       during.cpu_faults, sample_total_bytes(&during, HMM_DIR_TO_DEVICE), sample_total_bytes(&during, HMM_DIR_TO_HOST));
 	/*
 	 * On the device while the kernel ran: every page there now, nothing
 	 * went back meanwhile, and what came over is c, which the kernel's
 	 * stores faulted in (a and b were there already).
 	 */
 	on_device = (size_t)total == 3 * npages && during.cpu_faults == 0 &&
-		    during.to_host == 0 && during.to_device == size &&
+		    sample_total_bytes(&during, HMM_DIR_TO_HOST) == 0 && sample_total_bytes(&during, HMM_DIR_TO_DEVICE) == size &&
 		    during.device_faults > 0;
 	if (!on_device)
 		fprintf(stderr, PROG ": the data was not on %s while the kernel ran, or did not get there through the device view\n",
@@ -408,20 +368,19 @@ static int run(struct ocl *o, int dev, const struct hmm_device_info *info,
 		}
 	}
 	hmm_get_stats(dev, &st3);
-	back = stats_delta(&st2, &st3);
-	all = stats_delta(&st0, &st3);
+	sample_stats_sub(&back, &st3, &st2);
+	sample_stats_sub(&all, &st3, &st0);
 	if (bad) {
 		fprintf(stderr, PROG ": %zu of %zu results wrong\n", bad, n);
 	} else {
 		printf("verify: %zu results exact; reading c faulted it back: %" PRIu64
 		       " CPU faults, %.1f MiB to the host\n",
-		       n, back.cpu_faults, mib(back.to_host));
+		       n, back.cpu_faults, sample_total_mib(&back, HMM_DIR_TO_HOST));
 		status = on_device ? 0 : 1;
 	}
-	printf("summary: cpu_faults=%" PRIu64 " device_faults=%" PRIu64
-	       " to_device=%.1f MiB to_host=%.1f MiB evictions=%" PRIu64 "\n",
-	       all.cpu_faults, all.device_faults, mib(all.to_device),
-	       mib(all.to_host), all.evictions);
+	/* the summary line of every sample (sample_common.h) */
+	sample_format_summary(line, sizeof(line), &all);
+	printf("%s\n", line);
 out:
 	/* The cl_mem objects go first: the memory behind them goes next. */
 	for (int i = 0; i < 3; i++)
