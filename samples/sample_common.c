@@ -358,3 +358,17 @@ void sample_compare_ways(const struct sample_way *with,
 	       (unsigned long long)with->delta.device_faults,
 	       (unsigned long long)without->delta.device_faults);
 }
+
+int sample_run_ways(struct sample *s, const char *mode, size_t n,
+		    sample_way_fn *run)
+{
+	struct sample_way with = { 0 }, without = { 0 };
+
+	if (strcmp(mode, "fault") && run(s, n, true, &with))
+		return 1;
+	if (strcmp(mode, "prefetch") && run(s, n, false, &without))
+		return 1;
+	if (!strcmp(mode, "both"))
+		sample_compare_ways(&with, &without);
+	return 0;
+}

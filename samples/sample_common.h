@@ -211,4 +211,16 @@ void sample_print_way(const struct sample_way *w);
 void sample_compare_ways(const struct sample_way *with,
 			 const struct sample_way *without);
 
+/* One way of a sample over @n elements: 0, or 1 on a wrong result. */
+typedef int sample_way_fn(struct sample *s, size_t n, bool prefetch,
+			  struct sample_way *w);
+
+/*
+ * Runs @run the ways @mode (--mode: sample_modes) asks for, the one with
+ * a prefetch first, and compares them when both ran.  Returns 0, or 1
+ * when a way found a wrong result.
+ */
+int sample_run_ways(struct sample *s, const char *mode, size_t n,
+		    sample_way_fn *run);
+
 #endif /* HMM_SAMPLE_COMMON_H */

@@ -15,7 +15,6 @@
 #include "sample_common.h"
 
 #include <stdio.h>
-#include <string.h>
 
 #define A 3.0f
 
@@ -105,7 +104,6 @@ int main(int argc, char **argv)
 		  .choices = sample_modes },
 		{ NULL },
 	};
-	struct sample_way with = { 0 }, without = { 0 };
 	struct sample s;
 	size_t n;
 
@@ -115,11 +113,7 @@ int main(int argc, char **argv)
 	printf("saxpy: %zu floats, %lu MiB per array, a = %g\n", n, size_mib,
 	       A);
 
-	if (strcmp(mode, "fault") && run_once(&s, n, true, &with))
+	if (sample_run_ways(&s, mode, n, run_once))
 		return 1;
-	if (strcmp(mode, "prefetch") && run_once(&s, n, false, &without))
-		return 1;
-	if (!strcmp(mode, "both"))
-		sample_compare_ways(&with, &without);
 	return sample_finish(&s);
 }

@@ -18,7 +18,6 @@
 #include "sample_common.h"
 
 #include <stdio.h>
-#include <string.h>
 
 /* The kernel's arguments: device pointers, from hmm_devptr(). */
 struct vecadd_args {
@@ -118,7 +117,6 @@ int main(int argc, char **argv)
 		  .choices = sample_modes },
 		{ NULL },
 	};
-	struct sample_way with = { 0 }, without = { 0 };
 	struct sample s;
 	size_t n;
 
@@ -127,11 +125,7 @@ int main(int argc, char **argv)
 	n = size_mib * MIB / sizeof(float);
 	printf("vecadd: %zu floats, %lu MiB per array\n", n, size_mib);
 
-	if (strcmp(mode, "fault") && run_once(&s, n, true, &with))
+	if (sample_run_ways(&s, mode, n, run_once))
 		return 1;
-	if (strcmp(mode, "prefetch") && run_once(&s, n, false, &without))
-		return 1;
-	if (!strcmp(mode, "both"))
-		sample_compare_ways(&with, &without);
 	return sample_finish(&s);
 }
