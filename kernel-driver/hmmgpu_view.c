@@ -785,7 +785,7 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	}
 
 	/* One fault at a time migrates in a 2 MiB region (DOC: View locking). */
-	fault_lock = &view->fault_lock[(addr >> 21) % HMMGPU_VIEW_FAULT_LOCKS];
+	fault_lock = &view->fault_lock[(addr / SZ_2M) % HMMGPU_VIEW_FAULT_LOCKS];
 	mutex_lock(fault_lock);
 	hmmgpu_migrate_block(hfile, cvma, start, end,
 			     HMMGPU_CAUSE_DEVICE_FAULT, &res);
