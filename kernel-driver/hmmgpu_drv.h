@@ -227,6 +227,17 @@ struct hmmgpu_view {
 	unsigned long map_start;	/* protected by @lock */
 	unsigned long map_end;		/* protected by @lock */
 	unsigned long map_base;		/* protected by @lock */
+	/*
+	 * Density prefetch's count of the last region a device fault
+	 * migrated in (region_density()): the region's start (0: none), its
+	 * pages on the device, and @inval_gen when they were counted.
+	 * @inval_gen grows with every invalidation of the range but the
+	 * view's own fetches to the device.
+	 */
+	unsigned long dens_region;	/* protected by @lock */
+	unsigned long dens_resident;	/* protected by @lock */
+	unsigned long dens_gen;		/* protected by @lock */
+	unsigned long inval_gen;	/* protected by @lock */
 	struct list_head node;
 };
 

@@ -262,13 +262,17 @@ static bool view_invalidate(struct mmu_interval_notifier *mni,
 	struct hmmgpu_view *view = container_of(mni, struct hmmgpu_view,
 						notifier);
 
+	bool fill = range->event == MMU_NOTIFY_MIGRATE &&
+		    range->owner == &hmmgpu_fill_owner;
+
 	if (!view_lock_for(view, range))
 		return false;
 	mmu_interval_set_seq(mni, cur_seq);
 	/* our own fetch to a device changes system pages only */
-	view_clear(view, range->start, range->end,
-		   range->event == MMU_NOTIFY_MIGRATE &&
-		   range->owner == &hmmgpu_fill_owner);
+	view_clear(view, range->start, range->end, fill);
+	/* and only adds to the density count; anything else may lower it */
+	if (!fill)
+		view->inval_gen++;
 	mutex_unlock(&view->lock);
 	return true;
 }
@@ -743,6 +747,53 @@ static unsigned long resident_pages(struct hmmgpu_view *view,
 	return n;
 }
 
+/*
+ * Pages of region [@rstart, @rend) on @hdev, after a device fault moved
+ * @moved of them there.  Counting walks the whole region; a sequential
+ * first touch faults a region about prefetch_pct / 100 * 32 times in a
+ * row, so the count of the last region is kept and grown by what each
+ * fault moved, until an invalidation other than the view's own fetches
+ * (a page leaving, an explicit migration, munmap) makes it recount.
+ * Faults in one region are serialised by its fault lock.
+ */
+static unsigned long region_density(struct hmmgpu_view *view,
+				    struct hmmgpu_device *hdev,
+				    unsigned long rstart, unsigned long rend,
+				    unsigned long moved)
+{
+	unsigned long gen, n;
+
+	mutex_lock(&view->lock);
+	if (view->dens_region == rstart && view->dens_gen == view->inval_gen) {
+		view->dens_resident += moved;
+		n = view->dens_resident;
+		mutex_unlock(&view->lock);
+		return n;
+	}
+	gen = view->inval_gen;
+	mutex_unlock(&view->lock);
+
+	n = resident_pages(view, hdev, rstart, rend);
+
+	mutex_lock(&view->lock);
+	/* an invalidation meanwhile leaves @gen behind: the next recounts */
+	view->dens_region = rstart;
+	view->dens_resident = n;
+	view->dens_gen = gen;
+	mutex_unlock(&view->lock);
+	return n;
+}
+
+/* Forgets the density count of region @rstart (it was prefetched). */
+static void region_density_forget(struct hmmgpu_view *view,
+				  unsigned long rstart)
+{
+	mutex_lock(&view->lock);
+	if (view->dens_region == rstart)
+		view->dens_region = 0;
+	mutex_unlock(&view->lock);
+}
+
 /* A device fault at CPU address @addr; mmap_lock held. */
 static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 				    struct vm_area_struct *vvma,
@@ -797,11 +848,13 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	if (pct && res.moved && (rend - rstart) > (end - start)) {
 		unsigned long rpages = (rend - rstart) >> PAGE_SHIFT;
 
-		resident = resident_pages(view, hdev, rstart, rend);
+		resident = region_density(view, hdev, rstart, rend,
+					  res.moved);
 		if (resident < rpages &&
 		    resident * 100 > (unsigned long)pct * rpages) {
 			hmmgpu_migrate_block(hfile, cvma, rstart, rend,
 					     HMMGPU_CAUSE_PREFETCH, &res);
+			region_density_forget(view, rstart);
 			start = rstart;
 			end = rend;
 		}

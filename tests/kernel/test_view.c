@@ -1012,6 +1012,58 @@ TEST_TIMEOUT(density_prefetch_fetches_the_rest_of_the_region, VIEW_TIMEOUT)
 }
 
 /*
+ * The density count follows pages that leave: the device faults 8 of a
+ * region's 32 blocks in, the CPU reads them back, then the device faults
+ * 9 other blocks.  17 blocks were fetched, but only 9 (28%) are on the
+ * device, so no density prefetch may happen; a count that kept the 8
+ * blocks that left (53%) would prefetch the region.
+ */
+TEST_TIMEOUT(density_count_forgets_pages_that_left, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), blk = 64 * KIB, npages = REGION / ps;
+	struct drm_hmmgpu_stats st0, st1;
+	struct kt_view v;
+	char *p;
+	int fd;
+
+	fd = reload_device("prefetch_pct=50 view_fault_kib=64");
+	p = kt_map_aligned(REGION, REGION);
+	kt_fill(p, REGION, 2102);
+	kt_view_open(&v, fd, p, REGION);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	EXPECT_DEV_DATA(v.dev, 0, 8 * blk, 2102);
+	ASSERT_EQ(kt_residency_count(fd, p, npages, AT_DEVICE), 8 * blk / ps);
+	EXPECT_CPU_DATA(p, 0, 8 * blk, 2102);
+	ASSERT_EQ(kt_residency_count(fd, p, npages, AT_DEVICE), 0);
+	EXPECT_DEV_DATA(v.dev, 16 * blk, 9 * blk, 2102);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st1);
+
+	ASSERT_EQ(moved(&st0, &st1, DIR_DEV, HMMGPU_CAUSE_PREFETCH), 0);
+	ASSERT_EQ(moved(&st0, &st1, DIR_DEV, HMMGPU_CAUSE_DEVICE_FAULT),
+		  17 * blk / ps);
+	ASSERT_EQ(kt_residency_count(fd, p, npages, AT_DEVICE), 9 * blk / ps);
+	KT_EXPECT_WHERE(fd, p + 16 * blk, 9 * blk / ps, AT_DEVICE);
+	/*
+	 * Reading the region from its start faults blocks 0-7 in again: at
+	 * the eighth, 17 blocks are there, more than half, and the 15 others
+	 * follow.
+	 */
+	EXPECT_DEV_DATA(v.dev, 0, REGION, 2102);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
+	ASSERT_EQ(moved(&st1, &st0, DIR_DEV, HMMGPU_CAUSE_DEVICE_FAULT),
+		  8 * blk / ps);
+	ASSERT_EQ(moved(&st1, &st0, DIR_DEV, HMMGPU_CAUSE_PREFETCH),
+		  15 * blk / ps);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	KT_EXPECT_DATA(p, REGION, 2102);
+
+	kt_view_close(&v);
+	kt_unmap(p, REGION);
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+/*
  * Two device threads fault neighbouring 64 KiB blocks of the same
  * transparent huge pages at the same moment, as the runtime's execution
  * threads do.  Every page must still migrate: two concurrent migrations
