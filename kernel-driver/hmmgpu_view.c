@@ -774,6 +774,9 @@ static unsigned long region_density(struct hmmgpu_view *view,
 	mutex_unlock(&view->lock);
 
 	n = resident_pages(view, hdev, rstart, rend);
+	/* 0 after a fault moved pages: the count failed; do not keep it */
+	if (!n)
+		return 0;
 
 	mutex_lock(&view->lock);
 	/* an invalidation meanwhile leaves @gen behind: the next recounts */
