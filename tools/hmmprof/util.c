@@ -13,26 +13,30 @@
 
 const char *hp_prog = "hmmprof";
 
+/* "hmmprof: @kind@message" on one line of stderr. */
+static void message(const char *kind, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: %s", hp_prog, kind);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void hp_err(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", hp_prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	message("", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 void hp_warn(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: warning: ", hp_prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	message("warning: ", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 uint64_t hp_now_ns(void)
