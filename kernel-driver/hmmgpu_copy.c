@@ -22,6 +22,7 @@
 #include <linux/timekeeping.h>
 #include <linux/wait.h>
 
+#include "hmmgpu_compat.h"
 #include "hmmgpu_copy.h"
 
 /**
@@ -203,7 +204,7 @@ static void hmmgpu_copy_fence_release(struct dma_fence *fence)
 }
 
 static const struct dma_fence_ops hmmgpu_copy_fence_ops = {
-	.use_64bit_seqno = true,
+	HMMGPU_FENCE_OPS_SEQNO64
 	.get_driver_name = hmmgpu_copy_fence_driver_name,
 	.get_timeline_name = hmmgpu_copy_fence_timeline_name,
 	.release = hmmgpu_copy_fence_release,
@@ -710,8 +711,9 @@ void hmmgpu_copy_submit(struct hmmgpu_copy_engine *ce,
 	/* the submission's own part, dropped once everything is queued */
 	atomic_set(&batch->pending, 1);
 	spin_lock_init(&batch->fence_lock);
-	dma_fence_init(&batch->fence, &hmmgpu_copy_fence_ops, &batch->fence_lock,
-		       ce->fence_context, atomic64_inc_return(&ce->seqno));
+	hmmgpu_fence_init64(&batch->fence, &hmmgpu_copy_fence_ops,
+			    &batch->fence_lock, ce->fence_context,
+			    atomic64_inc_return(&ce->seqno));
 	batch->submit_ns = ktime_get_ns();
 
 	if (batch->nr) {

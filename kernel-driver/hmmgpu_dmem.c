@@ -95,7 +95,7 @@ static void block_touch(struct hmmgpu_dmem *dmem, struct hmmgpu_block *blk)
  * hmmgpu_dmem_alloc() - take free device pages.
  * @dmem: the device memory.
  * @pages: filled with up to @n pages, each initialized with
- *	   zone_device_page_init() (one reference, locked).
+ *	   hmmgpu_device_page_init() (one reference, locked).
  * @n: pages wanted.
  *
  * Does not evict: a caller that got fewer pages than it wanted may call
@@ -133,11 +133,11 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 	spin_unlock(&dmem->lock);
 
 	for (i = 0; i < got; i++)
-		zone_device_page_init(pages[i]);
+		hmmgpu_device_page_init(pages[i], &dmem->pgmap);
 	return got;
 }
 
-/* dev_pagemap_ops.page_free: the last reference to a device page went. */
+/* The pagemap's free callback: the last reference to a device page went. */
 static void hmmgpu_page_free(struct page *page)
 {
 	struct hmmgpu_dmem *dmem = hmmgpu_page_dmem(page);
@@ -155,8 +155,10 @@ static void hmmgpu_page_free(struct page *page)
 	spin_unlock(&dmem->lock);
 }
 
+HMMGPU_DEFINE_PAGEMAP_FREE(hmmgpu_pagemap_free, hmmgpu_page_free)
+
 const struct dev_pagemap_ops hmmgpu_devmem_ops = {
-	.page_free = hmmgpu_page_free,
+	HMMGPU_PAGEMAP_FREE_OP(hmmgpu_pagemap_free),
 	.migrate_to_ram = hmmgpu_migrate_to_ram,
 };
 

@@ -330,10 +330,7 @@ static const struct file_operations hmmgpu_fops = {
 	.read = drm_read,
 	.llseek = noop_llseek,
 	.mmap = hmmgpu_mmap,
-#ifdef FOP_UNSIGNED_OFFSET
-	/* drm_open() refuses files without it since 6.12 */
-	.fop_flags = FOP_UNSIGNED_OFFSET,
-#endif
+	HMMGPU_FOP_UNSIGNED_OFFSET
 };
 
 static const struct drm_driver hmmgpu_drm_driver = {
@@ -345,6 +342,7 @@ static const struct drm_driver hmmgpu_drm_driver = {
 	.fops = &hmmgpu_fops,
 	.name = HMMGPU_DRIVER_NAME,
 	.desc = HMMGPU_DRIVER_DESC,
+	HMMGPU_DRM_DRIVER_DATE(HMMGPU_DRIVER_DATE)
 	.major = HMMGPU_DRIVER_MAJOR,
 	.minor = HMMGPU_DRIVER_MINOR,
 };
@@ -378,10 +376,11 @@ static int hmmgpu_probe(struct platform_device *pdev)
 	if (ret)
 		goto err_destroy_copy;
 
-	hmmgpu_debugfs_register(hdev);
+	hmmgpu_debugfs_register(hdev, false);
 	ret = drm_dev_register(&hdev->drm, 0);
 	if (ret)
 		goto err_fini_dmem;
+	hmmgpu_debugfs_register(hdev, true);
 
 	drm_info(&hdev->drm, "hmmgpu%u: %lu MiB device memory, pfns 0x%lx-0x%lx\n",
 		 hdev->index, hdev->dmem.npages >> (20 - PAGE_SHIFT),
@@ -415,9 +414,11 @@ static void hmmgpu_remove(struct platform_device *pdev)
 	hdev->copy = NULL;
 }
 
+HMMGPU_DEFINE_PLATFORM_REMOVE(hmmgpu_platform_remove, hmmgpu_remove)
+
 static struct platform_driver hmmgpu_platform_driver = {
 	.probe = hmmgpu_probe,
-	.remove = hmmgpu_remove,
+	.remove = hmmgpu_platform_remove,
 	.driver = {
 		.name = HMMGPU_DRIVER_NAME,
 	},

@@ -18,10 +18,13 @@
 
 #include <drm/drm_device.h>
 
+#include "hmmgpu_compat.h"
 #include "hmmgpu_drm.h"
 
 #define HMMGPU_DRIVER_NAME "hmmgpu"
 #define HMMGPU_DRIVER_DESC "hmm virtual GPU with device-private memory"
+/* DRM_IOCTL_VERSION's date, on kernels that still report one */
+#define HMMGPU_DRIVER_DATE "20261204"
 #define HMMGPU_DRIVER_MAJOR 0
 #define HMMGPU_DRIVER_MINOR 2
 
@@ -263,14 +266,14 @@ u64 hmmgpu_dmem_free_bytes(struct hmmgpu_dmem *dmem);
 /** hmmgpu_page_dmem() - the device memory a device-private page is in. */
 static inline struct hmmgpu_dmem *hmmgpu_page_dmem(struct page *page)
 {
-	return container_of(page->pgmap, struct hmmgpu_dmem, pgmap);
+	return container_of(hmmgpu_page_pgmap(page), struct hmmgpu_dmem, pgmap);
 }
 
 /** hmmgpu_is_hmmgpu_page() - is @page a device page of any hmmgpu device? */
 static inline bool hmmgpu_is_hmmgpu_page(struct page *page)
 {
 	return is_device_private_page(page) &&
-	       page->pgmap->owner == &hmmgpu_owner;
+	       hmmgpu_page_pgmap(page)->owner == &hmmgpu_owner;
 }
 
 /** hmmgpu_dpage() - the driver state of a device page. */
@@ -333,6 +336,6 @@ void hmmgpu_count_device_fault(struct hmmgpu_device *hdev,
 			       struct hmmgpu_file *hfile);
 void hmmgpu_stats_fill(const struct hmmgpu_counters *c,
 		       struct drm_hmmgpu_stats *out);
-void hmmgpu_debugfs_register(struct hmmgpu_device *hdev);
+void hmmgpu_debugfs_register(struct hmmgpu_device *hdev, bool registered);
 
 #endif /* HMMGPU_DRV_H */

@@ -31,7 +31,7 @@
  *    by migration entries, so the CPU can no longer change them;
  * 2. destination pages for the whole batch: device pages from the
  *    device's allocator (evicting least recently used blocks if it is
- *    full), or system pages with one alloc_pages_bulk_array() call;
+ *    full), or system pages with one bulk allocation;
  * 3. one copy-engine batch for all of them: backing page to system page,
  *    system page to backing page, or zero-fill for holes and the zero
  *    page; then the wait for its fence;
@@ -189,7 +189,7 @@ static unsigned long prepare_to_system(struct hmmgpu_device *hdev,
 	got = 0;
 	while (got < need) {
 		/* fills the empty slots; may stop short, so go on while it helps */
-		unsigned long n = alloc_pages_bulk_array(GFP_HIGHUSER_MOVABLE,
+		unsigned long n = hmmgpu_alloc_pages_bulk(GFP_HIGHUSER_MOVABLE,
 							 need, m->pages);
 
 		if (n == got)
@@ -639,7 +639,7 @@ int hmmgpu_migrate_block(struct hmmgpu_file *hfile, struct vm_area_struct *vma,
 	struct hmmgpu_mig *m;
 	int ret;
 
-	mmap_assert_locked(vma->vm_mm);
+	hmmgpu_mmap_assert_locked(vma->vm_mm);
 	m = mig_alloc((end - start) >> PAGE_SHIFT);
 	if (!m)
 		return -ENOMEM;

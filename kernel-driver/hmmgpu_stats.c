@@ -159,8 +159,7 @@ void hmmgpu_stats_fill(const struct hmmgpu_counters *c,
 
 static int hmmgpu_debugfs_stats(struct seq_file *m, void *data)
 {
-	struct drm_debugfs_entry *entry = m->private;
-	struct hmmgpu_device *hdev = to_hmmgpu(entry->dev);
+	struct hmmgpu_device *hdev = to_hmmgpu(hmmgpu_debugfs_drm(m));
 	static const char *const causes[HMMGPU_CAUSE_COUNT] = {
 		"explicit", "cpu_fault", "eviction", "peer", "device_fault",
 		"removal", "prefetch",
@@ -189,16 +188,22 @@ static int hmmgpu_debugfs_stats(struct seq_file *m, void *data)
 	return 0;
 }
 
-static const struct drm_debugfs_info hmmgpu_debugfs_files[] = {
+static const struct hmmgpu_debugfs_info hmmgpu_debugfs_files[] = {
 	{ "hmmgpu_stats", hmmgpu_debugfs_stats, 0 },
 };
 
 /**
  * hmmgpu_debugfs_register() - add /sys/kernel/debug/dri/N/hmmgpu_stats.
- * @hdev: the device, before drm_dev_register().
+ * @hdev: the device.
+ * @registered: false before drm_dev_register(), true after it; the driver
+ *	calls both (see hmmgpu_compat.h: kernels differ in which one adds).
  */
-void hmmgpu_debugfs_register(struct hmmgpu_device *hdev)
+void hmmgpu_debugfs_register(struct hmmgpu_device *hdev, bool registered)
 {
-	drm_debugfs_add_files(&hdev->drm, hmmgpu_debugfs_files,
-			      ARRAY_SIZE(hmmgpu_debugfs_files));
+	if (registered)
+		hmmgpu_debugfs_add_registered(&hdev->drm, hmmgpu_debugfs_files,
+					      ARRAY_SIZE(hmmgpu_debugfs_files));
+	else
+		hmmgpu_debugfs_add(&hdev->drm, hmmgpu_debugfs_files,
+				   ARRAY_SIZE(hmmgpu_debugfs_files));
 }

@@ -84,7 +84,8 @@
  * system page marks the page dirty first, so reclaim does not drop a
  * device write.
  *
- * The entries are cleared with apply_to_existing_page_range() and no
+ * The entries are cleared with apply_to_existing_page_range() (or, where
+ * the kernel does not export it, hmmgpu_compat.h's equivalent) and no
  * nested mmu notifier: zapping through zap_vma_ptes() or
  * unmap_mapping_range() would start an invalidation of the same mm inside
  * this one. Walking the view's page tables from any context (the
@@ -145,22 +146,13 @@ static void view_free(struct kref *ref)
 	kfree(view);
 }
 
-static void flush_local_tlb(void *unused)
-{
-	__flush_tlb_all();
-}
-
 /*
  * The device TLB flush. x86 exports no flush_tlb_mm_range() to modules;
  * a full flush on every CPU is correct, if blunt.
  */
 static void view_flush_tlb(struct hmmgpu_view *view)
 {
-#ifdef CONFIG_X86
-	on_each_cpu(flush_local_tlb, NULL, 1);
-#else
-	flush_tlb_mm(view->mm);
-#endif
+	hmmgpu_flush_tlb_mm(view->mm);
 }
 
 /* The view address of CPU address @addr; view->lock held, mapped. */
@@ -239,7 +231,8 @@ static void view_clear(struct hmmgpu_view *view, unsigned long start,
 	ve = min(view_addr(view, end), view->map_end);
 	if (vs >= ve)
 		return;
-	apply_to_existing_page_range(view->mm, vs, ve - vs, clear_pte, &c);
+	hmmgpu_apply_to_existing_page_range(view->mm, vs, ve - vs, clear_pte,
+					    &c);
 	if (c.flush)
 		view_flush_tlb(view);
 }
@@ -320,7 +313,7 @@ static bool range_registrable(struct mm_struct *mm, unsigned long start,
 	struct vm_area_struct *vma;
 	unsigned long addr;
 
-	mmap_assert_locked(mm);
+	hmmgpu_mmap_assert_locked(mm);
 	for (addr = start; addr < end; addr = vma->vm_end) {
 		vma = vma_lookup(mm, addr);
 		if (!vma || !hmmgpu_vma_migratable(vma,
@@ -336,7 +329,8 @@ static bool range_registrable(struct mm_struct *mm, unsigned long start,
  * @args: the ioctl arguments; @handle and @offset are filled.
  *
  * Return: 0; -EINVAL for bad arguments or a range that is not private
- * anonymous readable memory; -ENOSPC without a free handle; -ENOMEM.
+ * anonymous readable memory; -ENOSPC without a free handle; -ENOMEM;
+ * -EOPNOTSUPP where the device TLB cannot be flushed (hmmgpu_compat.h).
  */
 int hmmgpu_view_register(struct hmmgpu_file *hfile,
 			 struct drm_hmmgpu_view_register *args)
@@ -354,6 +348,9 @@ int hmmgpu_view_register(struct hmmgpu_file *hfile,
 	    args->start + args->size > TASK_SIZE ||
 	    args->size >= HMMGPU_VIEW_MAX_SIZE)
 		return -EINVAL;
+	/* see hmmgpu_compat.h: no way to flush the device TLB here */
+	if (!hmmgpu_can_flush_tlb())
+		return -EOPNOTSUPP;
 
 	mmap_read_lock(mm);
 	ok = range_registrable(mm, args->start, args->start + args->size);
@@ -690,8 +687,8 @@ again:
 		.vstart = vstart,
 		.vma_write = vma_write,
 	};
-	apply_to_existing_page_range(vvma->vm_mm, vstart, end - start,
-				     clear_pte, &c);
+	hmmgpu_apply_to_existing_page_range(vvma->vm_mm, vstart, end - start,
+					    clear_pte, &c);
 	if (c.flush)
 		view_flush_tlb(view);
 	for (i = 0; i < npages; i++) {
@@ -927,7 +924,7 @@ static vm_fault_t hmmgpu_view_fault(struct vm_fault *vmf)
 	vm_fault_t ret;
 	int idx;
 
-	mmap_assert_locked(vvma->vm_mm);
+	hmmgpu_mmap_assert_locked(vvma->vm_mm);
 	if (!drm_dev_enter(&hdev->drm, &idx))
 		return VM_FAULT_SIGBUS;
 	addr = view->start + (((u64)vmf->pgoff << PAGE_SHIFT) - view->offset);
@@ -1041,7 +1038,7 @@ int hmmgpu_mmap(struct file *filp, struct vm_area_struct *vma)
 						  &hmmgpu_view_map_notifier_ops);
 	if (ret)
 		goto out_put;
-	vm_flags_set(vma, VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP |
+	hmmgpu_vm_flags_set(vma, VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP |
 			  VM_DONTCOPY);
 	vma->vm_private_data = view;
 	vma->vm_ops = &hmmgpu_view_vm_ops;

@@ -20,6 +20,8 @@
 #include <linux/string.h>
 #include <linux/workqueue.h>
 
+#include "hmmgpu_compat.h"
+
 /**
  * DOC: Test DMA engine
  *
@@ -503,9 +505,12 @@ static void hmmgpu_testdma_remove(struct platform_device *pdev)
 	destroy_workqueue(tdma->wq);
 }
 
+HMMGPU_DEFINE_PLATFORM_REMOVE(hmmgpu_testdma_platform_remove,
+			       hmmgpu_testdma_remove)
+
 static struct platform_driver hmmgpu_testdma_driver = {
 	.probe = hmmgpu_testdma_probe,
-	.remove = hmmgpu_testdma_remove,
+	.remove = hmmgpu_testdma_platform_remove,
 	.driver = {
 		.name = HMMGPU_TESTDMA_NAME,
 		.suppress_bind_attrs = true,

@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * hmmgpu_compat.h - every kernel-version difference hmmgpu meets, in one
+ * place.
+ */
+#ifndef HMMGPU_COMPAT_H
+#define HMMGPU_COMPAT_H
+
+#include <linux/dma-fence.h>
+#include <linux/fs.h>
+#include <linux/gfp.h>
+#include <linux/memremap.h>
+#include <linux/mm.h>
+#include <linux/mmap_lock.h>
+#include <linux/platform_device.h>
+#include <linux/seq_file.h>
+#include <linux/smp.h>
+#include <asm/tlbflush.h>
+#ifdef CONFIG_X86
+#include <asm/invpcid.h>
+#include <asm/special_insns.h>
+#endif
+#include <drm/drm_debugfs.h>
+#include <drm/drm_device.h>
+#include <drm/drm_file.h>
+
+#include "hmmgpu_probes.h"
+
+/**
+ * DOC: Kernel compatibility
+ *
+ * hmmgpu builds against Linux 6.1 LTS, 6.12 LTS and the newest stable
+ * series, and against the distribution kernels in between, which backport
+ * freely.  So no code asks which version it is built for.  At build time
+ * Kbuild runs the compile probes of ``kernel-driver/probes/`` (one tiny C
+ * file per API question, compiled with the kernel's own compiler and flags;
+ * ``probes/run.sh``) and writes their answers as ``HMMGPU_HAVE_*`` defines
+ * into ``hmmgpu_probes.h``.  This header alone reads those defines and
+ * offers one helper per changed API; the rest of the driver calls the
+ * helpers and contains no version conditionals.
+ *
+ * Each probe names, in its comment, the kernel that changed the API.  To
+ * support a new change: add ``probes/NAME.c`` that compiles only where the
+ * new API exists (``NAME.sym`` for "is this symbol exported"), then a
+ * helper here that uses ``HMMGPU_HAVE_NAME``.
+ */
+
+/* --- device-private pages ------------------------------------------------ */
+
+/**
+ * hmmgpu_page_pgmap() - the pagemap of a ZONE_DEVICE page.
+ * @page: the page.
+ *
+ * page->pgmap before Linux 6.15, page_pgmap() since.
+ */
+static inline struct dev_pagemap *hmmgpu_page_pgmap(const struct page *page)
+{
+#if HMMGPU_HAVE_PAGE_PGMAP
+	return page_pgmap(page);
+#else
+	return page->pgmap;
+#endif
+}
+
+/**
+ * hmmgpu_device_page_init() - make a free device page an allocated one.
+ * @page: an order-0 device page of @pgmap with no reference.
+ * @pgmap: its pagemap.
+ *
+ * Leaves @page with one reference, locked.  Linux 6.19 added the pagemap
+ * and the order to zone_device_page_init().
+ */
+static inline void hmmgpu_device_page_init(struct page *page,
+					   struct dev_pagemap *pgmap)
+{
+#if HMMGPU_HAVE_ZONE_DEVICE_PAGE_INIT_ORDER
+	zone_device_page_init(page, pgmap, 0);
+#else
+	zone_device_page_init(page);
+#endif
+}
+
+/*
+ * HMMGPU_DEFINE_PAGEMAP_FREE(name, fn) defines @name, the pagemap callback
+ * that receives the last reference of a device page, calling
+ * ``void fn(struct page *page)``; HMMGPU_PAGEMAP_FREE_OP(name) is the
+ * &struct dev_pagemap_ops initializer for it.  Linux 6.19 replaced
+ * page_free(page) with folio_free(folio).  hmmgpu allocates order-0 pages
+ * only, so a folio is one page.
+ */
+#if HMMGPU_HAVE_FOLIO_FREE
+#define HMMGPU_DEFINE_PAGEMAP_FREE(name, fn)				\
+	static void name(struct folio *folio)				\
+	{								\
+		WARN_ON_ONCE(folio_order(folio));			\
+		fn(&folio->page);					\
+	}
+#define HMMGPU_PAGEMAP_FREE_OP(name) .folio_free = (name)
+#else
+#define HMMGPU_DEFINE_PAGEMAP_FREE(name, fn)				\
+	static void name(struct page *page)				\
+	{								\
+		fn(page);						\
+	}
+#define HMMGPU_PAGEMAP_FREE_OP(name) .page_free = (name)
+#endif
+
+/**
+ * hmmgpu_alloc_pages_bulk() - allocate order-0 pages into an array.
+ * @gfp: allocation flags.
+ * @nr: entries of @pages.
+ * @pages: filled where NULL.
+ *
+ * alloc_pages_bulk_array() became alloc_pages_bulk() in Linux 6.14.
+ *
+ * Return: the number of entries of @pages that hold a page.
+ */
+static inline unsigned long hmmgpu_alloc_pages_bulk(gfp_t gfp,
+						     unsigned long nr,
+						     struct page **pages)
+{
+#if HMMGPU_HAVE_ALLOC_PAGES_BULK
+	return alloc_pages_bulk(gfp, nr, pages);
+#else
+	return alloc_pages_bulk_array(gfp, nr, pages);
+#endif
+}
+
+/* --- the mm a driver sees ------------------------------------------------ */
+
+/**
+ * hmmgpu_vm_flags_set() - set flags of a VMA being mapped (->mmap).
+ * @vma: the VMA.
+ * @flags: VM_* flags to add.
+ *
+ * vm_flags became read-only for drivers in Linux 6.3.
+ */
+static inline void hmmgpu_vm_flags_set(struct vm_area_struct *vma,
+				       vm_flags_t flags)
+{
+#if HMMGPU_HAVE_VM_FLAGS_SET
+	vm_flags_set(vma, flags);
+#else
+	vma->vm_flags |= flags;
+#endif
+}
+
+/**
+ * hmmgpu_mmap_assert_locked() - assert that the caller holds @mm's mmap
+ * lock (read or write).
+ * @mm: the mm.
+ *
+ * mmap_assert_locked() calls dump_mm() on CONFIG_DEBUG_VM kernels, which
+ * Linux 6.1 does not export: there the same check is made with lockdep and
+ * a warning.
+ */
+static inline void hmmgpu_mmap_assert_locked(struct mm_struct *mm)
+{
+#if HMMGPU_HAVE_EXPORT_DUMP_MM
+	mmap_assert_locked(mm);
+#else
+	lockdep_assert_held(&mm->mmap_lock);
+	WARN_ON_ONCE(!rwsem_is_locked(&mm->mmap_lock));
+#endif
+}
+
+/**
+ * hmmgpu_apply_to_existing_page_range() - call @fn on every entry of
+ * @mm's page tables in [@addr, @addr + @size) that has a page table,
+ * allocating none.
+ * @mm: the mm.
+ * @addr: start, page aligned.
+ * @size: length, page aligned.
+ * @fn: called with each entry (present or not) and its address.
+ * @data: passed to @fn.
+ *
+ * The caller keeps the page tables of the range from being freed (the view
+ * does with its map notifier and lock).  Linux 7.x stopped exporting
+ * apply_to_existing_page_range(); there, apply_to_page_range() is called on
+ * each PMD-sized piece whose page table is present, so it never allocates
+ * (the caller may be an mmu notifier callback in reclaim).
+ *
+ * Return: 0, or the first non-zero value @fn returned.
+ */
+#if HMMGPU_HAVE_EXPORT_APPLY_TO_EXISTING_PAGE_RANGE
+static inline int hmmgpu_apply_to_existing_page_range(struct mm_struct *mm,
+						      unsigned long addr,
+						      unsigned long size,
+						      pte_fn_t fn, void *data)
+{
+	return apply_to_existing_page_range(mm, addr, size, fn, data);
+}
+#else
+/* Is there a page table (not a huge leaf) under the PMD of @addr? */
+static inline bool hmmgpu_pte_table_present(struct mm_struct *mm,
+					    unsigned long addr)
+{
+	pgd_t *pgd = pgd_offset(mm, addr);
+	p4d_t *p4d;
+	pud_t *pud;
+	pmd_t pmd;
+
+	if (pgd_none(READ_ONCE(*pgd)) || pgd_bad(READ_ONCE(*pgd)))
+		return false;
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(READ_ONCE(*p4d)) || p4d_bad(READ_ONCE(*p4d)))
+		return false;
+	pud = pud_offset(p4d, addr);
+	if (pud_none(READ_ONCE(*pud)) || pud_bad(READ_ONCE(*pud)))
+		return false;
+	pmd = READ_ONCE(*pmd_offset(pud, addr));
+	return !pmd_none(pmd) && !pmd_bad(pmd) && !pmd_leaf(pmd);
+}
+
+static inline int hmmgpu_apply_to_existing_page_range(struct mm_struct *mm,
+						      unsigned long addr,
+						      unsigned long size,
+						      pte_fn_t fn, void *data)
+{
+	unsigned long end = addr + size, next;
+	int err;
+
+	for (; addr < end; addr = next) {
+		next = pmd_addr_end(addr, end);
+		if (!hmmgpu_pte_table_present(mm, addr))
+			continue;
+		err = apply_to_page_range(mm, addr, next - addr, fn, data);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+#endif
+
+/*
+ * The device TLB is the CPU TLB, and x86 exports no ranged user TLB flush
+ * to modules: a view flushes every CPU's whole TLB, the way
+ * __flush_tlb_all() does.  Linux 7.x exports __flush_tlb_all() to KVM
+ * only.  There, each CPU flushes itself with what needs no export: INVPCID
+ * "all contexts" where the CPU has it (Intel since Haswell, AMD since Zen
+ * 3), else, when the kernel does not use PCIDs, a write of CR3 (which
+ * drops every non-global entry, and user entries are never global).  A CPU
+ * with PCIDs but without INVPCID has no such way: hmmgpu_can_flush_tlb()
+ * says so and the driver offers no device view there.  Other
+ * architectures flush the mm.
+ */
+#ifdef CONFIG_X86
+static inline bool hmmgpu_can_flush_tlb(void)
+{
+#if HMMGPU_HAVE_EXPORT_FLUSH_TLB_ALL
+	return true;
+#else
+	return boot_cpu_has(X86_FEATURE_INVPCID) ||
+	       !boot_cpu_has(X86_FEATURE_PCID);
+#endif
+}
+
+static inline void hmmgpu_flush_local_tlb(void *unused)
+{
+#if HMMGPU_HAVE_EXPORT_FLUSH_TLB_ALL
+	__flush_tlb_all();
+#else
+	if (boot_cpu_has(X86_FEATURE_INVPCID))
+		invpcid_flush_all();
+	else
+		native_write_cr3(__native_read_cr3());
+#endif
+}
+#else
+static inline bool hmmgpu_can_flush_tlb(void)
+{
+	return true;
+}
+#endif
+
+/**
+ * hmmgpu_flush_tlb_mm() - flush every TLB entry of @mm on every CPU.
+ * @mm: the mm whose page tables changed.
+ *
+ * Only where hmmgpu_can_flush_tlb().
+ * Context: process context, interrupts enabled.
+ */
+static inline void hmmgpu_flush_tlb_mm(struct mm_struct *mm)
+{
+#ifdef CONFIG_X86
+	on_each_cpu(hmmgpu_flush_local_tlb, NULL, 1);
+#else
+	flush_tlb_mm(mm);
+#endif
+}
+
+/* --- fences ---------------------------------------------------------------- */
+
+/*
+ * HMMGPU_FENCE_OPS_SEQNO64 goes first in a &struct dma_fence_ops whose
+ * fences are initialized with hmmgpu_fence_init64(): before Linux 6.17 the
+ * ops said "64-bit sequence numbers" (use_64bit_seqno), since then a fence
+ * flag set by dma_fence_init64() does.
+ */
+#if HMMGPU_HAVE_DMA_FENCE_INIT64
+#define HMMGPU_FENCE_OPS_SEQNO64
+#else
+#define HMMGPU_FENCE_OPS_SEQNO64 .use_64bit_seqno = true,
+#endif
+
+/**
+ * hmmgpu_fence_init64() - initialize a fence with a 64-bit sequence number.
+ * @fence: the fence.
+ * @ops: its ops, starting with HMMGPU_FENCE_OPS_SEQNO64.
+ * @lock: its lock.
+ * @context: its context (dma_fence_context_alloc()).
+ * @seqno: its sequence number on @context.
+ */
+static inline void hmmgpu_fence_init64(struct dma_fence *fence,
+				       const struct dma_fence_ops *ops,
+				       spinlock_t *lock, u64 context, u64 seqno)
+{
+#if HMMGPU_HAVE_DMA_FENCE_INIT64
+	dma_fence_init64(fence, ops, lock, context, seqno);
+#else
+	dma_fence_init(fence, ops, lock, context, seqno);
+#endif
+}
+
+/* --- driver model and DRM ------------------------------------------------ */
+
+/*
+ * HMMGPU_DEFINE_PLATFORM_REMOVE(name, fn) defines @name, a
+ * &platform_driver.remove callback calling ``void fn(struct platform_device
+ * *)``: the callback returned int until Linux 6.11.
+ */
+#if HMMGPU_HAVE_PLATFORM_REMOVE_VOID
+#define HMMGPU_DEFINE_PLATFORM_REMOVE(name, fn)				\
+	static void name(struct platform_device *pdev)			\
+	{								\
+		fn(pdev);						\
+	}
+#else
+#define HMMGPU_DEFINE_PLATFORM_REMOVE(name, fn)				\
+	static int name(struct platform_device *pdev)			\
+	{								\
+		fn(pdev);						\
+		return 0;						\
+	}
+#endif
+
+/*
+ * HMMGPU_DRM_DRIVER_DATE(date) goes in a &struct drm_driver initializer,
+ * without a comma after it.  Until Linux 6.14 the DRM core copied
+ * drm_driver.date into every DRM_IOCTL_VERSION reply, warned when it was
+ * NULL, and libdrm's drmGetVersion() crashed on the missing string; then
+ * the field went.
+ */
+#if HMMGPU_HAVE_DRM_DRIVER_DATE
+#define HMMGPU_DRM_DRIVER_DATE(d) .date = (d),
+#else
+#define HMMGPU_DRM_DRIVER_DATE(d)
+#endif
+
+/*
+ * HMMGPU_FOP_UNSIGNED_OFFSET goes in a &struct file_operations initializer,
+ * without a comma after it: since Linux 6.12 drm_open() refuses files whose
+ * fop_flags lack FOP_UNSIGNED_OFFSET; before, the flag did not exist.
+ */
+#if HMMGPU_HAVE_FOP_UNSIGNED_OFFSET
+#define HMMGPU_FOP_UNSIGNED_OFFSET .fop_flags = FOP_UNSIGNED_OFFSET,
+#else
+#define HMMGPU_FOP_UNSIGNED_OFFSET
+#endif
+
+/*
+ * Device debugfs files.  Since Linux 6.3 a device keeps its files itself
+ * (&struct drm_debugfs_info, drm_debugfs_add_files() before
+ * drm_dev_register()); 6.1 creates &struct drm_info_list files in a
+ * registered minor's directory.  Both structures have the same fields.  A
+ * driver defines one array of &struct hmmgpu_debugfs_info and passes it to
+ * hmmgpu_debugfs_add() before and to hmmgpu_debugfs_add_registered() after
+ * drm_dev_register(): each does the work on the kernels it is for.  A
+ * show() callback finds its device with hmmgpu_debugfs_drm().
+ */
+#if HMMGPU_HAVE_DRM_DEBUGFS_ADD_FILES
+#define hmmgpu_debugfs_info drm_debugfs_info
+
+static inline struct drm_device *hmmgpu_debugfs_drm(struct seq_file *m)
+{
+	struct drm_debugfs_entry *entry = m->private;
+
+	return entry->dev;
+}
+
+static inline void hmmgpu_debugfs_add(struct drm_device *drm,
+				      const struct hmmgpu_debugfs_info *files,
+				      int count)
+{
+	drm_debugfs_add_files(drm, files, count);
+}
+
+static inline void
+hmmgpu_debugfs_add_registered(struct drm_device *drm,
+			      const struct hmmgpu_debugfs_info *files,
+			      int count)
+{
+}
+#else
+#define hmmgpu_debugfs_info drm_info_list
+
+static inline struct drm_device *hmmgpu_debugfs_drm(struct seq_file *m)
+{
+	struct drm_info_node *node = m->private;
+
+	return node->minor->dev;
+}
+
+static inline void hmmgpu_debugfs_add(struct drm_device *drm,
+				      const struct hmmgpu_debugfs_info *files,
+				      int count)
+{
+}
+
+/* The files go in the render node's directory (dri/128 and up). */
+static inline void
+hmmgpu_debugfs_add_registered(struct drm_device *drm,
+			      const struct hmmgpu_debugfs_info *files,
+			      int count)
+{
+	if (drm->render && drm->render->debugfs_root)
+		drm_debugfs_create_files(files, count,
+					 drm->render->debugfs_root,
+					 drm->render);
+}
+#endif
+
+#endif /* HMMGPU_COMPAT_H */
