@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define TRACING "/sys/kernel/tracing"
@@ -195,28 +196,36 @@ TEST(evicted_tracepoint_names_the_evicted_pages)
 }
 
 /*
- * Sums "key value" lines named @key over the hmmgpu_stats files of the
- * primary nodes (dri/0-63: the same file also shows under other names of
- * each device).
+ * Sums "key value" lines named @key over the hmmgpu_stats files, one per
+ * device: the same file shows under several names of each device
+ * (dri/<minor> links to the device's own folder since Linux 6.3; 6.1 has
+ * it in the render minor's folder only), so files are told apart by
+ * inode, not by path.
  */
 static unsigned long long debugfs_sum(const char *key, unsigned int *nfiles)
 {
 	unsigned long long sum = 0;
+	struct stat seen[64];
 	unsigned int n = 0;
 	glob_t g;
 
 	if (glob("/sys/kernel/debug/dri/*/hmmgpu_stats", 0, NULL, &g))
 		SKIP("no hmmgpu_stats in debugfs");
 	for (size_t i = 0; i < g.gl_pathc; i++) {
-		const char *dir = g.gl_pathv[i] + strlen("/sys/kernel/debug/dri/");
-		char line[256], name[128], *end;
+		char line[256], name[128];
 		unsigned long long v;
-		long minor = strtol(dir, &end, 10);
+		struct stat st;
+		bool dup = false;
 		FILE *f;
 
-		if (end == dir || *end != '/' || minor >= 64)
+		ASSERT_EQ(stat(g.gl_pathv[i], &st), 0);
+		for (unsigned int j = 0; j < n; j++)
+			dup |= seen[j].st_dev == st.st_dev &&
+			       seen[j].st_ino == st.st_ino;
+		if (dup)
 			continue;
-		n++;
+		ASSERT_LT(n, 64);
+		seen[n++] = st;
 		f = fopen(g.gl_pathv[i], "r");
 
 		ASSERT_TRUE(f != NULL);
