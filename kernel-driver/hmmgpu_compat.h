@@ -43,6 +43,24 @@
  * support a new change: add ``probes/NAME.c`` that compiles only where the
  * new API exists (``NAME.sym`` for "is this symbol exported"), then a
  * helper here that uses ``HMMGPU_HAVE_NAME``.
+ *
+ * The probes, and the kernel that changed each API:
+ *
+ * - ``drm_debugfs_add_files``: 6.3, device-centred debugfs files;
+ * - ``vm_flags_set``: 6.3, vm_flags read-only for drivers;
+ * - ``dump_mm.sym``: exported after 6.1 (mmap_assert_locked() on
+ *   CONFIG_DEBUG_VM kernels calls it);
+ * - ``platform_remove_void``: 6.11, void platform_driver.remove;
+ * - ``fop_unsigned_offset``: 6.12, drm_open() wants FOP_UNSIGNED_OFFSET;
+ * - ``alloc_pages_bulk``: 6.14, alloc_pages_bulk_array() renamed;
+ * - ``drm_driver_date``: 6.14, drm_driver.date removed;
+ * - ``page_pgmap``: 6.15, page->pgmap moved behind page_pgmap();
+ * - ``dma_fence_init64``: 6.17, dma_fence_ops.use_64bit_seqno replaced;
+ * - ``folio_free``: 6.19, dev_pagemap_ops.page_free became folio_free;
+ * - ``zone_device_page_init_order``: 6.19, zone_device_page_init() takes
+ *   the pagemap and an order;
+ * - ``apply_to_existing_page_range.sym``, ``__flush_tlb_all.sym``: 7.x
+ *   exports neither to modules (the latter to KVM only).
  */
 
 /* --- device-private pages ------------------------------------------------ */
@@ -241,7 +259,8 @@ static inline int hmmgpu_apply_to_existing_page_range(struct mm_struct *mm,
  * 3), else, when the kernel does not use PCIDs, a write of CR3 (which
  * drops every non-global entry, and user entries are never global).  A CPU
  * with PCIDs but without INVPCID has no such way: hmmgpu_can_flush_tlb()
- * says so and the driver offers no device view there.  Other
+ * says so and the driver offers no device view there.  (The test VM's
+ * emulated CPU has neither, so its 7.3 runs take the CR3 path.)  Other
  * architectures flush the mm.
  */
 #ifdef CONFIG_X86
@@ -252,6 +271,19 @@ static inline bool hmmgpu_can_flush_tlb(void)
 #else
 	return boot_cpu_has(X86_FEATURE_INVPCID) ||
 	       !boot_cpu_has(X86_FEATURE_PCID);
+#endif
+}
+
+/* How the device TLB is flushed here, for the log. */
+static inline const char *hmmgpu_tlb_flush_method(void)
+{
+#if HMMGPU_HAVE_EXPORT_FLUSH_TLB_ALL
+	return "__flush_tlb_all";
+#else
+	if (boot_cpu_has(X86_FEATURE_INVPCID))
+		return "INVPCID";
+	return boot_cpu_has(X86_FEATURE_PCID) ? "none (no device view)" :
+						"CR3 write";
 #endif
 }
 
@@ -270,6 +302,11 @@ static inline void hmmgpu_flush_local_tlb(void *unused)
 static inline bool hmmgpu_can_flush_tlb(void)
 {
 	return true;
+}
+
+static inline const char *hmmgpu_tlb_flush_method(void)
+{
+	return "flush_tlb_mm";
 }
 #endif
 

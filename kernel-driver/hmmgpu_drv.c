@@ -173,6 +173,8 @@ static int hmmgpu_ioctl_get_info(struct drm_device *drm, void *data,
 	args->mem_free = hmmgpu_dmem_free_bytes(&hdev->dmem);
 	args->copy_engine = hmmgpu_copy_engine_kind(hdev->copy);
 	args->copy_channels = hmmgpu_copy_engine_channels(hdev->copy);
+	if (hmmgpu_can_flush_tlb())
+		args->caps |= HMMGPU_CAP_VIEW;
 	return 0;
 }
 
@@ -382,10 +384,11 @@ static int hmmgpu_probe(struct platform_device *pdev)
 		goto err_fini_dmem;
 	hmmgpu_debugfs_register(hdev, true);
 
-	drm_info(&hdev->drm, "hmmgpu%u: %lu MiB device memory, pfns 0x%lx-0x%lx\n",
+	drm_info(&hdev->drm, "hmmgpu%u: %lu MiB device memory, pfns 0x%lx-0x%lx, device TLB flush: %s\n",
 		 hdev->index, hdev->dmem.npages >> (20 - PAGE_SHIFT),
 		 hdev->dmem.pfn_first,
-		 hdev->dmem.pfn_first + hdev->dmem.npages - 1);
+		 hdev->dmem.pfn_first + hdev->dmem.npages - 1,
+		 hmmgpu_tlb_flush_method());
 	return 0;
 
 err_fini_dmem:

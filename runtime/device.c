@@ -322,5 +322,8 @@ HMM_EXPORT int hmm_device_get_info(int dev, struct hmm_device_info *info)
 	info->abi_version = gi.abi_version;
 	info->copy_engine = gi.copy_engine;
 	info->copy_channels = gi.copy_channels;
+	/* drivers before ABI 4 have no caps, and had every one of them */
+	if (gi.abi_version < 4 || (gi.caps & HMMGPU_CAP_VIEW))
+		info->caps |= HMM_DEVICE_CAP_VIEW;
 	return 0;
 }

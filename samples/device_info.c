@@ -47,12 +47,14 @@ int main(void)
 				hmm_strerror(ret));
 			return 1;
 		}
-		printf("%-8s %-20s %6llu MiB memory, %6llu MiB free, %llu-byte pages, copy engine %s, ABI %u\n",
+		printf("%-8s %-20s %6llu MiB memory, %6llu MiB free, %llu-byte pages, copy engine %s, ABI %u%s\n",
 		       info.name, info.render_node,
 		       (unsigned long long)(info.mem_total >> 20),
 		       (unsigned long long)(info.mem_free >> 20),
 		       (unsigned long long)info.page_size,
-		       engine_name(info.copy_engine), info.abi_version);
+		       engine_name(info.copy_engine), info.abi_version,
+		       info.caps & HMM_DEVICE_CAP_VIEW ? "" :
+		       ", no device view on this kernel and CPU");
 		if (info.mem_free > info.mem_total || !info.page_size) {
 			fprintf(stderr, "device_info: %s reports inconsistent memory sizes\n",
 				info.name);

@@ -53,8 +53,17 @@ struct hmm_device_info {
 	 *  "platform:hmmgpu.0", ... (libdrm's drmGetDevices2() when it lists
 	 *  the device, else udev) */
 	char bus[HMM_DEVICE_NAME_MAX];
-	uint64_t reserved[4];    /**< zero */
+	uint64_t caps;           /**< HMM_DEVICE_CAP_* bits */
+	uint64_t reserved[3];    /**< zero */
 };
+
+/**
+ * hmm_device_info::caps: the device's views work on this kernel and CPU
+ * (device pointers, hmm_launch(), OpenCL interop).  Without it (Linux 7.x
+ * on an x86 CPU with PCIDs but no INVPCID) those return -EOPNOTSUPP;
+ * managed memory, prefetch and residency still work.
+ */
+#define HMM_DEVICE_CAP_VIEW (1ULL << 0)
 
 /**
  * Number of hmmgpu devices this process can use.

@@ -21,7 +21,8 @@ TEST(device_info_layout)
 	ASSERT_EQ(offsetof(struct hmm_device_info, copy_engine), 160);
 	ASSERT_EQ(offsetof(struct hmm_device_info, copy_channels), 164);
 	ASSERT_EQ(offsetof(struct hmm_device_info, bus), 168);
-	ASSERT_EQ(offsetof(struct hmm_device_info, reserved), 232);
+	ASSERT_EQ(offsetof(struct hmm_device_info, caps), 232);
+	ASSERT_EQ(offsetof(struct hmm_device_info, reserved), 240);
 }
 
 TEST(stats_layout)

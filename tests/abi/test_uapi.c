@@ -25,7 +25,8 @@ TEST(get_info_layout)
 	PIN_OFF(struct drm_hmmgpu_get_info, mem_free, 40);
 	PIN_OFF(struct drm_hmmgpu_get_info, copy_engine, 48);
 	PIN_OFF(struct drm_hmmgpu_get_info, copy_channels, 52);
-	PIN_OFF(struct drm_hmmgpu_get_info, reserved, 56);
+	PIN_OFF(struct drm_hmmgpu_get_info, caps, 56);
+	PIN_OFF(struct drm_hmmgpu_get_info, reserved, 64);
 }
 
 TEST(migrate_layout)
@@ -117,7 +118,7 @@ TEST(structs_are_multiples_of_8_bytes)
 
 TEST(ioctl_numbers)
 {
-	ASSERT_EQ(HMMGPU_ABI_VERSION, 3);
+	ASSERT_EQ(HMMGPU_ABI_VERSION, 4);
 	/* dense, in the order they were added */
 	ASSERT_EQ(DRM_HMMGPU_GET_INFO, 0x00);
 	ASSERT_EQ(DRM_HMMGPU_MIGRATE, 0x01);

@@ -506,6 +506,13 @@ void kt_view_open(struct kt_view *v, int fd, void *cpu, size_t size)
 	v->cpu = cpu;
 	v->size = size;
 	ret = kt_view_register(fd, cpu, size, &v->handle, &v->offset);
+	if (ret == -EOPNOTSUPP) {
+		struct drm_hmmgpu_get_info info;
+
+		kt_get_info(fd, &info);
+		if (!(info.caps & HMMGPU_CAP_VIEW))
+			SKIP("no device view on this kernel and CPU (GET_INFO caps lacks HMMGPU_CAP_VIEW)");
+	}
 	if (ret)
 		HMMT_FAIL("VIEW_REGISTER %p + %zu: %s", cpu, size,
 			  strerror(-ret));

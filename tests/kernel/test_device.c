@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_device.c - the hmmgpu DRM device: discovery, GET_INFO and its
- * rejections, unplug through unbind, module unload and reload.
+ * test_device.c - the hmmgpu DRM device: discovery, GET_INFO, its caps and
+ * its rejections, unplug through unbind, module unload and reload.
  *
  * Runs inside the test VM with hmmgpu.ko loaded (tools/vm/hmmvm test).
  */
@@ -70,7 +70,9 @@ TEST(get_info_reports_the_device)
 		ASSERT_EQ(info.mem_free, mem); /* nothing resident yet */
 		ASSERT_TRUE(info.copy_engine == HMMGPU_COPY_ENGINE_SOFTWARE ||
 			    info.copy_engine == HMMGPU_COPY_ENGINE_DMAENGINE);
-		for (unsigned int r = 0; r < 4; r++)
+		/* only bits the header names */
+		ASSERT_EQ(info.caps & ~HMMGPU_CAP_VIEW, 0);
+		for (unsigned int r = 0; r < 3; r++)
 			ASSERT_EQ(info.reserved[r], 0);
 		ASSERT_EQ(info.flags, 0);
 		close(fd);
@@ -95,6 +97,39 @@ static void spoil_flags(struct drm_hmmgpu_get_info *i) { i->flags = 1; }
 static void spoil_high_flag(struct drm_hmmgpu_get_info *i) { i->flags = 1u << 31; }
 static void spoil_pad(struct drm_hmmgpu_get_info *i) { i->pad = 1; }
 static void spoil_extensions(struct drm_hmmgpu_get_info *i) { i->extensions = 0x1000; }
+
+/*
+ * HMMGPU_CAP_VIEW says whether VIEW_REGISTER works on this kernel and CPU
+ * (hmmgpu_compat.h): the bit and the ioctl must agree.
+ */
+TEST(view_capability_matches_view_register)
+{
+	struct drm_hmmgpu_get_info info = { 0 };
+	struct drm_hmmgpu_view_register reg = { 0 };
+	size_t size = 64 * 1024;
+	int fd = kt_open_device(0);
+	char *p = kt_map(size);
+	int ret;
+
+	ASSERT_EQ(drmIoctl(fd, DRM_IOCTL_HMMGPU_GET_INFO, &info), 0);
+	reg.start = (uintptr_t)p;
+	reg.size = size;
+	ret = drmIoctl(fd, DRM_IOCTL_HMMGPU_VIEW_REGISTER, &reg) ? -errno : 0;
+	if (info.caps & HMMGPU_CAP_VIEW) {
+		struct drm_hmmgpu_view_unregister unreg = {
+			.handle = reg.handle,
+		};
+
+		ASSERT_EQ(ret, 0);
+		ASSERT_EQ(drmIoctl(fd, DRM_IOCTL_HMMGPU_VIEW_UNREGISTER, &unreg),
+			  0);
+	} else {
+		ASSERT_EQ(ret, -EOPNOTSUPP);
+		printf("# this kernel and CPU give no device view\n");
+	}
+	kt_unmap(p, size);
+	close(fd);
+}
 
 TEST(get_info_rejects_flags)
 {

@@ -158,7 +158,8 @@ TEST(device_count_and_info)
 		ASSERT_TRUE(info.copy_engine == HMM_COPY_ENGINE_SOFTWARE ||
 			    info.copy_engine == HMM_COPY_ENGINE_DMAENGINE);
 		ASSERT_GE(info.copy_channels, 1);
-		for (int r = 0; r < 4; r++)
+		ASSERT_EQ(info.caps & ~HMM_DEVICE_CAP_VIEW, 0);
+		for (int r = 0; r < 3; r++)
 			ASSERT_EQ(info.reserved[r], 0);
 	}
 	/* render nodes differ */

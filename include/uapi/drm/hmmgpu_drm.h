@@ -25,9 +25,10 @@ extern "C" {
 /**
  * HMMGPU_ABI_VERSION - version of this ABI reported by GET_INFO.
  *
- * Bumped when an ioctl is added; existing ioctls never change layout.
+ * Bumped when an ioctl or an output field is added; existing ioctls never
+ * change layout.  4: &drm_hmmgpu_get_info.caps.
  */
-#define HMMGPU_ABI_VERSION 3
+#define HMMGPU_ABI_VERSION 4
 
 #define DRM_HMMGPU_GET_INFO 0x00
 #define DRM_HMMGPU_MIGRATE 0x01
@@ -51,6 +52,18 @@ extern "C" {
 	DRM_IOW(DRM_COMMAND_BASE + DRM_HMMGPU_VIEW_UNREGISTER, struct drm_hmmgpu_view_unregister)
 #define DRM_IOCTL_HMMGPU_VIEW_ADVISE \
 	DRM_IOW(DRM_COMMAND_BASE + DRM_HMMGPU_VIEW_ADVISE, struct drm_hmmgpu_view_advise)
+
+/*
+ * Bits of &drm_hmmgpu_get_info.caps: what the driver can do on the running
+ * kernel and CPU.  A driver of ABI version 3 or less has no caps field and
+ * can do all of them.
+ */
+/*
+ * HMMGPU_CAP_VIEW: VIEW_REGISTER works.  Without it (Linux 7.x on an x86
+ * CPU with PCIDs but no INVPCID: no way for a module to flush the TLB,
+ * which is the device's) VIEW_REGISTER fails with -EOPNOTSUPP.
+ */
+#define HMMGPU_CAP_VIEW (1ULL << 0)
 
 /* Values of &drm_hmmgpu_get_info.copy_engine. */
 #define HMMGPU_COPY_ENGINE_SOFTWARE 0 /* the device's own copy threads */
@@ -83,8 +96,10 @@ struct drm_hmmgpu_get_info {
 	__u32 copy_engine;
 	/** @copy_channels: (out) number of copy-engine channels. */
 	__u32 copy_channels;
+	/** @caps: (out) HMMGPU_CAP_* bits (ABI version 4 and later). */
+	__u64 caps;
 	/** @reserved: (out) zero; room to grow without a new ioctl. */
-	__u64 reserved[4];
+	__u64 reserved[3];
 };
 
 /* Values of &drm_hmmgpu_migrate.target. */
