@@ -192,7 +192,9 @@ struct hmmgpu_file {
  * @notifier: interval notifier over [@start, @end) of @mm.
  * @map_notifier: interval notifier over the view mapping, while there is
  *		  one: tells when its page tables are about to go.
- * @map_vma: the VMA of the mapping, or NULL; protected by @mm's mmap_lock.
+ * @map_vma: the VMA of the mapping, or NULL; written under @mm's mmap_lock
+ *	     and @lock, read under either; outside the mmap lock only
+ *	     compared, never dereferenced.
  * @lock: orders entry insertion against invalidation (the notifier's
  *	  sequence); protects the fields below.
  * @granularity: bytes a device fault migrates.

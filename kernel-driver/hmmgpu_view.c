@@ -42,10 +42,12 @@
  *    page the CPU may not write (the VMA lacks VM_WRITE), is a fatal
  *    device fault: SIGBUS for the accessing thread, nothing else changes;
  * 2. the aligned block of the view's granularity around the address
- *    (VIEW_ADVISE, default view_fault_kib) is migrated to the device in
- *    one batch, with the same code as the MIGRATE ioctl;
+ *    (VIEW_ADVISE, default view_fault_kib), within the CPU VMA and the
+ *    part of the view the faulting mapping covers, is migrated to the
+ *    device in one batch, with the same code as the MIGRATE ioctl;
  * 3. density prefetch: if more than prefetch_pct percent of the enclosing
- *    2 MiB region is now on the device, the rest of it is migrated too;
+ *    2 MiB region (within the same bounds) is now on the device, the rest
+ *    of it is migrated too;
  * 4. hmm_range_fault() finds the pages of the block (or region): device
  *    pages of any hmmgpu device without faulting, system pages faulted in
  *    when they could not move (pinned pages, for instance);
@@ -68,6 +70,11 @@
  * caller's mapped views of that file (hmmgpu_view_populate()), the way a
  * GPU driver maps a prefetched range: prefetched data costs no device
  * fault.
+ *
+ * A mapping may cover just a part of the view, and the page tables
+ * around it belong to other VMAs of the process: every page-table
+ * operation on a mapping (allocating, entering, clearing) stays within
+ * the range that mapping covers (view_vma_range()).
  */
 
 /**
@@ -81,8 +88,8 @@
  * before any page is copied, freed or reused. The callback clears the
  * view's entries for the range and flushes the TLB before it returns, so
  * no device access can reach a page after that point; a dirty entry of a
- * system page marks the page dirty first, so reclaim does not drop a
- * device write.
+ * system page (anonymous, shmem or memfd) marks the page dirty first, so
+ * reclaim does not drop a device write.
  *
  * The entries are cleared with apply_to_existing_page_range() (or, where
  * the kernel does not export it, hmmgpu_compat.h's equivalent) and no
@@ -97,11 +104,22 @@
  * modules on x86, so the flush is a full TLB flush on every CPU; it only
  * happens when an entry was actually cleared.
  *
+ * Only a device fault enters pages in a mapping the map notifier marked
+ * unmapped (after a refused mremap(), its VMA is the one faulted on).
+ * hmmgpu_view_populate() does not, and it finds the mapping by looking
+ * it up in the mm rather than trusting &hmmgpu_view.map_vma: munmap()
+ * takes the VMA out of the tree, then downgrades to the read lock that
+ * MIGRATE also takes, tells the map notifier, frees the page tables and
+ * only then calls ->close, which forgets the VMA under the view lock.
+ * Entries entered in that window would outlive the mapping.
+ *
  * Lifetime: a view lives while it is registered or mapped (a reference
- * each). Only the registering process may map it, once at a time; the
- * mapping is VM_DONTCOPY (not inherited across fork), VM_DONTEXPAND, and
- * refuses mremap() and partial munmap()/mprotect(). UNREGISTER or closing
- * the file clears the entries; faults on what remains get SIGBUS, as do
+ * each). Only the registering process may map it, through the file it
+ * was registered on (the mapping keeps that file, and so the
+ * &hmmgpu_file the view points to, alive), once at a time; the mapping
+ * is VM_DONTCOPY (not inherited across fork), VM_DONTEXPAND, and refuses
+ * mremap() and partial munmap()/mprotect(). UNREGISTER or closing the
+ * file clears the entries; faults on what remains get SIGBUS, as do
  * faults after the CPU range was unmapped or the device removed.
  */
 
@@ -161,6 +179,27 @@ static unsigned long view_addr(struct hmmgpu_view *view, unsigned long addr)
 	return view->map_base + (addr - view->start);
 }
 
+/**
+ * view_vma_range() - the CPU range a view mapping covers.
+ * @view: the view.
+ * @vvma: a VMA mapping @view, whole or in part (hmmgpu_mmap() checked
+ *	  that its offset and length lie within the view).
+ * @lo: out: the CPU address of @vvma's first page.
+ * @hi: out: the CPU address after its last page.
+ *
+ * Every page-table operation on @vvma stays within [@lo, @hi): a device
+ * fault's block, its density region and a populated range are clamped
+ * to it, since the page tables around @vvma belong to other VMAs.
+ */
+static void view_vma_range(struct hmmgpu_view *view,
+			   struct vm_area_struct *vvma, unsigned long *lo,
+			   unsigned long *hi)
+{
+	*lo = view->start + (((u64)vvma->vm_pgoff << PAGE_SHIFT) -
+			     view->offset);
+	*hi = *lo + (vvma->vm_end - vvma->vm_start);
+}
+
 struct clear_ctx {
 	struct mm_struct *mm;
 	/* with @pfns: keep entries that already map what the fault wants */
@@ -200,8 +239,16 @@ static int clear_pte(pte_t *ptep, unsigned long addr, void *data)
 	pte = ptep_get_and_clear(c->mm, addr, ptep);
 	if (pte_dirty(pte) && pfn_valid(pte_pfn(pte))) {
 		folio = page_folio(pfn_to_page(pte_pfn(pte)));
-		/* a system page mapped remotely: reclaim must keep the write */
-		if (folio_test_anon(folio))
+		/*
+		 * A system page mapped remotely, anonymous or file (shmem,
+		 * memfd): reclaim must keep the device's write, which only
+		 * this entry may know of. As zap does, under the page-table
+		 * lock (apply_to_*page_range() holds it) while the CPU maps
+		 * the page: truncation must unmap it from the CPU first, and
+		 * that invalidation waits for the view lock we hold. A
+		 * backing page has no mapping and nothing to write back.
+		 */
+		if (folio_test_anon(folio) || folio_mapping(folio))
 			folio_mark_dirty(folio);
 	}
 	/* A stale read-only entry of the same page is harmless. */
@@ -600,9 +647,14 @@ static vm_fault_t view_map(struct hmmgpu_view *view,
 	pgprot_t rw = vm_get_page_prot(vvma->vm_flags);
 	pgprot_t ro = vm_get_page_prot(vvma->vm_flags & ~VM_WRITE);
 	vm_fault_t ret = VM_FAULT_NOPAGE;
+	unsigned long *hmm_pfns, *pfns, vlo, vhi;
 	struct clear_ctx c;
-	unsigned long *hmm_pfns, *pfns;
 	int err;
+
+	/* the callers clamp: nothing outside @vvma is ours to touch */
+	view_vma_range(view, vvma, &vlo, &vhi);
+	if (WARN_ON_ONCE(start < vlo || end > vhi || start >= end))
+		return VM_FAULT_SIGBUS;
 
 	hmm_pfns = kvmalloc_array(npages, 2 * sizeof(*hmm_pfns), GFP_KERNEL);
 	if (!hmm_pfns)
@@ -669,7 +721,17 @@ again:
 		goto again;
 	}
 	if (!view->mapped) {
-		/* entries again after a refused mremap() cleared them */
+		/*
+		 * Only a device fault maps again, after a refused mremap()
+		 * cleared the entries: its VMA is the live one the fault was
+		 * taken on. Not hmmgpu_view_populate(): the map notifier may
+		 * have seen this mapping go (a munmap() past its point of no
+		 * return), and entries now would outlive it.
+		 */
+		if (!fault) {
+			mutex_unlock(&view->lock);
+			goto out_free;
+		}
 		view->mapped = true;
 		view->map_start = vvma->vm_start;
 		view->map_end = vvma->vm_end;
@@ -802,7 +864,7 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	struct hmmgpu_file *hfile = view->hfile;
 	struct hmmgpu_device *hdev = hfile->hdev;
 	struct hmmgpu_migrate_result res = { 0 };
-	unsigned long gran, start, end, rstart, rend, resident;
+	unsigned long gran, start, end, rstart, rend, resident, vlo, vhi;
 	unsigned int pct = READ_ONCE(hmmgpu_prefetch_pct);
 	struct vm_area_struct *cvma;
 	struct mutex *fault_lock;
@@ -824,8 +886,15 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 		return VM_FAULT_SIGBUS;
 
 	hmmgpu_count_device_fault(hdev, hfile);
-	start = max3(ALIGN_DOWN(addr, gran), cvma->vm_start, view->start);
-	end = min3(ALIGN_DOWN(addr, gran) + gran, cvma->vm_end, view->end);
+	/*
+	 * The block, within the CPU VMA and the part of the view that @vvma
+	 * maps (itself within the registered range): a mapping may cover
+	 * just a part of the view, and the page tables next to it are other
+	 * VMAs' (view_vma_range()).
+	 */
+	view_vma_range(view, vvma, &vlo, &vhi);
+	start = max3(ALIGN_DOWN(addr, gran), cvma->vm_start, vlo);
+	end = min3(ALIGN_DOWN(addr, gran) + gran, cvma->vm_end, vhi);
 	if (remote || !hmmgpu_vma_migratable(cvma, HMMGPU_MIGRATE_TO_DEVICE)) {
 		ret = view_map(view, vvma, NULL, start, end, write ? addr : 0,
 			       true);
@@ -842,8 +911,8 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 			     HMMGPU_CAUSE_DEVICE_FAULT, &res);
 
 	/* Density prefetch over the enclosing 2 MiB region. */
-	rstart = max3(ALIGN_DOWN(addr, SZ_2M), cvma->vm_start, view->start);
-	rend = min3(ALIGN_DOWN(addr, SZ_2M) + SZ_2M, cvma->vm_end, view->end);
+	rstart = max3(ALIGN_DOWN(addr, SZ_2M), cvma->vm_start, vlo);
+	rend = min3(ALIGN_DOWN(addr, SZ_2M) + SZ_2M, cvma->vm_end, vhi);
 	/* only a fault that moved pages can change the density */
 	if (pct && res.moved && (rend - rstart) > (end - start)) {
 		unsigned long rpages = (rend - rstart) >> PAGE_SHIFT;
@@ -867,6 +936,52 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	return ret;
 }
 
+static const struct vm_operations_struct hmmgpu_view_vm_ops;
+
+/**
+ * view_populate() - enter the present pages of [@start, @end) in @view.
+ * @view: a view of the calling process.
+ * @start: page-aligned start.
+ * @end: page-aligned end.
+ *
+ * The mapping is looked up in the mm, never taken from &hmmgpu_view.map_vma:
+ * munmap() takes the VMA out of the tree, then downgrades to the read
+ * lock (which MIGRATE may hold at the same time), frees the page tables
+ * and only then calls ->close. A VMA found in the tree under the mmap
+ * lock stays until the lock is dropped; one on its way out is not found.
+ *
+ * Context: @view->mm's mmap_lock held.
+ */
+static void view_populate(struct hmmgpu_view *view, unsigned long start,
+			  unsigned long end)
+{
+	struct vm_area_struct *vvma;
+	unsigned long vlo, vhi, next, map_start;
+	bool mapped;
+
+	hmmgpu_mmap_assert_locked(view->mm);
+	mutex_lock(&view->lock);
+	mapped = view->mapped && !view->dead;
+	map_start = view->map_start;
+	mutex_unlock(&view->lock);
+	if (!mapped)
+		return;
+	vvma = vma_lookup(view->mm, map_start);
+	if (!vvma || vvma->vm_ops != &hmmgpu_view_vm_ops ||
+	    vvma->vm_private_data != view)
+		return;
+	/* only what the mapping covers */
+	view_vma_range(view, vvma, &vlo, &vhi);
+	start = max(start, vlo);
+	end = min(end, vhi);
+	for (; start < end; start = next) {
+		next = min(ALIGN_DOWN(start, SZ_2M) + SZ_2M, end);
+		if (view_map(view, vvma, NULL, start, next, 0, false) !=
+		    VM_FAULT_NOPAGE)
+			break;
+	}
+}
+
 /**
  * hmmgpu_view_populate() - enter pages just prefetched in the views.
  * @hfile: the file whose MIGRATE moved [@start, @end) to its device.
@@ -876,8 +991,9 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
  * Like a GPU driver that maps a prefetched range in the GPU page table,
  * so that the device does not fault on data that is already there: the
  * pages of the range that are present now are entered in every mapped
- * view of the caller's that covers them. Best effort: what is not
- * entered faults in later.
+ * view of the caller's that covers them, within the part each mapping
+ * covers. Best effort: what is not entered faults in later; a view whose
+ * entries were cleared by a refused mremap() is left to its next fault.
  *
  * Context: process context, mmap_lock not held.
  */
@@ -886,30 +1002,14 @@ void hmmgpu_view_populate(struct hmmgpu_file *hfile, unsigned long start,
 {
 	struct mm_struct *mm = current->mm;
 	struct hmmgpu_view *view;
-	unsigned long s, e, next;
 
 	mutex_lock(&hfile->views_lock);
 	list_for_each_entry(view, &hfile->views, node) {
-		if (view->mm != mm)
+		if (view->mm != mm || start >= view->end || end <= view->start)
 			continue;
-		s = max(start, view->start);
-		e = min(end, view->end);
 		mmap_read_lock(mm);
-		for (; s < e && view->map_vma; s = next) {
-			struct vm_area_struct *vvma = view->map_vma;
-			u64 voff = view->offset + (s - view->start);
-			u64 vlo = (u64)vvma->vm_pgoff << PAGE_SHIFT;
-
-			next = min(ALIGN_DOWN(s, SZ_2M) + SZ_2M, e);
-			/* only what the mapping covers */
-			if (voff < vlo ||
-			    voff + (next - s) > vlo + (vvma->vm_end -
-						      vvma->vm_start))
-				continue;
-			if (view_map(view, vvma, NULL, s, next, 0, false) !=
-			    VM_FAULT_NOPAGE)
-				break;
-		}
+		view_populate(view, max(start, view->start),
+			      min(end, view->end));
 		mmap_read_unlock(mm);
 	}
 	mutex_unlock(&hfile->views_lock);
@@ -954,16 +1054,23 @@ static void hmmgpu_view_vm_open(struct vm_area_struct *vma)
 static void hmmgpu_view_vm_close(struct vm_area_struct *vma)
 {
 	struct hmmgpu_view *view = vma->vm_private_data;
+	bool mapping;
 
-	/* Not the copy a refused mremap() made: the mapping goes. */
-	if (view->map_vma == vma) {
-		/* munmap() or exit told the map notifier, which cleared */
-		mutex_lock(&view->lock);
+	/*
+	 * Not the copy a refused mremap() made: the mapping goes. munmap()
+	 * or exit told the map notifier, which cleared the entries; the
+	 * view lock orders this against view_map(), which may run at the
+	 * same time under the read lock munmap() downgraded to.
+	 */
+	mutex_lock(&view->lock);
+	mapping = view->map_vma == vma;
+	if (mapping) {
 		view->mapped = false;
-		mutex_unlock(&view->lock);
 		view->map_vma = NULL;
-		mmu_interval_notifier_remove(&view->map_notifier);
 	}
+	mutex_unlock(&view->lock);
+	if (mapping)
+		mmu_interval_notifier_remove(&view->map_notifier);
 	kref_put(&view->ref, view_free);
 }
 
@@ -993,7 +1100,8 @@ static const struct vm_operations_struct hmmgpu_view_vm_ops = {
  * @vma: the new mapping; its offset names the view.
  *
  * Context: mmap_lock held for write.
- * Return: 0; -EINVAL for an offset of no view, a private mapping, or one
+ * Return: 0; -EINVAL for an offset of no view of this file (a view
+ * registered on another file is no view here), a private mapping, or one
  * that goes past the view's end; -EACCES when the caller is not the
  * process that registered the view; -EBUSY when the view is mapped
  * already; -ENODEV after removal.
@@ -1002,17 +1110,25 @@ int hmmgpu_mmap(struct file *filp, struct vm_area_struct *vma)
 {
 	struct drm_file *priv = filp->private_data;
 	struct hmmgpu_device *hdev = to_hmmgpu(priv->minor->dev);
+	struct hmmgpu_file *hfile = priv->driver_priv;
 	u64 off = (u64)vma->vm_pgoff << PAGE_SHIFT;
 	u64 len = vma->vm_end - vma->vm_start;
 	struct hmmgpu_view *view;
+	bool busy;
 	int idx, ret = 0;
 
 	if (!drm_dev_enter(&hdev->drm, &idx))
 		return -ENODEV;
+	/*
+	 * Only a view of this file: the mapping keeps its file open (and so
+	 * the &hmmgpu_file the view points to), not any other file.
+	 */
 	xa_lock(&hdev->views);
 	view = xa_load(&hdev->views, off >> HMMGPU_VIEW_OFFSET_SHIFT);
-	if (view)
+	if (view && view->hfile == hfile)
 		kref_get(&view->ref);
+	else
+		view = NULL;
 	xa_unlock(&hdev->views);
 	if (!view) {
 		ret = -EINVAL;
@@ -1028,7 +1144,10 @@ int hmmgpu_mmap(struct file *filp, struct vm_area_struct *vma)
 		ret = -EINVAL;
 		goto out_put;
 	}
-	if (view->map_vma) {
+	mutex_lock(&view->lock);
+	busy = view->map_vma;
+	mutex_unlock(&view->lock);
+	if (busy) {
 		ret = -EBUSY;
 		goto out_put;
 	}
@@ -1042,8 +1161,8 @@ int hmmgpu_mmap(struct file *filp, struct vm_area_struct *vma)
 			  VM_DONTCOPY);
 	vma->vm_private_data = view;
 	vma->vm_ops = &hmmgpu_view_vm_ops;
-	view->map_vma = vma;
 	mutex_lock(&view->lock);
+	view->map_vma = vma;
 	view->mapped = true;
 	view->map_start = vma->vm_start;
 	view->map_end = vma->vm_end;

@@ -25,6 +25,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -549,6 +550,109 @@ TEST_TIMEOUT(page_ping_pongs_between_cpu_and_view, VIEW_TIMEOUT)
 	close(fd);
 }
 
+/*
+ * munmap() of a view mapping racing MIGRATE to the device, which enters
+ * the pages it finds on the device in the caller's mapped views: munmap()
+ * takes the VMA out, downgrades to the read lock that MIGRATE also takes,
+ * and only then clears the view, frees its page tables and closes it.
+ * Entries that MIGRATE made in that window would outlive the mapping: an
+ * anonymous mapping made at the same address afterwards would read (and
+ * write) the device's memory instead of zeros, and its munmap() would
+ * report bad page-table entries.  Many rounds, as the upstream
+ * anon_teardown test does; the kernel log must stay clean.
+ */
+struct unmap_race {
+	int fd;
+	char *p;
+	size_t size;
+	atomic_bool stop;
+	_Atomic uint64_t migrations;
+	int err;	/* first MIGRATE error */
+};
+
+static void unmap_race_migrate(void *arg)
+{
+	struct unmap_race *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		int ret = kt_migrate(r->fd, r->p, r->size, TO_DEVICE, NULL);
+
+		if (ret && !r->err)
+			r->err = ret;
+		atomic_fetch_add(&r->migrations, 1);
+	}
+}
+
+TEST_TIMEOUT(munmap_racing_migrate_leaves_no_view_entries, 90)
+{
+	size_t ps = kt_page_size(), size = 2 * MIB, npages = size / ps;
+	struct unmap_race r = { .size = size };
+	unsigned long rounds = 0;
+	struct kt_thread t;
+	char *hint = NULL, *q;
+	uint32_t handle;
+	uint64_t offset;
+	double end;
+
+	r.fd = kt_open_device(0);
+	r.p = kt_map_aligned(size, REGION);
+	kt_fill(r.p, size, 2801);
+	ASSERT_EQ(kt_view_register(r.fd, r.p, size, &handle, &offset), 0);
+	/* on the device: every MIGRATE finds all of it there to enter */
+	KT_EXPECT_MIGRATE(r.fd, r.p, size, TO_DEVICE, npages, 0, 0);
+
+	kt_start(&t, unmap_race_migrate, &r);
+	end = now() + 2 * RACE_SECONDS;
+	while (now() < end) {
+		q = mmap(hint, size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | (hint ? MAP_FIXED_NOREPLACE : 0), r.fd,
+			 (off_t)offset);
+		ASSERT_TRUE(q != MAP_FAILED);
+		if (!hint)
+			hint = q;
+		ASSERT_TRUE(q == hint);
+		ASSERT_EQ(munmap(q, size), 0);
+
+		/* the same address, anonymous: never-touched memory */
+		q = mmap(hint, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
+			 0);
+		ASSERT_TRUE(q == hint);
+		for (size_t off = 0; off < size; off += ps) {
+			uint64_t x = ((volatile uint64_t *)q)[off / 8];
+
+			if (x)
+				HMMT_FAIL("round %lu: page %zu of a new anonymous mapping where the view was reads 0x%llx (the view's page %s)",
+					  rounds, off / ps,
+					  (unsigned long long)x,
+					  x == kt_pattern(2801, off / 8) ?
+					  "on the device" : "?");
+		}
+		ASSERT_EQ(munmap(q, size), 0);
+		rounds++;
+	}
+	atomic_store(&r.stop, true);
+	kt_join(&t);
+	TH_LOG("%lu munmap rounds against %llu migrations", rounds,
+	       (unsigned long long)atomic_load(&r.migrations));
+	ASSERT_EQ(r.err, 0);
+	/* enough of both for the race to have been run */
+	ASSERT_GE(rounds, 20);
+	ASSERT_GE(atomic_load(&r.migrations), 20);
+
+	/* the view maps again, whole, and its data is the CPU's */
+	q = kt_view_mmap(r.fd, offset, size);
+	ASSERT_TRUE(q != NULL);
+	KT_EXPECT_MIGRATE(r.fd, r.p, size, TO_DEVICE, 0, npages, 0);
+	EXPECT_DEV_DATA(q, 0, size, 2801);
+	KT_EXPECT_WHERE(r.fd, r.p, npages, AT_DEVICE);
+	kt_unmap(q, size);
+	ASSERT_EQ(kt_view_unregister(r.fd, handle), 0);
+	KT_EXPECT_DATA(r.p, size, 2801);
+	kt_unmap(r.p, size);
+	close(r.fd);
+}
+
 /* --- fatal device faults ------------------------------------------------- */
 
 /*
@@ -731,6 +835,66 @@ TEST_TIMEOUT(remote_view_maps_system_pages, VIEW_TIMEOUT)
 	KT_EXPECT_DATA(p, size, 1604);
 
 	kt_view_close(&v);
+	close(fd);
+}
+
+/*
+ * A memfd mapped MAP_SHARED over a part of a registered range and reached
+ * remotely: the view maps its shmem pages themselves.  The device reads
+ * them first (they are faulted in clean, writable), then writes them:
+ * only the view's entries know that the pages are dirty.  MADV_PAGEOUT
+ * of the CPU range must not drop those writes: the CPU, and the file,
+ * read the device's data back.
+ */
+TEST_TIMEOUT(remote_writes_to_memfd_survive_pageout, VIEW_TIMEOUT)
+{
+	size_t size = 256 * KIB, moff = 64 * KIB, mlen = 128 * KIB;
+	struct kt_view v;
+	int fd = kt_open_device(0), mfd;
+	char *p = kt_map_aligned(size, 64 * KIB), *m, *buf;
+	cpu_set_t cpus;
+	int cpu;
+
+	/*
+	 * The device thread, started by the first job below, inherits this
+	 * CPU: the shmem pages it faults in wait in this CPU's LRU batch,
+	 * which MADV_PAGEOUT drains, so that they can be reclaimed.
+	 */
+	CPU_ZERO(&cpus);
+	cpu = sched_getcpu();
+	ASSERT_GE(cpu, 0);
+	CPU_SET(cpu, &cpus);
+	ASSERT_EQ(sched_setaffinity(0, sizeof(cpus), &cpus), 0);
+
+	kt_fill(p, size, 2901);
+	kt_view_open(&v, fd, p, size);
+	ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_REMOTE, 1), 0);
+	mfd = memfd_create("hmm-test-view", 0);
+	ASSERT_GE(mfd, 0);
+	ASSERT_EQ(ftruncate(mfd, (off_t)mlen), 0);
+	m = mmap(p + moff, mlen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 mfd, 0);
+	ASSERT_TRUE(m == p + moff);
+
+	ASSERT_EQ(dev_check_zero(v.dev, moff, mlen), -1);
+	dev_fill(v.dev, moff, mlen, 2902);
+	EXPECT_DEV_DATA(v.dev, 0, moff, 2901);
+
+	ASSERT_EQ(madvise(m, mlen, MADV_PAGEOUT), 0);
+	EXPECT_CPU_DATA(p, moff, mlen, 2902);
+	EXPECT_CPU_DATA(p, 0, moff, 2901);
+	EXPECT_CPU_DATA(p, moff + mlen, size - moff - mlen, 2901);
+	buf = malloc(size);
+	ASSERT_TRUE(buf != NULL);
+	ASSERT_EQ(pread(mfd, buf + moff, mlen, 0), (ssize_t)mlen);
+	EXPECT_CPU_DATA(buf, moff, mlen, 2902);
+	free(buf);
+	/* and the device still reads what it wrote */
+	EXPECT_DEV_DATA(v.dev, moff, mlen, 2902);
+
+	kt_view_close(&v);
+	kt_unmap(p, size);
+	close(mfd);
 	close(fd);
 }
 
@@ -1203,6 +1367,83 @@ TEST_TIMEOUT(partial_mapping_and_closed_file, VIEW_TIMEOUT)
 	kt_unmap(view, size / 2);
 	KT_EXPECT_DATA(p, size / 2, 2302);
 	EXPECT_CPU_DATA(p, size / 2, size / 2, 2301);
+}
+
+/*
+ * A one-page mapping of a view, at view offset one page, placed with
+ * MAP_FIXED inside another anonymous region of the process ("a mapping
+ * may cover just a part of the view").  A device fault on it migrates
+ * and maps that page only: its block (64 KiB around the address) and its
+ * density region are clamped to what the mapping covers, since the page
+ * tables around it are the neighbour's.  Clearing entries there would
+ * lose the neighbour's data (and leak its pages); next to a PMD-mapped
+ * huge page, allocating page tables there warns.  MIGRATE of the whole
+ * range then enters the page in the window, and nothing around it.
+ */
+static void window_in_a_neighbour(bool huge)
+{
+	size_t ps = kt_page_size(), size = 256 * KIB, npages = size / ps;
+	size_t nsize = 2 * REGION, woff = REGION;
+	struct drm_hmmgpu_stats st0, st1;
+	uint32_t handle;
+	uint64_t offset;
+	int fd = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB);
+	char *n = kt_map_aligned(nsize, REGION), *w;
+
+	/* huge pages where the kernel has them; plain pages otherwise */
+	madvise(n, nsize, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	kt_fill(p, size, 2601);
+	kt_fill(n, nsize, 2602);
+	ASSERT_EQ(kt_view_register(fd, p, size, &handle, &offset), 0);
+	w = mmap(n + woff, ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 fd, (off_t)(offset + ps));
+	ASSERT_TRUE(w == n + woff);
+
+	/* the device reads and writes its page, through the window only */
+	EXPECT_DEV_DATA(w - ps, ps, ps, 2601);
+	dev_fill(w - ps, ps, ps, 2603);
+	/* the neighbour kept every page and its data */
+	EXPECT_CPU_DATA(n, 0, woff, 2602);
+	EXPECT_CPU_DATA(n, woff + ps, nsize - woff - ps, 2602);
+	/* and only the page the window shows moved */
+	KT_EXPECT_WHERE(fd, p + ps, 1, AT_DEVICE);
+	KT_EXPECT_WHERE(fd, p, 1, AT_SYSTEM);
+	KT_EXPECT_WHERE(fd, p + 2 * ps, npages - 2, AT_SYSTEM);
+	EXPECT_CPU_DATA(p, ps, ps, 2603);
+	EXPECT_CPU_DATA(p, 0, ps, 2601);
+	EXPECT_CPU_DATA(p, 2 * ps, size - 2 * ps, 2601);
+
+	/* MIGRATE enters the window's page: the device takes no fault */
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, npages, 0, 0);
+	kt_get_stats(fd, HMMGPU_STATS_FILE, &st0);
+	EXPECT_DEV_DATA(w - ps, ps, ps, 2603);
+	kt_get_stats(fd, HMMGPU_STATS_FILE, &st1);
+	ASSERT_EQ(st1.device_faults, st0.device_faults);
+	EXPECT_CPU_DATA(n, 0, woff, 2602);
+	EXPECT_CPU_DATA(n, woff + ps, nsize - woff - ps, 2602);
+
+	kt_unmap(w, ps);
+	ASSERT_EQ(kt_view_unregister(fd, handle), 0);
+	EXPECT_CPU_DATA(p, 0, ps, 2601);
+	EXPECT_CPU_DATA(p, ps, ps, 2603);
+	EXPECT_CPU_DATA(p, 2 * ps, size - 2 * ps, 2601);
+	EXPECT_CPU_DATA(n, 0, woff, 2602);
+	EXPECT_CPU_DATA(n, woff + ps, nsize - woff - ps, 2602);
+	kt_unmap(n, woff);
+	kt_unmap(n + woff + ps, nsize - woff - ps);
+	kt_unmap(p, size);
+	close(fd);
+}
+
+TEST_TIMEOUT(partial_mapping_leaves_neighbours_alone, VIEW_TIMEOUT)
+{
+	window_in_a_neighbour(false);
+}
+
+TEST_TIMEOUT(partial_mapping_next_to_a_huge_page, VIEW_TIMEOUT)
+{
+	window_in_a_neighbour(true);
 }
 
 /* Device removal under a mapped view: the CPU keeps its data. */
@@ -1700,6 +1941,54 @@ TEST(mmap_rejects_offset_of_no_view)
 {
 	/* far past the view: no view there */
 	expect_mmap_error(MAP_SHARED, kt_page_size(), 1ULL << 40, EINVAL);
+}
+
+/*
+ * A view is mapped through the file it was registered on, and no other:
+ * a second open file of the same device (libdrm and an OpenCL ICD each
+ * open the node) gets EINVAL, as for an offset of no view.  The mapping
+ * keeps its own file open, so closing the registering file cannot free
+ * what a mapping through another file would still reach; the other
+ * file's own views go on working.
+ */
+TEST_TIMEOUT(mmap_rejects_view_of_another_file, VIEW_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 128 * KIB, npages = size / ps;
+	int fd1 = kt_open_device(0), fd2 = kt_open_device(0);
+	char *p = kt_map_aligned(size, 64 * KIB);
+	struct kt_view v2;
+	uint32_t handle;
+	uint64_t offset;
+
+	kt_fill(p, size, 2701);
+	ASSERT_EQ(kt_view_register(fd1, p, size, &handle, &offset), 0);
+	errno = 0;
+	ASSERT_TRUE(kt_view_mmap(fd2, offset, size) == NULL);
+	ASSERT_EQ(errno, EINVAL);
+	errno = 0;
+	ASSERT_TRUE(kt_view_mmap(fd2, offset + ps, ps) == NULL);
+	ASSERT_EQ(errno, EINVAL);
+
+	/* fd2's own view of the same range, which fd1 cannot map either */
+	kt_view_open(&v2, fd2, p, size);
+	errno = 0;
+	ASSERT_TRUE(kt_view_mmap(fd1, v2.offset, size) == NULL);
+	ASSERT_EQ(errno, EINVAL);
+	EXPECT_DEV_DATA(v2.dev, 0, size, 2701);
+	KT_EXPECT_WHERE(fd2, p, npages, AT_DEVICE);
+
+	/* fd1 goes with its view; fd2's view goes on */
+	close(fd1);
+	dev_fill(v2.dev, 0, size, 2702);
+	KT_EXPECT_DATA(p, size, 2702);
+	EXPECT_DEV_DATA(v2.dev, 0, size, 2702);
+	errno = 0;
+	ASSERT_TRUE(kt_view_mmap(fd2, offset, size) == NULL);
+	ASSERT_EQ(errno, EINVAL);
+	kt_view_close(&v2);
+	KT_EXPECT_DATA(p, size, 2702);
+	kt_unmap(p, size);
+	close(fd2);
 }
 
 TEST(mremap_cannot_grow_a_view)
