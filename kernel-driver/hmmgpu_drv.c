@@ -34,7 +34,23 @@
  *
  * Removing a device (module unload, unbind through sysfs) unplugs the DRM
  * device: open files stay valid, and every later ioctl on them fails with
- * -ENODEV (drm_ioctl() checks drm_dev_is_unplugged()).
+ * -ENODEV (drm_ioctl() checks drm_dev_is_unplugged()).  That check comes
+ * before the handler runs, so an ioctl that was already past it when the
+ * device went away still runs: every handler that reads device state torn
+ * down at removal (device memory, copy engine) does so inside
+ * drm_dev_enter()/drm_dev_exit(), which hmmgpu_remove() waits for.
+ *
+ * hmmgpu is a GEM driver without GEM objects (DRIVER_GEM, no object ever
+ * created).  The DRM core lets its generic GEM and PRIME ioctls through on
+ * every render node (DRM_IOCTL_GEM_CLOSE, DRM_IOCTL_PRIME_HANDLE_TO_FD,
+ * DRM_IOCTL_PRIME_FD_TO_HANDLE, ...); the PRIME ones call the core's GEM
+ * helpers whatever the driver is (Linux 6.12 and later; 6.1 refused them
+ * to a driver without PRIME callbacks with -ENOSYS).  DRIVER_GEM makes the
+ * core set up each file's handle table (drm_gem_open()), so those ioctls
+ * look up an empty table and fail cleanly (-ENOENT, -EINVAL) instead of
+ * touching a lock that was never initialized.  The other core ioctls a
+ * render node accepts need DRIVER_SYNCOBJ (not set: -EOPNOTSUPP) or touch
+ * no driver state.
  */
 
 /**
@@ -153,16 +169,23 @@ static void hmmgpu_postclose(struct drm_device *drm, struct drm_file *file)
  * @data: a &struct drm_hmmgpu_get_info, already copied in by drm_ioctl().
  * @file: the caller's file.
  *
- * Return: 0, or -EINVAL when @flags, @pad or @extensions is not zero.
+ * Reads the device memory and the copy engine, which removal frees, inside
+ * drm_dev_enter().
+ *
+ * Return: 0; -EINVAL when @flags, @pad or @extensions is not zero;
+ * -ENODEV when the device was removed.
  */
 static int hmmgpu_ioctl_get_info(struct drm_device *drm, void *data,
 				 struct drm_file *file)
 {
 	struct hmmgpu_device *hdev = to_hmmgpu(drm);
 	struct drm_hmmgpu_get_info *args = data;
+	int idx;
 
 	if (args->flags || args->pad || args->extensions)
 		return -EINVAL;
+	if (!drm_dev_enter(drm, &idx))
+		return -ENODEV;
 
 	memset(&args->abi_version, 0,
 	       sizeof(*args) - offsetof(struct drm_hmmgpu_get_info, abi_version));
@@ -175,6 +198,7 @@ static int hmmgpu_ioctl_get_info(struct drm_device *drm, void *data,
 	args->copy_channels = hmmgpu_copy_engine_channels(hdev->copy);
 	if (hmmgpu_can_flush_tlb())
 		args->caps |= HMMGPU_CAP_VIEW;
+	drm_dev_exit(idx);
 	return 0;
 }
 
@@ -336,7 +360,8 @@ static const struct file_operations hmmgpu_fops = {
 };
 
 static const struct drm_driver hmmgpu_drm_driver = {
-	.driver_features = DRIVER_RENDER,
+	/* DRIVER_GEM: see DOC: Overview, the core's GEM and PRIME ioctls */
+	.driver_features = DRIVER_GEM | DRIVER_RENDER,
 	.open = hmmgpu_open,
 	.postclose = hmmgpu_postclose,
 	.ioctls = hmmgpu_ioctls,

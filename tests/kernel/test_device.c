@@ -10,6 +10,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -190,6 +192,140 @@ TEST(unbind_makes_open_files_enodev)
 	fd = kt_open_device(0);
 	ASSERT_EQ(drmIoctl(fd, DRM_IOCTL_HMMGPU_GET_INFO, &info), 0);
 	ASSERT_EQ(info.device_index, 0);
+	close(fd);
+}
+
+/*
+ * GET_INFO racing device removal: threads issue GET_INFO in a loop on
+ * files of device 0 while the main thread unbinds and binds it again,
+ * several times.  drm_ioctl() refuses ioctls of an unplugged device, but
+ * one that got past that check before the unplug still runs; GET_INFO
+ * read the copy engine and device memory that removal frees unless it
+ * enters the device (drm_dev_enter()), which removal waits for.  Every
+ * call must answer 0 with a sane reply or -ENODEV, every file must see
+ * the removal, and the kernel log must stay clean (the VM runner checks
+ * it; a use-after-free shows under --kasan).  The race window is narrow:
+ * this test finds the bug only sometimes.
+ */
+#define RACE_WORKERS 4
+#define RACE_CYCLES 8
+
+struct race_worker {
+	atomic_int slot;   /* a file handed over by the main thread, or -1 */
+	atomic_bool busy;  /* has a file that has not seen -ENODEV yet */
+	atomic_bool *stop;
+	unsigned long long mem_total;
+	unsigned long ok, enodev, bad_errno, bad_reply;
+	int last_errno;
+	struct kt_thread t;
+};
+
+static void race_worker_fn(void *arg)
+{
+	struct race_worker *w = arg;
+	int fd = -1;
+
+	while (!atomic_load(w->stop)) {
+		struct drm_hmmgpu_get_info info;
+
+		if (fd < 0) {
+			fd = atomic_exchange(&w->slot, -1);
+			if (fd < 0) {
+				sched_yield();
+				continue;
+			}
+		}
+		memset(&info, 0, sizeof(info));
+		if (ioctl(fd, DRM_IOCTL_HMMGPU_GET_INFO, &info) == 0) {
+			w->ok++;
+			if (info.abi_version != HMMGPU_ABI_VERSION ||
+			    info.device_index != 0 ||
+			    info.mem_total != w->mem_total ||
+			    info.mem_free > info.mem_total ||
+			    !info.copy_channels ||
+			    (info.copy_engine != HMMGPU_COPY_ENGINE_SOFTWARE &&
+			     info.copy_engine != HMMGPU_COPY_ENGINE_DMAENGINE))
+				w->bad_reply++;
+		} else if (errno == ENODEV) {
+			w->enodev++;
+			close(fd);
+			fd = -1;
+			atomic_store(&w->busy, false);
+		} else {
+			w->bad_errno++;
+			w->last_errno = errno;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+TEST_TIMEOUT(get_info_races_unbind, 300)
+{
+	unsigned long long mem = kt_module_param("mem_mib") << 20;
+	unsigned long handed = 0, ok = 0, enodev = 0, bad_errno = 0;
+	unsigned long bad_reply = 0;
+	struct race_worker w[RACE_WORKERS];
+	struct drm_hmmgpu_get_info info = { 0 };
+	atomic_bool stop = false;
+	int fd;
+
+	for (int i = 0; i < RACE_WORKERS; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		atomic_init(&w[i].slot, -1);
+		atomic_init(&w[i].busy, false);
+		w[i].stop = &stop;
+		w[i].mem_total = mem;
+		kt_start(&w[i].t, race_worker_fn, &w[i]);
+	}
+	for (int cycle = 0; cycle < RACE_CYCLES; cycle++) {
+		int waited = 0;
+		bool busy;
+
+		for (int i = 0; i < RACE_WORKERS; i++) {
+			atomic_store(&w[i].busy, true);
+			atomic_store(&w[i].slot, kt_open_device(0));
+			handed++;
+		}
+		/* unbind at a different point of the workers' loops each time */
+		usleep(20000 + cycle * 7000);
+		ASSERT_EQ(kt_unbind_device(0), 0);
+		/* each file sees the removal, then the device comes back */
+		do {
+			busy = false;
+			for (int i = 0; i < RACE_WORKERS; i++)
+				busy |= atomic_load(&w[i].busy);
+			if (busy)
+				usleep(1000);
+		} while (busy && ++waited < 10000);
+		ASSERT_FALSE(busy);
+		ASSERT_EQ(kt_bind_device(0), 0);
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < RACE_WORKERS; i++) {
+		kt_join(&w[i].t);
+		ok += w[i].ok;
+		enodev += w[i].enodev;
+		bad_errno += w[i].bad_errno;
+		bad_reply += w[i].bad_reply;
+		if (w[i].bad_errno)
+			TH_LOG("worker %d: last unexpected errno %d (%s)", i,
+			       w[i].last_errno, strerror(w[i].last_errno));
+	}
+	TH_LOG("%d cycles: %lu GET_INFO answered, %lu -ENODEV, %lu files",
+	       RACE_CYCLES, ok, enodev, handed);
+	ASSERT_EQ(bad_errno, 0);
+	ASSERT_EQ(bad_reply, 0);
+	/* exactly one -ENODEV per file: after it the file is closed */
+	ASSERT_EQ(enodev, handed);
+	ASSERT_GT(ok, 0);
+
+	/* and the device that came back is whole */
+	fd = kt_open_device(0);
+	ASSERT_EQ(drmIoctl(fd, DRM_IOCTL_HMMGPU_GET_INFO, &info), 0);
+	ASSERT_EQ(info.device_index, 0);
+	ASSERT_EQ(info.mem_total, mem);
+	ASSERT_EQ(info.mem_free, mem);
 	close(fd);
 }
 

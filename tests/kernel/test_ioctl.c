@@ -2,14 +2,17 @@
 /*
  * test_ioctl.c - argument checking of MIGRATE, RESIDENCY and STATS (one
  * test per rejection; after each one the range is untouched and the file
- * still works), what RESIDENCY reports, and the FILE and DEVICE scopes of
- * STATS.
+ * still works), what RESIDENCY reports, the FILE and DEVICE scopes of
+ * STATS, and the DRM core's own ioctls on an hmmgpu render node.
  *
  * Runs inside the test VM with hmmgpu.ko loaded (tools/vm/hmmvm test).
  */
 #define _GNU_SOURCE
 #include "kt_common.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -632,6 +635,285 @@ TEST(stats_histograms_count_every_event)
 		  st.cpu_faults);
 	ASSERT_GT(st.copy_busy_ns, 0);
 	close(fd);
+}
+
+/* --- the DRM core's ioctls ------------------------------------------------- */
+
+/* Every DRM_IOCTL_* of <drm/drm.h> that the libdrm headers here name. */
+#define CORE(n) { #n, n },
+static const struct core_ioctl {
+	const char *name;
+	unsigned long cmd;
+} core_ioctls[] = {
+	CORE(DRM_IOCTL_VERSION)
+	CORE(DRM_IOCTL_GET_UNIQUE)
+	CORE(DRM_IOCTL_GET_MAGIC)
+	CORE(DRM_IOCTL_IRQ_BUSID)
+	CORE(DRM_IOCTL_GET_MAP)
+	CORE(DRM_IOCTL_GET_CLIENT)
+	CORE(DRM_IOCTL_GET_STATS)
+	CORE(DRM_IOCTL_SET_VERSION)
+	CORE(DRM_IOCTL_MODESET_CTL)
+	CORE(DRM_IOCTL_GEM_CLOSE)
+	CORE(DRM_IOCTL_GEM_FLINK)
+	CORE(DRM_IOCTL_GEM_OPEN)
+	CORE(DRM_IOCTL_GET_CAP)
+	CORE(DRM_IOCTL_SET_CLIENT_CAP)
+	CORE(DRM_IOCTL_SET_UNIQUE)
+	CORE(DRM_IOCTL_AUTH_MAGIC)
+	CORE(DRM_IOCTL_BLOCK)
+	CORE(DRM_IOCTL_UNBLOCK)
+	CORE(DRM_IOCTL_CONTROL)
+	CORE(DRM_IOCTL_ADD_MAP)
+	CORE(DRM_IOCTL_ADD_BUFS)
+	CORE(DRM_IOCTL_MARK_BUFS)
+	CORE(DRM_IOCTL_INFO_BUFS)
+	CORE(DRM_IOCTL_MAP_BUFS)
+	CORE(DRM_IOCTL_FREE_BUFS)
+	CORE(DRM_IOCTL_RM_MAP)
+	CORE(DRM_IOCTL_SET_SAREA_CTX)
+	CORE(DRM_IOCTL_GET_SAREA_CTX)
+	CORE(DRM_IOCTL_SET_MASTER)
+	CORE(DRM_IOCTL_DROP_MASTER)
+	CORE(DRM_IOCTL_ADD_CTX)
+	CORE(DRM_IOCTL_RM_CTX)
+	CORE(DRM_IOCTL_MOD_CTX)
+	CORE(DRM_IOCTL_GET_CTX)
+	CORE(DRM_IOCTL_SWITCH_CTX)
+	CORE(DRM_IOCTL_NEW_CTX)
+	CORE(DRM_IOCTL_RES_CTX)
+	CORE(DRM_IOCTL_ADD_DRAW)
+	CORE(DRM_IOCTL_RM_DRAW)
+	CORE(DRM_IOCTL_DMA)
+	CORE(DRM_IOCTL_LOCK)
+	CORE(DRM_IOCTL_UNLOCK)
+	CORE(DRM_IOCTL_FINISH)
+	CORE(DRM_IOCTL_PRIME_HANDLE_TO_FD)
+	CORE(DRM_IOCTL_PRIME_FD_TO_HANDLE)
+	CORE(DRM_IOCTL_AGP_ACQUIRE)
+	CORE(DRM_IOCTL_AGP_RELEASE)
+	CORE(DRM_IOCTL_AGP_ENABLE)
+	CORE(DRM_IOCTL_AGP_INFO)
+	CORE(DRM_IOCTL_AGP_ALLOC)
+	CORE(DRM_IOCTL_AGP_FREE)
+	CORE(DRM_IOCTL_AGP_BIND)
+	CORE(DRM_IOCTL_AGP_UNBIND)
+	CORE(DRM_IOCTL_SG_ALLOC)
+	CORE(DRM_IOCTL_SG_FREE)
+	CORE(DRM_IOCTL_WAIT_VBLANK)
+	CORE(DRM_IOCTL_CRTC_GET_SEQUENCE)
+	CORE(DRM_IOCTL_CRTC_QUEUE_SEQUENCE)
+	CORE(DRM_IOCTL_UPDATE_DRAW)
+	CORE(DRM_IOCTL_MODE_GETRESOURCES)
+	CORE(DRM_IOCTL_MODE_GETCRTC)
+	CORE(DRM_IOCTL_MODE_SETCRTC)
+	CORE(DRM_IOCTL_MODE_CURSOR)
+	CORE(DRM_IOCTL_MODE_GETGAMMA)
+	CORE(DRM_IOCTL_MODE_SETGAMMA)
+	CORE(DRM_IOCTL_MODE_GETENCODER)
+	CORE(DRM_IOCTL_MODE_GETCONNECTOR)
+	CORE(DRM_IOCTL_MODE_ATTACHMODE)
+	CORE(DRM_IOCTL_MODE_DETACHMODE)
+	CORE(DRM_IOCTL_MODE_GETPROPERTY)
+	CORE(DRM_IOCTL_MODE_SETPROPERTY)
+	CORE(DRM_IOCTL_MODE_GETPROPBLOB)
+	CORE(DRM_IOCTL_MODE_GETFB)
+	CORE(DRM_IOCTL_MODE_ADDFB)
+	CORE(DRM_IOCTL_MODE_RMFB)
+	CORE(DRM_IOCTL_MODE_PAGE_FLIP)
+	CORE(DRM_IOCTL_MODE_DIRTYFB)
+	CORE(DRM_IOCTL_MODE_CREATE_DUMB)
+	CORE(DRM_IOCTL_MODE_MAP_DUMB)
+	CORE(DRM_IOCTL_MODE_DESTROY_DUMB)
+	CORE(DRM_IOCTL_MODE_GETPLANERESOURCES)
+	CORE(DRM_IOCTL_MODE_GETPLANE)
+	CORE(DRM_IOCTL_MODE_SETPLANE)
+	CORE(DRM_IOCTL_MODE_ADDFB2)
+	CORE(DRM_IOCTL_MODE_OBJ_GETPROPERTIES)
+	CORE(DRM_IOCTL_MODE_OBJ_SETPROPERTY)
+	CORE(DRM_IOCTL_MODE_CURSOR2)
+	CORE(DRM_IOCTL_MODE_ATOMIC)
+	CORE(DRM_IOCTL_MODE_CREATEPROPBLOB)
+	CORE(DRM_IOCTL_MODE_DESTROYPROPBLOB)
+	CORE(DRM_IOCTL_SYNCOBJ_CREATE)
+	CORE(DRM_IOCTL_SYNCOBJ_DESTROY)
+	CORE(DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD)
+	CORE(DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE)
+	CORE(DRM_IOCTL_SYNCOBJ_WAIT)
+	CORE(DRM_IOCTL_SYNCOBJ_RESET)
+	CORE(DRM_IOCTL_SYNCOBJ_SIGNAL)
+	CORE(DRM_IOCTL_MODE_CREATE_LEASE)
+	CORE(DRM_IOCTL_MODE_LIST_LESSEES)
+	CORE(DRM_IOCTL_MODE_GET_LEASE)
+	CORE(DRM_IOCTL_MODE_REVOKE_LEASE)
+	CORE(DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT)
+	CORE(DRM_IOCTL_SYNCOBJ_QUERY)
+	CORE(DRM_IOCTL_SYNCOBJ_TRANSFER)
+	CORE(DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL)
+	CORE(DRM_IOCTL_MODE_GETFB2)
+#ifdef DRM_IOCTL_SYNCOBJ_EVENTFD
+	CORE(DRM_IOCTL_SYNCOBJ_EVENTFD)
+#endif
+#ifdef DRM_IOCTL_MODE_CLOSEFB
+	CORE(DRM_IOCTL_MODE_CLOSEFB)
+#endif
+#ifdef DRM_IOCTL_SET_CLIENT_NAME
+	CORE(DRM_IOCTL_SET_CLIENT_NAME)
+#endif
+#ifdef DRM_IOCTL_GEM_CHANGE_HANDLE
+	CORE(DRM_IOCTL_GEM_CHANGE_HANDLE)
+#endif
+};
+#undef CORE
+
+#define ARG_BYTES 512 /* more than any core ioctl's argument */
+#define ARG_VARIANTS 8
+
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * Argument @variant for ioctl number @nr: zeroed, 0xa5 bytes, 0xff bytes,
+ * every 32-bit word 1 (small handles and descriptors), then random bytes
+ * from a seed of @nr and @variant (reproducible).
+ */
+static void core_arg(uint8_t *arg, unsigned int nr, unsigned int variant)
+{
+	uint64_t seed = 0x9e3779b97f4a7c15ULL * (nr * ARG_VARIANTS + variant + 1);
+
+	switch (variant) {
+	case 0:
+		memset(arg, 0, ARG_BYTES);
+		break;
+	case 1:
+		memset(arg, 0xa5, ARG_BYTES);
+		break;
+	case 2:
+		memset(arg, 0xff, ARG_BYTES);
+		break;
+	case 3:
+		for (size_t i = 0; i < ARG_BYTES / 4; i++)
+			((uint32_t *)arg)[i] = 1;
+		break;
+	default:
+		for (size_t i = 0; i < ARG_BYTES / 8; i++)
+			((uint64_t *)arg)[i] = xorshift(&seed);
+		break;
+	}
+}
+
+/*
+ * One core ioctl: 0 or -errno.  It must either succeed or fail with a
+ * real errno; anything the kernel does wrong shows in its log, which the
+ * VM runner checks (the defect this guards against printed lockdep's
+ * "INFO: trying to register non-static key" and a call trace).
+ */
+static int core_call(int fd, unsigned long cmd, const char *name,
+		     unsigned int variant, unsigned long *nok)
+{
+	uint8_t arg[ARG_BYTES] __attribute__((aligned(8)));
+
+	core_arg(arg, _IOC_NR(cmd), variant);
+	if (ioctl(fd, cmd, arg) == 0) {
+		(*nok)++;
+		return 0;
+	}
+	if (errno <= 0 || errno >= 4096)
+		HMMT_FAIL("%s, arguments %u: errno %d", name, variant, errno);
+	return -errno;
+}
+
+/* Open file descriptors of this process. */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	ASSERT_TRUE(d != NULL);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the directory's own descriptor */
+}
+
+/*
+ * Every DRM core ioctl a render node accepts must be safe on hmmgpu,
+ * which has no GEM objects: each number of <drm/drm.h>, then every core
+ * ioctl number with a large read-write argument (for ioctls newer than
+ * these headers), with zeroed, patterned and random arguments.  Each call
+ * fails with an errno or succeeds harmlessly (no descriptor appears, the
+ * file keeps working), and the kernel log stays clean.  The GEM and PRIME
+ * ioctls must find an empty, initialized handle table.
+ */
+TEST(drm_core_ioctls_are_safe)
+{
+	struct drm_gem_close gclose = { 0 };
+	struct drm_prime_handle prime = { 0 };
+	unsigned long calls = 0, nok = 0;
+	struct ctx c;
+	int fds, ret;
+
+	ctx_init(&c);
+	fds = count_fds();
+
+	for (size_t i = 0; i < sizeof(core_ioctls) / sizeof(core_ioctls[0]);
+	     i++) {
+		for (unsigned int v = 0; v < ARG_VARIANTS; v++, calls++)
+			core_call(c.fd, core_ioctls[i].cmd, core_ioctls[i].name,
+				  v, &nok);
+	}
+	/* core numbers: below DRM_COMMAND_BASE and from DRM_COMMAND_END */
+	for (unsigned int nr = 0; nr < 0x100; nr++) {
+		char name[32];
+
+		if (nr >= DRM_COMMAND_BASE && nr < DRM_COMMAND_END)
+			continue;
+		snprintf(name, sizeof(name), "core ioctl 0x%02x", nr);
+		for (unsigned int v = 0; v < ARG_VARIANTS; v++, calls++)
+			core_call(c.fd, _IOC(_IOC_READ | _IOC_WRITE,
+					     DRM_IOCTL_BASE, nr, ARG_BYTES),
+				  name, v, &nok);
+	}
+	TH_LOG("%lu core ioctl calls, %lu succeeded", calls, nok);
+
+	/* GEM: an empty handle table */
+	ASSERT_ERRNO(ioctl(c.fd, DRM_IOCTL_GEM_CLOSE, &gclose), EINVAL);
+	gclose.handle = 1;
+	ASSERT_ERRNO(ioctl(c.fd, DRM_IOCTL_GEM_CLOSE, &gclose), EINVAL);
+	/*
+	 * PRIME: no handle to export (Linux 6.1 refuses PRIME for a driver
+	 * without PRIME callbacks: -ENOSYS), nothing to import from a
+	 * descriptor that is not a dma-buf.
+	 */
+	for (uint32_t h = 0; h < 3; h++) {
+		prime.handle = h;
+		prime.flags = h ? DRM_CLOEXEC : 0;
+		prime.fd = -1;
+		ret = ioctl(c.fd, DRM_IOCTL_PRIME_HANDLE_TO_FD, &prime) ?
+			      errno : 0;
+		if (ret != ENOENT && ret != ENOSYS)
+			TH_LOG("PRIME_HANDLE_TO_FD of handle %u: %d", h, ret);
+		ASSERT_TRUE(ret == ENOENT || ret == ENOSYS);
+	}
+	prime.fd = c.fd;
+	ret = ioctl(c.fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &prime) ? errno : 0;
+	ASSERT_TRUE(ret == EINVAL || ret == ENOSYS);
+	prime.fd = -1;
+	ret = ioctl(c.fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &prime) ? errno : 0;
+	ASSERT_TRUE(ret == EBADF || ret == ENOSYS);
+
+	/* nothing handed out a descriptor; the file works, and a new one */
+	ASSERT_EQ(count_fds(), fds);
+	ctx_check_and_fini(&c);
+	ctx_init(&c);
+	ctx_check_and_fini(&c);
 }
 
 TEST_MAIN()
