@@ -15,6 +15,8 @@
 #include <linux/platform_device.h>
 #include <linux/seq_file.h>
 #include <linux/smp.h>
+#include <linux/swap.h>
+#include <linux/swapops.h>
 #include <asm/tlbflush.h>
 #ifdef CONFIG_X86
 #include <asm/invpcid.h>
@@ -25,6 +27,10 @@
 #include <drm/drm_file.h>
 
 #include "hmmgpu_probes.h"
+
+#if HMMGPU_HAVE_LEAFOPS
+#include <linux/leafops.h>
+#endif
 
 /**
  * DOC: Kernel compatibility
@@ -59,6 +65,8 @@
  * - ``folio_free``: 6.19, dev_pagemap_ops.page_free became folio_free;
  * - ``zone_device_page_init_order``: 6.19, zone_device_page_init() takes
  *   the pagemap and an order;
+ * - ``leafops``: 6.19, non-present page table entries are read with the
+ *   softleaf_t helpers of leafops.h instead of swapops.h's;
  * - ``apply_to_existing_page_range.sym``, ``__flush_tlb_all.sym``: 7.x
  *   exports neither to modules (the latter to KVM only).
  */
@@ -147,6 +155,44 @@ static inline unsigned long hmmgpu_alloc_pages_bulk(gfp_t gfp,
 /* --- the mm a driver sees ------------------------------------------------ */
 
 /**
+ * hmmgpu_pte_swap_page() - what a non-present page table entry stands for.
+ * @pte: an entry that is neither present nor none, read under its page
+ *	 table lock.
+ * @swapped: set to whether @pte is a swap entry: the page is in swap.
+ *
+ * Linux 6.19 replaced the swp_entry_t tests of swapops.h with the
+ * softleaf_t ones of leafops.h.  The page is found from the entry's pfn
+ * without the checks of pfn_swap_entry_to_page() / softleaf_to_page(),
+ * which want a migration entry's page locked: the caller only looks at
+ * where the page is, under the page table lock that keeps the entry (and
+ * so the page) there.
+ *
+ * Return: the page a migration, device-private or device-exclusive entry
+ * points to; NULL for a swap entry and for entries that stand for no page
+ * (markers, hardware-poisoned pages).
+ */
+static inline struct page *hmmgpu_pte_swap_page(pte_t pte, bool *swapped)
+{
+#if HMMGPU_HAVE_LEAFOPS
+	softleaf_t entry = softleaf_from_pte(pte);
+
+	*swapped = softleaf_is_swap(entry);
+	if (softleaf_is_migration(entry) || softleaf_is_device_private(entry) ||
+	    softleaf_is_device_exclusive(entry))
+		return pfn_to_page(softleaf_to_pfn(entry));
+	return NULL;
+#else
+	swp_entry_t entry = pte_to_swp_entry(pte);
+
+	*swapped = !non_swap_entry(entry);
+	if (is_migration_entry(entry) || is_device_private_entry(entry) ||
+	    is_device_exclusive_entry(entry))
+		return pfn_to_page(swp_offset_pfn(entry));
+	return NULL;
+#endif
+}
+
+/**
  * hmmgpu_vm_flags_set() - set flags of a VMA being mapped (->mmap).
  * @vma: the VMA.
  * @flags: VM_* flags to add.
@@ -200,6 +246,37 @@ static inline void hmmgpu_mmap_assert_locked(struct mm_struct *mm)
  *
  * Return: 0, or the first non-zero value @fn returned.
  */
+/**
+ * hmmgpu_pmd_read() - the PMD entry of @mm that covers @addr.
+ * @mm: the mm.
+ * @addr: the address.
+ * @pmd: set to the entry, when there is one.
+ *
+ * Reads the upper levels without locks: the caller keeps them in place
+ * (the mmap_lock, or the view's map notifier and lock).  The entry itself
+ * may change under the caller unless it holds the PMD lock.
+ *
+ * Return: false when no PMD level exists for @addr.
+ */
+static inline bool hmmgpu_pmd_read(struct mm_struct *mm, unsigned long addr,
+				   pmd_t *pmd)
+{
+	pgd_t *pgd = pgd_offset(mm, addr);
+	p4d_t *p4d;
+	pud_t *pud;
+
+	if (pgd_none(READ_ONCE(*pgd)) || pgd_bad(READ_ONCE(*pgd)))
+		return false;
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(READ_ONCE(*p4d)) || p4d_bad(READ_ONCE(*p4d)))
+		return false;
+	pud = pud_offset(p4d, addr);
+	if (pud_none(READ_ONCE(*pud)) || pud_bad(READ_ONCE(*pud)))
+		return false;
+	*pmd = READ_ONCE(*pmd_offset(pud, addr));
+	return true;
+}
+
 #if HMMGPU_HAVE_EXPORT_APPLY_TO_EXISTING_PAGE_RANGE
 static inline int hmmgpu_apply_to_existing_page_range(struct mm_struct *mm,
 						      unsigned long addr,
@@ -213,21 +290,10 @@ static inline int hmmgpu_apply_to_existing_page_range(struct mm_struct *mm,
 static inline bool hmmgpu_pte_table_present(struct mm_struct *mm,
 					    unsigned long addr)
 {
-	pgd_t *pgd = pgd_offset(mm, addr);
-	p4d_t *p4d;
-	pud_t *pud;
 	pmd_t pmd;
 
-	if (pgd_none(READ_ONCE(*pgd)) || pgd_bad(READ_ONCE(*pgd)))
-		return false;
-	p4d = p4d_offset(pgd, addr);
-	if (p4d_none(READ_ONCE(*p4d)) || p4d_bad(READ_ONCE(*p4d)))
-		return false;
-	pud = pud_offset(p4d, addr);
-	if (pud_none(READ_ONCE(*pud)) || pud_bad(READ_ONCE(*pud)))
-		return false;
-	pmd = READ_ONCE(*pmd_offset(pud, addr));
-	return !pmd_none(pmd) && !pmd_bad(pmd) && !pmd_leaf(pmd);
+	return hmmgpu_pmd_read(mm, addr, &pmd) && !pmd_none(pmd) &&
+	       !pmd_bad(pmd) && !pmd_leaf(pmd);
 }
 
 static inline int hmmgpu_apply_to_existing_page_range(struct mm_struct *mm,

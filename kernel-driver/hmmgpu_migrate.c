@@ -52,12 +52,14 @@
  *
  * Explicit migration (the MIGRATE ioctl) runs under mmap_read_lock of the
  * caller's mm, VMA by VMA: to the device, ranges that are not private
- * anonymous memory (MAP_SHARED, files, VM_IO/PFNMAP, hugetlb) or not
- * readable are counted as skipped without touching them; to system, such
- * ranges are already there, since their pages never go to a device. To the device, it selects system
- * pages and device pages of every hmmgpu device (all share one pgmap
- * owner): pages of another device move device to device, pages already on
- * this device are left alone. To system, it selects device pages only.
+ * anonymous memory (MAP_SHARED, files, VM_IO/PFNMAP, hugetlb), not
+ * readable, or locked in RAM by mlock() (VM_LOCKED) are counted as skipped
+ * without touching them; to system, ranges that are not private anonymous
+ * memory are already there, since their pages never go to a device. To
+ * the device, it selects system pages and device pages of every hmmgpu
+ * device (all share one pgmap owner): pages of another device move device
+ * to device, pages already on this device are left alone. To system, it
+ * selects device pages only.
  *
  * A CPU access to a device page calls hmmgpu_migrate_to_ram(), which
  * migrates the aligned block of fault_kib around the faulting address,
@@ -515,6 +517,17 @@ static int batch_to_system(struct hmmgpu_file *hfile,
 	return 0;
 }
 
+/**
+ * hmmgpu_vma_migratable() - may pages of @vma be on a device at all?
+ * @vma: the VMA.
+ * @target: HMMGPU_MIGRATE_TO_DEVICE or HMMGPU_MIGRATE_TO_SYSTEM.
+ *
+ * Says what kind of memory may move, not whether it may move now: a
+ * VM_LOCKED range is migratable memory that vma_locked_in_ram() keeps
+ * from going to a device.
+ *
+ * Return: true when pages of @vma may move towards @target.
+ */
 bool hmmgpu_vma_migratable(struct vm_area_struct *vma, u32 target)
 {
 	if (!vma_is_anonymous(vma) ||
@@ -524,6 +537,19 @@ bool hmmgpu_vma_migratable(struct vm_area_struct *vma, u32 target)
 	/* Data on a device always may come home; PROT_NONE data stays. */
 	return target == HMMGPU_MIGRATE_TO_SYSTEM ||
 	       (vma->vm_flags & VM_READ);
+}
+
+/*
+ * mlock() promises that the pages of a VM_LOCKED range are in RAM and are
+ * accessed without a fault; a page on the device breaks both.  So such a
+ * range never goes to a device: MIGRATE counts it as skipped, and a device
+ * fault maps its system pages instead of migrating them. It may still come
+ * back from one (pages left there by mlock2(MLOCK_ONFAULT), which does not
+ * fault them in).
+ */
+static bool vma_locked_in_ram(struct vm_area_struct *vma)
+{
+	return vma->vm_flags & VM_LOCKED;
 }
 
 /**
@@ -583,6 +609,12 @@ int hmmgpu_migrate_range(struct hmmgpu_file *hfile, unsigned long start,
 			addr = vend;
 			continue;
 		}
+		if (target == HMMGPU_MIGRATE_TO_DEVICE &&
+		    vma_locked_in_ram(vma)) {
+			res->skipped += (vend - addr) >> PAGE_SHIFT;
+			addr = vend;
+			continue;
+		}
 		while (addr < vend) {
 			unsigned long next = min(vend, ALIGN(addr + 1, SZ_2M));
 			int err;
@@ -626,8 +658,12 @@ out_free:
  * @vma: a private anonymous VMA containing [@start, @end).
  * @start: page-aligned start.
  * @end: page-aligned end, at most 2 MiB past @start, in one 2 MiB block.
- * @cause: HMMGPU_CAUSE_DEVICE_FAULT or HMMGPU_CAUSE_PREFETCH.
+ * @cause: HMMGPU_CAUSE_DEVICE_FAULT, HMMGPU_CAUSE_PREFETCH or
+ *	   HMMGPU_CAUSE_PEER.
  * @res: pages moved, already there and skipped, accumulated.
+ *
+ * A VM_LOCKED @vma does not move (vma_locked_in_ram()): every page of the
+ * block counts as skipped.
  *
  * Context: mmap_lock of @vma's mm held; may sleep.
  * Return: 0, -ENOMEM, or the error of migrate_vma_setup().
@@ -640,6 +676,10 @@ int hmmgpu_migrate_block(struct hmmgpu_file *hfile, struct vm_area_struct *vma,
 	int ret;
 
 	hmmgpu_mmap_assert_locked(vma->vm_mm);
+	if (vma_locked_in_ram(vma)) {
+		res->skipped += (end - start) >> PAGE_SHIFT;
+		return 0;
+	}
 	m = mig_alloc((end - start) >> PAGE_SHIFT);
 	if (!m)
 		return -ENOMEM;
@@ -742,17 +782,135 @@ static const struct mmu_interval_notifier_ops residency_notifier_ops = {
 	.invalidate = residency_invalidate,
 };
 
-static u8 residency_of(struct hmmgpu_device *hdev, unsigned long hpfn)
-{
-	struct page *page;
+/* Not known yet: hmm_range_fault() found no page there. */
+#define RESIDENCY_UNKNOWN 0xff
 
-	if (!(hpfn & HMM_PFN_VALID) || (hpfn & HMM_PFN_ERROR))
-		return HMMGPU_RESIDENCY_NONE;
-	page = hmm_pfn_to_page(hpfn);
+/* Where @page is, seen from @hdev. */
+static u8 residency_of_page(struct hmmgpu_device *hdev, struct page *page)
+{
 	if (!is_device_private_page(page))
 		return HMMGPU_RESIDENCY_SYSTEM;
-	return hmmgpu_page_dmem(page) == &hdev->dmem ?
+	/* a device page of another driver is on another device, too */
+	return hmmgpu_is_hmmgpu_page(page) &&
+	       hmmgpu_page_dmem(page) == &hdev->dmem ?
 	       HMMGPU_RESIDENCY_THIS_DEVICE : HMMGPU_RESIDENCY_OTHER_DEVICE;
+}
+
+static u8 residency_of(struct hmmgpu_device *hdev, unsigned long hpfn)
+{
+	if (!(hpfn & HMM_PFN_VALID) || (hpfn & HMM_PFN_ERROR))
+		return RESIDENCY_UNKNOWN;
+	return residency_of_page(hdev, hmm_pfn_to_page(hpfn));
+}
+
+/* A walk of the page tables under [@start, ...), filling @loc. */
+struct residency_walk {
+	struct hmmgpu_device *hdev;
+	unsigned long start;
+	u8 *loc;
+};
+
+/*
+ * hmmgpu_apply_to_existing_page_range() callback, under the page table
+ * lock: where the entry of @addr says its page is, for pages still
+ * unknown.  Empty entries (some kernels skip them) stay unknown: NONE.
+ */
+static int residency_pte(pte_t *ptep, unsigned long addr, void *data)
+{
+	struct residency_walk *w = data;
+	u8 *loc = &w->loc[(addr - w->start) >> PAGE_SHIFT];
+	pte_t pte = ptep_get(ptep);
+	struct page *page;
+	bool swapped;
+
+	if (*loc != RESIDENCY_UNKNOWN || pte_none(pte))
+		return 0;
+	if (pte_present(pte)) {
+		/* mapped without access (PROT_NONE) */
+		*loc = HMMGPU_RESIDENCY_SYSTEM;
+		return 0;
+	}
+	page = hmmgpu_pte_swap_page(pte, &swapped);
+	if (page)
+		/* device-private, or a page under migration: where it is now */
+		*loc = residency_of_page(w->hdev, page);
+	else if (swapped)
+		/* system memory's backing store */
+		*loc = HMMGPU_RESIDENCY_SYSTEM;
+	/* else a marker or a poisoned page: no data, NONE */
+	return 0;
+}
+
+enum residency_pmd_kind {
+	RESIDENCY_PMD_EMPTY,
+	RESIDENCY_PMD_TABLE,
+	RESIDENCY_PMD_HUGE,
+};
+
+/*
+ * What the page tables of @mm hold at the PMD of @addr: nothing, a PTE
+ * table, or a huge page (mapped, PROT_NONE or under migration).  The
+ * caller holds the mmap_lock, which keeps every level above the PTE
+ * tables in place.
+ */
+static enum residency_pmd_kind residency_pmd(struct mm_struct *mm,
+					     unsigned long addr)
+{
+	pmd_t pmd;
+
+	if (!hmmgpu_pmd_read(mm, addr, &pmd) || pmd_none(pmd))
+		return RESIDENCY_PMD_EMPTY;
+	if (!pmd_present(pmd) || pmd_leaf(pmd))
+		return RESIDENCY_PMD_HUGE;
+	return pmd_bad(pmd) ? RESIDENCY_PMD_EMPTY : RESIDENCY_PMD_TABLE;
+}
+
+/*
+ * Fills the entries of @loc (for [@start, @end) of one VMA) that
+ * hmm_range_fault() left unknown, from the page tables: PROT_NONE VMAs
+ * (hmm_range_fault() refuses them), swap entries, migration entries and
+ * device pages of other drivers (it reports all of these as absent).
+ * Reads entries only, allocates nothing, faults nothing in.
+ */
+static void residency_walk(struct hmmgpu_device *hdev, struct mm_struct *mm,
+			   unsigned long start, unsigned long end, u8 *loc)
+{
+	struct residency_walk w = { .hdev = hdev, .start = start, .loc = loc };
+	unsigned long addr, next, i;
+
+	hmmgpu_mmap_assert_locked(mm);
+	for (addr = start; addr < end; addr = next) {
+		unsigned long first = (addr - start) >> PAGE_SHIFT;
+		unsigned long n;
+
+		next = pmd_addr_end(addr, end);
+		n = (next - addr) >> PAGE_SHIFT;
+		if (!memchr(loc + first, RESIDENCY_UNKNOWN, n))
+			continue;
+		switch (residency_pmd(mm, addr)) {
+		case RESIDENCY_PMD_TABLE:
+			hmmgpu_apply_to_existing_page_range(mm, addr,
+							    next - addr,
+							    residency_pte, &w);
+			break;
+		case RESIDENCY_PMD_HUGE:
+			/* hmmgpu maps no device page with a PMD */
+			for (i = first; i < first + n; i++)
+				if (loc[i] == RESIDENCY_UNKNOWN)
+					loc[i] = HMMGPU_RESIDENCY_SYSTEM;
+			break;
+		case RESIDENCY_PMD_EMPTY:
+			break;
+		}
+	}
+}
+
+/* Can residency_walk() read the page tables of @vma? */
+static bool residency_walkable(struct vm_area_struct *vma)
+{
+	/* PFN maps (views among them) hold no memory of the process */
+	return !(vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP |
+				  VM_HUGETLB));
 }
 
 /* Residency of [@start, @end), at most HMMGPU_BATCH_PAGES, into @loc. */
@@ -776,7 +934,8 @@ again:
 	mmap_read_lock(mm);
 	for (addr = start; addr < end;) {
 		struct vm_area_struct *vma = find_vma(mm, addr);
-		unsigned long vend;
+		unsigned long vend, n;
+		u8 *l;
 
 		if (!vma || vma->vm_start >= end) {
 			memset(loc + ((addr - start) >> PAGE_SHIFT),
@@ -790,6 +949,8 @@ again:
 			addr = vma->vm_start;
 		}
 		vend = min(end, vma->vm_end);
+		n = (vend - addr) >> PAGE_SHIFT;
+		l = loc + ((addr - start) >> PAGE_SHIFT);
 		range.start = addr;
 		range.end = vend;
 		range.hmm_pfns = pfns + ((addr - start) >> PAGE_SHIFT);
@@ -798,14 +959,16 @@ again:
 			mmap_read_unlock(mm);
 			goto again;
 		}
-		if (ret) {
-			/* nothing to report there (e.g. VM_IO): not present */
-			for (i = 0; i < (vend - addr) >> PAGE_SHIFT; i++)
-				range.hmm_pfns[i] = 0;
-		}
-		for (i = 0; i < (vend - addr) >> PAGE_SHIFT; i++)
-			loc[((addr - start) >> PAGE_SHIFT) + i] =
-				residency_of(hdev, range.hmm_pfns[i]);
+		/* on another error, the page tables tell what there is */
+		for (i = 0; i < n; i++)
+			l[i] = ret ? RESIDENCY_UNKNOWN :
+			       residency_of(hdev, range.hmm_pfns[i]);
+		if (residency_walkable(vma) && memchr(l, RESIDENCY_UNKNOWN, n))
+			residency_walk(hdev, mm, addr, vend, l);
+		/* nothing found: never touched (or no data, see the uapi) */
+		for (i = 0; i < n; i++)
+			if (l[i] == RESIDENCY_UNKNOWN)
+				l[i] = HMMGPU_RESIDENCY_NONE;
 		addr = vend;
 	}
 	mmap_read_unlock(mm);
@@ -822,7 +985,11 @@ again:
  * @out: user buffer of @npages bytes.
  * @count: pages per HMMGPU_RESIDENCY_* value, accumulated.
  *
- * Faults nothing in and migrates nothing.
+ * Faults nothing in and migrates nothing. hmm_range_fault() (without
+ * fault flags) reports mapped pages and this driver's device pages; what
+ * it reports as absent (PROT_NONE VMAs, swap and migration entries,
+ * device pages of other drivers) is read from the page table entries
+ * (residency_walk()), under the mmap_lock and the page table locks.
  *
  * Return: 0, -EFAULT when @out is not writable, -ENOMEM, or the error of
  * mmu_interval_notifier_insert().

@@ -17,6 +17,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/swap.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -703,6 +705,276 @@ TEST(prot_none_range_is_skipped)
 	KT_EXPECT_WHERE(fd, p + n * ps, n, AT_SYSTEM);
 	KT_EXPECT_DATA(p, size, 111);
 	KT_EXPECT_WHERE(fd, p, 2 * n, AT_SYSTEM);
+	close(fd);
+}
+
+/* --- where RESIDENCY finds pages the CPU cannot reach -------------------- */
+
+/* Checks RESIDENCY of @n pages at @p against @want, page by page. */
+static void expect_locations(int fd, const void *p, size_t n,
+			     const uint8_t *want)
+{
+	uint64_t count[4], sum[4] = { 0 };
+	uint8_t *loc = malloc(n);
+
+	ASSERT_TRUE(loc != NULL);
+	ASSERT_EQ(kt_residency(fd, p, n, loc, count), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (loc[i] != want[i])
+			TH_LOG("page %zu: at %u, expected %u", i, loc[i],
+			       want[i]);
+		ASSERT_EQ(loc[i], want[i]);
+		sum[want[i]]++;
+	}
+	for (int w = 0; w < 4; w++)
+		ASSERT_EQ(count[w], sum[w]);
+	free(loc);
+}
+
+/*
+ * PROT_NONE changes who may touch a page, not where it is: pages on the
+ * device and in RAM of a PROT_NONE range are reported there, and only
+ * never-touched pages as NONE; a read-only range the same.
+ */
+TEST(residency_reports_prot_none_pages)
+{
+	size_t ps = kt_page_size(), n = 16, npages = 3 * n;
+	size_t size = npages * ps, huge = 2UL << 20;
+	unsigned int ndev = kt_module_param("num_devices");
+	int fd = kt_open_device(0);
+	char *p = kt_map(size), *h;
+	uint8_t want[3 * 16];
+
+	/* [on the device | in RAM | never touched] */
+	kt_fill(p, 2 * n * ps, 151);
+	KT_EXPECT_MIGRATE(fd, p, n * ps, TO_DEVICE, n, 0, 0);
+	for (size_t i = 0; i < npages; i++)
+		want[i] = i < n ? AT_DEVICE : i < 2 * n ? AT_SYSTEM : AT_NONE;
+
+	ASSERT_EQ(mprotect(p, size, PROT_NONE), 0);
+	expect_locations(fd, p, npages, want);
+	if (ndev > 1) {
+		int fd1 = kt_open_device(1);
+
+		KT_EXPECT_WHERE(fd1, p, n, AT_OTHER);
+		KT_EXPECT_WHERE(fd1, p + n * ps, n, AT_SYSTEM);
+		close(fd1);
+	}
+	/* part of the range PROT_NONE, part read-only */
+	ASSERT_EQ(mprotect(p + n * ps / 2, size - n * ps / 2, PROT_READ), 0);
+	expect_locations(fd, p, npages, want);
+	/* asking moved nothing */
+	ASSERT_EQ(kt_mem_free(fd), kt_mem_total(fd) - n * ps);
+
+	ASSERT_EQ(mprotect(p, size, PROT_READ | PROT_WRITE), 0);
+	expect_locations(fd, p, npages, want);
+	KT_EXPECT_DATA(p, 2 * n * ps, 151);
+	ASSERT_EQ(kt_check_zero(p + 2 * n * ps, n * ps), -1);
+	KT_EXPECT_WHERE(fd, p, 2 * n, AT_SYSTEM);
+	kt_unmap(p, size);
+
+	/* a PROT_NONE huge page (a PMD entry, when THP gives one) */
+	h = kt_map_aligned(huge, huge);
+	madvise(h, huge, MADV_HUGEPAGE); /* best effort */
+	kt_fill(h, huge, 152);
+	ASSERT_EQ(mprotect(h, huge, PROT_NONE), 0);
+	KT_EXPECT_WHERE(fd, h, huge / ps, AT_SYSTEM);
+	ASSERT_EQ(mprotect(h, huge, PROT_READ), 0);
+	KT_EXPECT_DATA(h, huge, 152);
+	kt_unmap(h, huge);
+	close(fd);
+}
+
+#define SWAP_DEV "/dev/ram15" /* a brd RAM disk (CONFIG_BLK_DEV_RAM) */
+
+/* Makes @SWAP_DEV a swap area and turns it on; SKIP where it cannot. */
+static void swap_on(void)
+{
+	size_t ps = kt_page_size();
+	char *hdr = calloc(1, ps);
+	uint32_t info[3];
+	off_t size;
+	int f;
+
+	ASSERT_TRUE(hdr != NULL);
+	f = open(SWAP_DEV, O_RDWR);
+	if (f < 0)
+		SKIP("%s: %s", SWAP_DEV, strerror(errno));
+	size = lseek(f, 0, SEEK_END);
+	if (size < (off_t)(64 * ps))
+		SKIP("%s is too small for swap", SWAP_DEV);
+	/* union swap_header: version 1, last page, no bad pages */
+	info[0] = 1;
+	info[1] = size / ps - 1;
+	info[2] = 0;
+	memcpy(hdr + 1024, info, sizeof(info));
+	memcpy(hdr + ps - 10, "SWAPSPACE2", 10);
+	ASSERT_EQ(pwrite(f, hdr, ps, 0), (ssize_t)ps);
+	ASSERT_EQ(fsync(f), 0);
+	close(f);
+	free(hdr);
+	if (swapon(SWAP_DEV, 0) && errno != EBUSY)
+		SKIP("swapon %s: %s", SWAP_DEV, strerror(errno));
+}
+
+/* Pages of [@p, @p + @n pages) that /proc/self/pagemap says are in swap. */
+static size_t swapped_pages(const void *p, size_t n)
+{
+	size_t ps = kt_page_size(), swapped = 0;
+	int f = open("/proc/self/pagemap", O_RDONLY);
+
+	ASSERT_GE(f, 0);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t e;
+		off_t off = ((uintptr_t)p / ps + i) * sizeof(e);
+
+		ASSERT_EQ(pread(f, &e, sizeof(e), off), (ssize_t)sizeof(e));
+		if (e & (1ULL << 62))
+			swapped++;
+	}
+	close(f);
+	return swapped;
+}
+
+/*
+ * A swapped-out page is in system memory's backing store: RESIDENCY says
+ * SYSTEM, in a readable and in a PROT_NONE range, and asking does not
+ * swap it in.
+ */
+TEST(residency_reports_swapped_pages)
+{
+	size_t ps = kt_page_size(), n = 32, npages = 4 * n;
+	size_t size = npages * ps;
+	int fd = kt_open_device(0);
+	char *p = kt_map(size);
+	uint8_t want[4 * 32];
+	size_t swapped = 0;
+
+	swap_on();
+	/* [on the device | swapped | swapped, PROT_NONE | never touched] */
+	kt_fill(p, 3 * n * ps, 161);
+	KT_EXPECT_MIGRATE(fd, p, n * ps, TO_DEVICE, n, 0, 0);
+	for (int tries = 0; tries < 10 && swapped < 2 * n; tries++) {
+		ASSERT_EQ(madvise(p + n * ps, 2 * n * ps, MADV_PAGEOUT), 0);
+		swapped = swapped_pages(p + n * ps, 2 * n);
+	}
+	TH_LOG("%zu of %zu pages swapped out", swapped, 2 * n);
+	if (!swapped)
+		SKIP("MADV_PAGEOUT swapped nothing out");
+	ASSERT_EQ(mprotect(p + 2 * n * ps, n * ps, PROT_NONE), 0);
+	for (size_t i = 0; i < npages; i++)
+		want[i] = i < n ? AT_DEVICE : i < 3 * n ? AT_SYSTEM : AT_NONE;
+
+	expect_locations(fd, p, npages, want);
+	/* nothing was swapped in by asking */
+	ASSERT_EQ(swapped_pages(p + n * ps, 2 * n), swapped);
+
+	ASSERT_EQ(mprotect(p + 2 * n * ps, n * ps, PROT_READ | PROT_WRITE), 0);
+	KT_EXPECT_DATA(p, 3 * n * ps, 161);
+	ASSERT_EQ(kt_check_zero(p + 3 * n * ps, n * ps), -1);
+	KT_EXPECT_WHERE(fd, p, 3 * n, AT_SYSTEM);
+	kt_unmap(p, size);
+	close(fd);
+	ASSERT_EQ(swapoff(SWAP_DEV), 0);
+}
+
+/* --- mlock ----------------------------------------------------------------- */
+
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
+
+/*
+ * mlock() promises that the memory stays in RAM and is accessed without
+ * a fault: a locked range does not move to the device (every page
+ * skipped), the unlocked part of a range does, and after munlock() all of
+ * it does.  Locking device-resident memory brings it home; locking it
+ * with MLOCK_ONFAULT leaves it there, and it still comes back on request.
+ */
+TEST(mlocked_range_stays_in_ram)
+{
+	size_t ps = kt_page_size(), npages = 256, half = npages / 2;
+	size_t size = npages * ps;
+	struct drm_hmmgpu_stats st0, st1;
+	int fd = kt_open_device(0);
+	unsigned long long total = kt_mem_total(fd);
+	char *p = kt_map(size);
+
+	kt_fill(p, size, 171);
+	if (mlock(p, size))
+		SKIP("mlock: %s", strerror(errno));
+
+	kt_get_stats(fd, HMMGPU_STATS_FILE, &st0);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, 0, 0, npages);
+	kt_get_stats(fd, HMMGPU_STATS_FILE, &st1);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_mem_free(fd), total);
+	ASSERT_EQ(st1.pages[HMMGPU_DIR_TO_DEVICE][HMMGPU_CAUSE_EXPLICIT],
+		  st0.pages[HMMGPU_DIR_TO_DEVICE][HMMGPU_CAUSE_EXPLICIT]);
+	KT_EXPECT_DATA(p, size, 171);
+	/* never left: already in system memory */
+	KT_EXPECT_MIGRATE(fd, p, size, TO_SYSTEM, 0, npages, 0);
+
+	/* half unlocked: that half moves, the locked half stays */
+	ASSERT_EQ(munlock(p, half * ps), 0);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, half, 0, npages - half);
+	KT_EXPECT_WHERE(fd, p, half, AT_DEVICE);
+	KT_EXPECT_WHERE(fd, p + half * ps, npages - half, AT_SYSTEM);
+
+	/* all unlocked: the rest moves */
+	ASSERT_EQ(munlock(p + half * ps, size - half * ps), 0);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, npages - half, half, 0);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+
+	/* mlock() of device-resident memory faults it home */
+	ASSERT_EQ(mlock(p, size), 0);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_wait_mem_free(fd, total, 2000), total);
+	KT_EXPECT_DATA(p, size, 171);
+	ASSERT_EQ(munlock(p, size), 0);
+
+	/* MLOCK_ONFAULT leaves device pages there; they do not move again */
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, npages, 0, 0);
+	ASSERT_EQ(syscall(SYS_mlock2, p, size, MLOCK_ONFAULT), 0);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, 0, 0, npages);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_SYSTEM, npages, 0, 0);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	KT_EXPECT_DATA(p, size, 171);
+	ASSERT_EQ(munlock(p, size), 0);
+	kt_unmap(p, size);
+	close(fd);
+}
+
+/*
+ * A device access through a view to locked memory does not migrate it
+ * either: the device fault maps the system pages, and device writes land
+ * in them.
+ */
+TEST(mlocked_range_device_access_maps_system_pages)
+{
+	size_t ps = kt_page_size(), npages = 64, size = npages * ps;
+	int fd = kt_open_device(0);
+	unsigned long long total = kt_mem_total(fd);
+	char *p = kt_map(size);
+	struct kt_view v;
+
+	kt_fill(p, size, 181);
+	if (mlock(p, size))
+		SKIP("mlock: %s", strerror(errno));
+	kt_view_open(&v, fd, p, size);
+
+	ASSERT_EQ(kt_dev_check(v.dev, 0, size, 181), -1);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_mem_free(fd), total);
+	kt_dev_fill(v.dev, 0, size / 2, 182);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_check_range(p, 0, size / 2, 182), -1);
+	ASSERT_EQ(kt_check_range(p, size / 2, size / 2, 181), -1);
+
+	kt_view_close(&v);
+	ASSERT_EQ(munlock(p, size), 0);
+	kt_unmap(p, size);
 	close(fd);
 }
 

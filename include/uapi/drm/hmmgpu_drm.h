@@ -113,11 +113,18 @@ struct drm_hmmgpu_get_info {
  * [@start, @start + @size) that can move does; pages that cannot (shared
  * or file-backed mappings, pinned pages, PROT_NONE, pages whose copy
  * failed) stay where they are, with their data, and are counted in
- * @skipped.  To the device, pages on another hmmgpu device move device to
- * device.  To system, pages on any hmmgpu device move; pages that are not
- * on a device (system pages, never-touched holes, shared and file-backed
- * mappings) count as @already.  To the device, holes become zero-filled
- * device pages.
+ * @skipped.  Memory locked with mlock() (mlock2(), mlockall(), MAP_LOCKED:
+ * the VMA is VM_LOCKED) never goes to a device, since mlock() promises
+ * that it stays in RAM and is accessed without a fault: to the device,
+ * every page of a locked range counts in @skipped, and a device fault
+ * through a view maps its system pages instead of migrating them.  After
+ * munlock() it moves again.  To system, locked ranges move like others
+ * (pages that mlock2(MLOCK_ONFAULT) left on a device come home).  To
+ * the device, pages on another hmmgpu device move device to device.  To
+ * system, pages on any hmmgpu device move; pages that are not on a device
+ * (system pages, never-touched holes, shared and file-backed mappings)
+ * count as @already.  To the device, holes become zero-filled device
+ * pages.
  *
  * Errors: -EINVAL for bad flags, pad, extensions, target, a zero size, an
  * unaligned @start or @size or a range that wraps; -EFAULT when part of
@@ -146,8 +153,8 @@ struct drm_hmmgpu_migrate {
 };
 
 /* Values written by DRM_IOCTL_HMMGPU_RESIDENCY, one byte per page. */
-#define HMMGPU_RESIDENCY_NONE 0 /* not populated (never touched) */
-#define HMMGPU_RESIDENCY_SYSTEM 1 /* in system RAM */
+#define HMMGPU_RESIDENCY_NONE 0 /* no data: never touched (see below) */
+#define HMMGPU_RESIDENCY_SYSTEM 1 /* in system RAM or swapped out */
 #define HMMGPU_RESIDENCY_THIS_DEVICE 2 /* on the device behind the file */
 #define HMMGPU_RESIDENCY_OTHER_DEVICE 3 /* on another device */
 
@@ -156,7 +163,16 @@ struct drm_hmmgpu_migrate {
  *
  * Writes @npages bytes at @locations, one HMMGPU_RESIDENCY_* per page of
  * [@start, @start + @npages pages), and sums them in @count.  Nothing is
- * faulted in or migrated.  Unmapped holes read as NONE.
+ * faulted in or migrated.  Where a page is does not depend on the
+ * protection of its mapping: pages of a PROT_NONE range are reported
+ * where they are, like any other.  A swapped-out page is in system
+ * memory's backing store and reads as SYSTEM (an access brings it back
+ * without a device).  A page in the middle of a migration reads where its
+ * data is until the migration completes.  A page on a device of another
+ * driver reads as OTHER_DEVICE.  NONE means that the page holds no data:
+ * never touched, unmapped holes, PFN mappings (VM_IO, VM_PFNMAP, views),
+ * pages that no longer exist (hardware-poisoned, MADV_GUARD markers), and
+ * PROT_NONE hugetlb pages, whose page tables are not read.
  *
  * Errors: -EINVAL for bad flags or pad, an unaligned @start, @npages zero
  * or above 1 << 24, or a wrapping range; -EFAULT when @locations is not
