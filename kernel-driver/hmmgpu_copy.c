@@ -15,6 +15,8 @@
 #include <linux/list.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
+#include <linux/moduleparam.h>
+#include <linux/mutex.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
@@ -74,9 +76,20 @@
  * preparation failed) or that the DMA engine reports failed
  * (&dmaengine_result.result is not %DMA_TRANS_NOERROR) sets its bit in
  * &hmmgpu_copy_batch.failed; its destination then holds no valid data and
- * the caller must leave that page where it is.  The source is never
- * written.  The fence still signals, with error -EIO, and
- * hmmgpu_copy_wait() returns -EIO.  When the engine cannot allocate its
+ * the caller must leave that page where it is (or copy it again with the
+ * CPU: the source is never written).  The fence still signals, with error
+ * -EIO, and hmmgpu_copy_wait() returns -EIO.
+ *
+ * **Stalls.**  A DMA engine that stops completing descriptors must not
+ * hang its waiters, which may hold a process's mmap_lock: a dmaengine
+ * batch not done after copy_timeout_ms is cancelled.  The waiter
+ * terminates the channel (dmaengine_terminate_sync(): the engine drops
+ * what it has not done and no callback runs afterwards) and counts every
+ * descriptor of its batch whose callback did not run as failed, claiming
+ * each with &hmmgpu_copy_dma_op.claimed so that a callback racing the
+ * cancel and the cancel do not both finish it.  Other batches on the
+ * channel lose their descriptors too and are cancelled in turn when
+ * their own wait times out.  When the engine cannot allocate its
  * per-batch bookkeeping, it copies the batch with the CPU in the caller's
  * context rather than failing it: slower, but no page is left behind.
  *
@@ -109,6 +122,14 @@
 #define HMMGPU_COPY_INLINE_PAGES 64
 /* Pages a software channel copies between two cond_resched(). */
 #define HMMGPU_COPY_RESCHED_PAGES 64
+/* The shortest copy_timeout_ms honoured. */
+#define HMMGPU_COPY_MIN_TIMEOUT_MS 10
+
+static unsigned int hmmgpu_copy_timeout_ms = 10000;
+module_param_named(copy_timeout_ms, hmmgpu_copy_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(copy_timeout_ms,
+		 "Cancel a DMA engine batch not done after this many ms (at least "
+		 __stringify(HMMGPU_COPY_MIN_TIMEOUT_MS) ", default 10000)");
 
 struct hmmgpu_copy_engine;
 
@@ -148,12 +169,14 @@ struct hmmgpu_copy_seg {
  * @src: bus address of the source page, or the engine's zero page.
  * @dst: bus address of the destination page.
  * @index: index of the op in @batch.
+ * @claimed: set by whoever finishes the op: its callback, or a cancel.
  */
 struct hmmgpu_copy_dma_op {
 	struct hmmgpu_copy_batch *batch;
 	dma_addr_t src;
 	dma_addr_t dst;
 	unsigned int index;
+	atomic_t claimed;
 };
 
 /**
@@ -170,6 +193,7 @@ struct hmmgpu_copy_dma_op {
  * @dma_dev: dmaengine: the device that maps pages for @chan.
  * @zero_dma: dmaengine: bus address of the zero page, the source of
  *	      zeroing copies.
+ * @cancel_lock: dmaengine: one cancel of a stalled batch at a time.
  */
 struct hmmgpu_copy_engine {
 	struct device *dev;
@@ -184,6 +208,7 @@ struct hmmgpu_copy_engine {
 	struct dma_chan *chan;
 	struct device *dma_dev;
 	dma_addr_t zero_dma;
+	struct mutex cancel_lock;
 };
 
 /* --- fences ---------------------------------------------------------------- */
@@ -437,6 +462,9 @@ static void hmmgpu_copy_dma_done(void *param,
 	struct hmmgpu_copy_dma_op *dop = param;
 	struct hmmgpu_copy_batch *batch = dop->batch;
 
+	/* cancelled: the waiter finished it (and may have freed @batch) */
+	if (atomic_xchg(&dop->claimed, 1))
+		return;
 	if (result && result->result != DMA_TRANS_NOERROR)
 		hmmgpu_copy_mark_failed(batch, dop->index);
 	hmmgpu_copy_dma_unmap(batch->engine, dop);
@@ -469,6 +497,7 @@ static int hmmgpu_copy_dma_one(struct hmmgpu_copy_engine *ce,
 
 	dop->batch = batch;
 	dop->index = index;
+	atomic_set(&dop->claimed, 0);
 	dop->src = ce->zero_dma;
 	if (op->src) {
 		dop->src = dma_map_page(ce->dma_dev, op->src, 0, PAGE_SIZE,
@@ -527,10 +556,13 @@ static void hmmgpu_copy_dma_submit(struct hmmgpu_copy_engine *ce,
 	batch->work = dops;
 
 	for (i = 0; i < batch->nr; i++) {
-		if (hmmgpu_copy_dma_one(ce, batch, &dops[i], i))
+		if (hmmgpu_copy_dma_one(ce, batch, &dops[i], i)) {
+			/* finished now: nothing for a cancel to do */
+			atomic_set(&dops[i].claimed, 1);
 			hmmgpu_copy_mark_failed(batch, i);
-		else
+		} else {
 			submitted++;
+		}
 	}
 	if (submitted)
 		dma_async_issue_pending(ce->chan);
@@ -627,6 +659,7 @@ struct hmmgpu_copy_engine *hmmgpu_copy_engine_create(struct device *dev,
 	ce->dev = dev;
 	ce->fence_context = dma_fence_context_alloc(1);
 	atomic64_set(&ce->seqno, 0);
+	mutex_init(&ce->cancel_lock);
 
 	if (try_dma) {
 		ret = hmmgpu_copy_dma_init(ce);
@@ -737,16 +770,63 @@ static void hmmgpu_copy_batch_settle(struct hmmgpu_copy_batch *batch)
 	spin_unlock_irq(&batch->fence_lock);
 }
 
+/*
+ * Cancels what remains of a dmaengine batch that did not finish in time
+ * (see "Stalls" above). Its waiter, the batch's owner, calls this.
+ */
+static void hmmgpu_copy_dma_cancel(struct hmmgpu_copy_engine *ce,
+				   struct hmmgpu_copy_batch *batch,
+				   unsigned int timeout_ms)
+{
+	struct hmmgpu_copy_dma_op *dops = batch->work;
+	unsigned int i, n = 0, nr = batch->nr;
+	int ret;
+
+	mutex_lock(&ce->cancel_lock);
+	ret = dmaengine_terminate_sync(ce->chan);
+	if (ret) {
+		mutex_unlock(&ce->cancel_lock);
+		dev_warn_once(ce->dev, "DMA channel %s cannot be terminated (%d): waiting for a stalled copy\n",
+			      dma_chan_name(ce->chan), ret);
+		return;
+	}
+	for (i = 0; i < nr; i++) {
+		if (atomic_xchg(&dops[i].claimed, 1))
+			continue;
+		hmmgpu_copy_mark_failed(batch, i);
+		hmmgpu_copy_dma_unmap(ce, &dops[i]);
+		n++;
+		/* the last one signals the fence; the batch stays ours */
+		hmmgpu_copy_part_done(batch);
+	}
+	mutex_unlock(&ce->cancel_lock);
+	dev_warn_ratelimited(ce->dev, "DMA channel %s: %u of %u copies not done after %u ms, cancelled\n",
+			     dma_chan_name(ce->chan), n, nr, timeout_ms);
+}
+
 /**
  * hmmgpu_copy_wait() - wait for a batch's fence, uninterruptibly.
  * @batch: a submitted batch.
  *
- * May sleep; the caller may hold mmap_lock, which no copy needs.
+ * May sleep; the caller may hold mmap_lock, which no copy needs.  A
+ * dmaengine batch not done after copy_timeout_ms is cancelled: the
+ * copies not done count as failed.  Software batches are copied by the
+ * CPU and always finish.
  *
  * Return: 0 when every op succeeded, -EIO when some failed (see @failed).
  */
 int hmmgpu_copy_wait(struct hmmgpu_copy_batch *batch)
 {
+	struct hmmgpu_copy_engine *ce = batch->engine;
+
+	if (ce->kind == HMMGPU_COPY_DMAENGINE && batch->work) {
+		unsigned int ms = max(READ_ONCE(hmmgpu_copy_timeout_ms),
+				      HMMGPU_COPY_MIN_TIMEOUT_MS);
+
+		if (!dma_fence_wait_timeout(&batch->fence, false,
+					    msecs_to_jiffies(ms)))
+			hmmgpu_copy_dma_cancel(ce, batch, ms);
+	}
 	dma_fence_wait(&batch->fence, false);
 	hmmgpu_copy_batch_settle(batch);
 	return atomic_read(&batch->nr_failed) ? -EIO : 0;

@@ -5,6 +5,7 @@
  */
 
 #include <linux/atomic.h>
+#include <linux/delay.h>
 #include <linux/dma-mapping.h>
 #include <linux/dmaengine.h>
 #include <linux/gfp.h>
@@ -45,6 +46,10 @@
  *   (counted over all channels) copies nothing and completes with
  *   %DMA_TRANS_WRITE_FAILED, so tests can check that copy errors reach
  *   the client;
+ * - stall (writable): when 1, the channels stop completing descriptors:
+ *   issued ones wait, as on hardware that hung, until stall is 0 again or
+ *   dmaengine_terminate_*() drops them, so tests can check that a client
+ *   does not wait forever;
  * - copies, failed (read-only): descriptors copied, and failed on purpose.
  *
  * **Locking.**  Each channel's &hmmgpu_testdma_chan.lock protects its
@@ -66,6 +71,10 @@ static unsigned int fail_every;
 module_param(fail_every, uint, 0644);
 MODULE_PARM_DESC(fail_every,
 		 "Fail every Nth descriptor with DMA_TRANS_WRITE_FAILED (0: never)");
+
+static bool stall;
+module_param(stall, bool, 0644);
+MODULE_PARM_DESC(stall, "Stop completing descriptors, as a hung engine (default 0)");
 
 static atomic_long_t hmmgpu_testdma_copies = ATOMIC_LONG_INIT(0);
 static atomic_long_t hmmgpu_testdma_failed = ATOMIC_LONG_INIT(0);
@@ -270,14 +279,21 @@ static void hmmgpu_testdma_work(struct work_struct *work)
 		struct dma_async_tx_descriptor *tx;
 		unsigned long flags;
 
+		bool stalled = READ_ONCE(stall);
+
 		spin_lock_irqsave(&tc->lock, flags);
 		desc = list_first_entry_or_null(&tc->issued,
 						struct hmmgpu_testdma_desc, node);
-		if (desc)
+		if (desc && !stalled)
 			list_del(&desc->node);
 		spin_unlock_irqrestore(&tc->lock, flags);
 		if (!desc)
 			break;
+		if (stalled) {
+			/* hung: look again later, holding nothing */
+			msleep(5);
+			continue;
+		}
 		tx = &desc->tx;
 
 		if (hmmgpu_testdma_should_fail()) {
