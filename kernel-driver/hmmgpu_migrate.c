@@ -145,10 +145,13 @@ static void copy_submit(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
 }
 
 /*
- * Waits for the copies of @m; clears the destinations of failed ops.
- * Returns the number of failed ops.
+ * Waits for the copies of @m. The destinations of failed ops are cleared
+ * (the page stays where it is), or with @cpu_copy copied again by the CPU
+ * from the source, which the failed op left intact. Returns the number
+ * of failed ops.
  */
-static unsigned long copy_wait(struct hmmgpu_mig *m, u64 *busy_ns)
+static unsigned long copy_wait(struct hmmgpu_mig *m, u64 *busy_ns,
+			       bool cpu_copy)
 {
 	unsigned long nfailed = 0, k;
 
@@ -157,7 +160,10 @@ static unsigned long copy_wait(struct hmmgpu_mig *m, u64 *busy_ns)
 		return 0;
 	if (hmmgpu_copy_wait(&m->batch)) {
 		for_each_set_bit(k, m->failed, m->nops) {
-			release_dst(&m->dst[m->op_idx[k]]);
+			if (cpu_copy)
+				copy_highpage(m->ops[k].dst, m->ops[k].src);
+			else
+				release_dst(&m->dst[m->op_idx[k]]);
 			nfailed++;
 		}
 	}
@@ -170,12 +176,15 @@ static unsigned long copy_wait(struct hmmgpu_mig *m, u64 *busy_ns)
  * Prepares the device pages collected in @m->src[0..@npages) for a move
  * to system memory: allocates system pages, copies, drops failures.
  * Entries that are not device pages selected for migration get no
- * destination. Returns the number of pages with a destination.
+ * destination. With @must_move (device removal: the device memory is
+ * going away) nothing is dropped: allocations wait for memory and failed
+ * copies are done again by the CPU, as nouveau and test_hmm do. Returns
+ * the number of pages with a destination.
  */
 static unsigned long prepare_to_system(struct hmmgpu_device *hdev,
 				       struct hmmgpu_mig *m,
 				       unsigned long npages, u64 *busy_ns,
-				       unsigned long *nfailed)
+				       unsigned long *nfailed, bool must_move)
 {
 	unsigned long i, need = 0, got, k = 0, nops = 0;
 
@@ -198,6 +207,8 @@ static unsigned long prepare_to_system(struct hmmgpu_device *hdev,
 			break;
 		got = n;
 	}
+	for (; must_move && got < need; got++)
+		m->pages[got] = alloc_page(GFP_HIGHUSER_MOVABLE | __GFP_NOFAIL);
 
 	for (i = 0; i < npages && k < got; i++) {
 		struct page *spage = migrate_pfn_to_page(m->src[i]);
@@ -217,8 +228,8 @@ static unsigned long prepare_to_system(struct hmmgpu_device *hdev,
 		nops++;
 	}
 	copy_submit(hdev, m, nops, false);
-	*nfailed = copy_wait(m, busy_ns);
-	return nops - *nfailed;
+	*nfailed = copy_wait(m, busy_ns, must_move);
+	return must_move ? nops : nops - *nfailed;
 }
 
 /* Counts the entries that kept their destination after *_pages(). */
@@ -296,7 +307,8 @@ int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
 
 		migrate_device_range(m->src, dmem->pfn_first + first + done,
 				     npages);
-		prepare_to_system(hdev, m, npages, &busy, &nfailed);
+		prepare_to_system(hdev, m, npages, &busy, &nfailed,
+				  cause == HMMGPU_CAUSE_REMOVAL);
 		migrate_device_pages(m->src, m->dst, npages);
 		moved = count_moved(m, npages);
 		if (moved && trace_hmmgpu_evicted_enabled())
@@ -437,7 +449,7 @@ static void to_device_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
 	unsigned long i, moved = 0, peer = 0, nfailed;
 	u64 busy;
 
-	nfailed = copy_wait(m, &busy);
+	nfailed = copy_wait(m, &busy, false);
 	migrate_vma_pages(&m->args);
 	for (i = 0; i < m->npages; i++) {
 		struct page *spage = migrate_pfn_to_page(m->src[i]);
@@ -497,7 +509,7 @@ static int batch_to_system(struct hmmgpu_file *hfile,
 		    hmmgpu_is_hmmgpu_page(spage))
 			selected++;
 	}
-	prepare_to_system(hdev, m, npages, &busy, &nfailed);
+	prepare_to_system(hdev, m, npages, &busy, &nfailed, false);
 	migrate_vma_pages(&args);
 	moved = count_moved(m, npages);
 	migrate_vma_finalize(&args);
@@ -697,8 +709,12 @@ int hmmgpu_migrate_block(struct hmmgpu_file *hfile, struct vm_area_struct *vma,
  * Migrates the hmmgpu_fault_kib-aligned block around the fault, clamped
  * to the VMA, back to system memory in one batch.
  *
- * Context: the core holds the mmap_lock or the VMA lock and vmf->page is
- * locked and referenced.
+ * Context: the core holds the mmap_lock or the VMA lock and a reference
+ * on vmf->page.  Whether it also holds the page lock depends on the
+ * kernel: 6.1 and 6.12 do not lock it, newer kernels (7.3) take it with a
+ * trylock first.  Nothing here depends on either: migrate_vma_setup() is
+ * told the faulting page (@fault_page) and locks, or finds locked, every
+ * page it collects accordingly.
  * Return: 0 (the access is retried), VM_FAULT_OOM, or VM_FAULT_SIGBUS
  * when the faulting page could not be brought back (no memory for it).
  */
@@ -735,7 +751,7 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 		goto out_free;
 	}
 
-	prepare_to_system(hdev, m, npages, &busy, &nfailed);
+	prepare_to_system(hdev, m, npages, &busy, &nfailed, false);
 	/*
 	 * The faulting page has to come back or the access cannot go on. If
 	 * the copy engine failed it (its data is intact on the device), copy
@@ -927,9 +943,17 @@ static int residency_chunk(struct hmmgpu_device *hdev, struct mm_struct *mm,
 		.dev_private_owner = &hmmgpu_owner,
 	};
 	unsigned long addr, i;
-	int ret;
+	int tries = 0, ret;
 
 again:
+	/*
+	 * A range that keeps changing (another thread migrating or
+	 * remapping it) is read again a bounded number of times; after that
+	 * the page tables, read under their locks, are the answer: like
+	 * every answer of this ioctl, a snapshot.
+	 */
+	if (tries++ && fatal_signal_pending(current))
+		return -EINTR;
 	range.notifier_seq = mmu_interval_read_begin(mni);
 	mmap_read_lock(mm);
 	for (addr = start; addr < end;) {
@@ -955,7 +979,7 @@ again:
 		range.end = vend;
 		range.hmm_pfns = pfns + ((addr - start) >> PAGE_SHIFT);
 		ret = hmm_range_fault(&range);
-		if (ret == -EBUSY) {
+		if (ret == -EBUSY && tries < HMMGPU_RETRIES) {
 			mmap_read_unlock(mm);
 			goto again;
 		}
@@ -972,7 +996,8 @@ again:
 		addr = vend;
 	}
 	mmap_read_unlock(mm);
-	if (mmu_interval_check_retry(mni, range.notifier_seq))
+	if (mmu_interval_check_retry(mni, range.notifier_seq) &&
+	    tries < HMMGPU_RETRIES)
 		goto again;
 	return 0;
 }

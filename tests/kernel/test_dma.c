@@ -458,4 +458,119 @@ TEST(bad_copy_engine_parameters_are_rejected)
 	kt_restore_hmmgpu();
 }
 
+#define HMMGPU_PARAMS "/sys/module/hmmgpu/parameters/"
+
+/* Sets writable parameter @name of the test module to @val. */
+static void testdma_set(const char *name, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), TESTDMA_PARAMS "%s", name);
+	ASSERT_EQ(kt_sysfs_write(path, val), 0);
+}
+
+/*
+ * Device removal must bring every page home even when the DMA engine
+ * fails every copy: the CPU copies what the engine did not (the data on
+ * the device is intact). Removal used to retry such pages forever.
+ */
+TEST_TIMEOUT(removal_with_failing_copies_keeps_data, 300)
+{
+	size_t npages = BUF_SIZE / kt_page_size();
+	long long failed;
+	void *p;
+	int fd;
+
+	load_with_testdma("dmaengine", 0);
+	fd = kt_open_device(0);
+	p = pattern_buffer();
+	KT_EXPECT_MIGRATE(fd, p, BUF_SIZE, HMMGPU_MIGRATE_TO_DEVICE, npages,
+			  0, 0);
+	close(fd);
+
+	testdma_set_fail_every(1);
+	failed = testdma_param("failed");
+	ASSERT_EQ(kt_unbind_device(0), 0);
+	TH_LOG("removal: %lld copies failed on purpose",
+	       testdma_param("failed") - failed);
+	ASSERT_GE(testdma_param("failed") - failed, (long long)npages);
+	/* every page is in system memory again, with its data */
+	ASSERT_EQ(read_back(p), -1);
+	testdma_set_fail_every(0);
+	ASSERT_EQ(kt_bind_device(0), 0);
+	kt_unmap(p, BUF_SIZE);
+	restore_all();
+}
+
+/*
+ * A DMA engine that stops completing copies (hardware that hung) does not
+ * hang the process that waits for them: after copy_timeout_ms the batch
+ * is cancelled and its copies count as failed, so a migration to the
+ * device leaves the pages in system memory with their data, and the
+ * engine works again once the stall ends.
+ */
+TEST_TIMEOUT(stalled_engine_is_cancelled_and_pages_stay_in_system, 300)
+{
+	size_t npages = BUF_SIZE / kt_page_size();
+	struct drm_hmmgpu_migrate m;
+	struct drm_hmmgpu_stats st;
+	void *p;
+	int fd;
+
+	load_with_testdma("dmaengine", 0);
+	ASSERT_EQ(kt_sysfs_write(HMMGPU_PARAMS "copy_timeout_ms", "200"), 0);
+	fd = kt_open_device(0);
+	p = pattern_buffer();
+
+	testdma_set("stall", "1");
+	ASSERT_EQ(kt_migrate(fd, p, BUF_SIZE, HMMGPU_MIGRATE_TO_DEVICE, &m),
+		  0);
+	TH_LOG("to device, stalled: moved %llu, skipped %llu",
+	       (unsigned long long)m.moved, (unsigned long long)m.skipped);
+	ASSERT_EQ(m.moved, 0);
+	ASSERT_EQ(m.skipped, npages);
+	KT_EXPECT_WHERE(fd, p, npages, HMMGPU_RESIDENCY_SYSTEM);
+	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st);
+	ASSERT_EQ(st.copy_errors, npages);
+	KT_EXPECT_DATA(p, BUF_SIZE, SEED);
+
+	/* the engine copies again once it works */
+	testdma_set("stall", "0");
+	KT_EXPECT_MIGRATE(fd, p, BUF_SIZE, HMMGPU_MIGRATE_TO_DEVICE, npages,
+			  0, 0);
+	ASSERT_EQ(read_back(p), -1);
+	kt_unmap(p, BUF_SIZE);
+	close(fd);
+	ASSERT_EQ(kt_sysfs_write(HMMGPU_PARAMS "copy_timeout_ms", "10000"), 0);
+	restore_all();
+}
+
+/*
+ * Removal with a hung engine: every batch is cancelled after
+ * copy_timeout_ms and the CPU copies the pages home.
+ */
+TEST_TIMEOUT(removal_with_stalled_engine_keeps_data, 300)
+{
+	size_t npages = BUF_SIZE / kt_page_size();
+	void *p;
+	int fd;
+
+	load_with_testdma("dmaengine", 0);
+	ASSERT_EQ(kt_sysfs_write(HMMGPU_PARAMS "copy_timeout_ms", "200"), 0);
+	fd = kt_open_device(0);
+	p = pattern_buffer();
+	KT_EXPECT_MIGRATE(fd, p, BUF_SIZE, HMMGPU_MIGRATE_TO_DEVICE, npages,
+			  0, 0);
+	close(fd);
+
+	testdma_set("stall", "1");
+	ASSERT_EQ(kt_unbind_device(0), 0);
+	ASSERT_EQ(read_back(p), -1);
+	testdma_set("stall", "0");
+	ASSERT_EQ(kt_bind_device(0), 0);
+	kt_unmap(p, BUF_SIZE);
+	ASSERT_EQ(kt_sysfs_write(HMMGPU_PARAMS "copy_timeout_ms", "10000"), 0);
+	restore_all();
+}
+
 TEST_MAIN()
