@@ -4,6 +4,7 @@
  */
 
 #include <linux/log2.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/platform_device.h>
@@ -56,13 +57,15 @@
 /**
  * DOC: Module parameters
  *
- * All are read-only once the module is loaded (see them in
+ * All but two are read-only once the module is loaded (see them in
  * /sys/module/hmmgpu/parameters/); a bad value fails the load with
  * -EINVAL and one line in the kernel log.
  *
  * - num_devices (1-8, default 1): virtual GPUs to create.
  * - mem_mib (default 256): device memory per GPU in MiB, rounded up to
- *   2 MiB. Its backing store, as much system RAM, is reserved at load.
+ *   2 MiB. Its backing store, as much system RAM, is reserved at load;
+ *   more than the RAM available for all devices fails the load with
+ *   -ENOMEM before anything is allocated.
  * - copy_engine (auto, software, dmaengine; default auto): who copies
  *   pages. auto takes a dmaengine DMA_MEMCPY channel if the platform has
  *   one and the device's own software engine otherwise; dmaengine fails
@@ -80,6 +83,9 @@
  *   prefetch after a device fault: when more than this share of the
  *   enclosing 2 MiB region is on the device, the rest follows. 0 turns
  *   it off.
+ * - copy_timeout_ms (at least 10, default 10000, writable at run time):
+ *   a DMA engine batch not done after this long is cancelled and its
+ *   copies count as failed (hmmgpu_copy.c, "Stalls").
  */
 
 #define HMMGPU_MAX_DEVICES 8
@@ -132,12 +138,13 @@ static int hmmgpu_open(struct drm_device *drm, struct drm_file *file)
 	struct hmmgpu_device *hdev = to_hmmgpu(drm);
 	struct hmmgpu_file *hfile;
 
-	hfile = kzalloc(sizeof(*hfile), GFP_KERNEL);
+	hfile = kzalloc(sizeof(*hfile), GFP_KERNEL_ACCOUNT);
 	if (!hfile)
 		return -ENOMEM;
 	hfile->hdev = hdev;
 	mutex_init(&hfile->views_lock);
 	INIT_LIST_HEAD(&hfile->views);
+	xa_init_flags(&hfile->handles, XA_FLAGS_ALLOC1);
 	hfile->mm = current->mm;
 	if (hfile->mm)
 		mmgrab(hfile->mm);
@@ -157,6 +164,7 @@ static void hmmgpu_postclose(struct drm_device *drm, struct drm_file *file)
 	spin_lock(&hdev->files_lock);
 	list_del(&hfile->node);
 	spin_unlock(&hdev->files_lock);
+	xa_destroy(&hfile->handles);
 	if (hfile->mm)
 		mmdrop(hfile->mm);
 	kfree(hfile);
@@ -387,7 +395,6 @@ static int hmmgpu_probe(struct platform_device *pdev)
 	hdev->index = pdev->id;
 	spin_lock_init(&hdev->files_lock);
 	INIT_LIST_HEAD(&hdev->files);
-	xa_init_flags(&hdev->views, XA_FLAGS_ALLOC1);
 	platform_set_drvdata(pdev, hdev);
 
 	hdev->copy = hmmgpu_copy_engine_create(&pdev->dev, copy_engine,
@@ -478,6 +485,18 @@ static int __init hmmgpu_init(void)
 		pr_err("hmmgpu: mem_mib=%u is out of range 1-%u\n", mem_mib,
 		       SZ_1M);
 		return -EINVAL;
+	}
+	/*
+	 * The backing store of every device is system RAM, allocated at
+	 * probe: asking for more than is available would only run the OOM
+	 * killer against the machine's processes before the load failed.
+	 */
+	if (((u64)num_devices * ALIGN(mem_mib, 2) << (20 - PAGE_SHIFT)) >
+	    si_mem_available()) {
+		pr_err("hmmgpu: num_devices=%u x mem_mib=%u needs %llu MiB of backing RAM, only %lu MiB is available\n",
+		       num_devices, mem_mib, (u64)num_devices * ALIGN(mem_mib, 2),
+		       si_mem_available() >> (20 - PAGE_SHIFT));
+		return -ENOMEM;
 	}
 	if (!sysfs_streq(copy_engine, "auto") &&
 	    !sysfs_streq(copy_engine, "software") &&

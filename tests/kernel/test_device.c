@@ -382,4 +382,71 @@ TEST(module_rejects_bad_parameters)
 	ASSERT_EQ(count_hmmgpu_nodes(), ndev);
 }
 
+/* A counter of /proc/vmstat, or -1. */
+static long long vmstat(const char *name)
+{
+	char key[64];
+	long long v, found = -1;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %lld", key, &v) == 2)
+		if (!strcmp(key, name))
+			found = v;
+	fclose(f);
+	return found;
+}
+
+/* MemTotal of /proc/meminfo, in MiB. */
+static unsigned long long mem_total_mib(void)
+{
+	char key[64];
+	unsigned long long kib = 0, v;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	ASSERT_TRUE(f != NULL);
+	while (fscanf(f, "%63s %llu kB ", key, &v) == 2)
+		if (!strcmp(key, "MemTotal:"))
+			kib = v;
+	fclose(f);
+	ASSERT_GT(kib, 0);
+	return kib >> 10;
+}
+
+/*
+ * Device memory is backed by system RAM reserved at load: asking for more
+ * than the machine has fails the load with ENOMEM at once, and the OOM
+ * killer never runs (it used to, against the machine's processes, before
+ * the allocation failed).
+ */
+TEST(module_rejects_more_memory_than_ram)
+{
+	const char *ko = getenv("HMMGPU_KO");
+	unsigned int ndev = kt_module_param("num_devices");
+	unsigned int mib = kt_module_param("mem_mib");
+	unsigned long long ram = mem_total_mib();
+	long long ooms = vmstat("oom_kill");
+	char params[128];
+
+	if (!ko)
+		SKIP("HMMGPU_KO does not name the module file");
+	ASSERT_EQ(syscall(SYS_delete_module, "hmmgpu", O_NONBLOCK), 0);
+	snprintf(params, sizeof(params), "num_devices=1 mem_mib=%llu",
+		 ram + 64);
+	ASSERT_EQ(kt_load_hmmgpu(params), -ENOMEM);
+	/* each fits, together they do not */
+	snprintf(params, sizeof(params), "num_devices=2 mem_mib=%llu",
+		 ram * 3 / 4);
+	ASSERT_EQ(kt_load_hmmgpu(params), -ENOMEM);
+	ASSERT_EQ(access("/sys/module/hmmgpu", F_OK), -1);
+	ASSERT_EQ(count_hmmgpu_nodes(), 0);
+	ASSERT_EQ(vmstat("oom_kill"), ooms);
+
+	snprintf(params, sizeof(params), "num_devices=%u mem_mib=%u", ndev,
+		 mib);
+	ASSERT_EQ(kt_load_hmmgpu(params), 0);
+	ASSERT_EQ(count_hmmgpu_nodes(), ndev);
+}
+
 TEST_MAIN()
