@@ -209,6 +209,17 @@ static inline void hmmgpu_vm_flags_set(struct vm_area_struct *vma,
 #endif
 }
 
+/* hmmgpu_vm_flags_set()'s counterpart: clear flags of a VMA being mapped. */
+static inline void hmmgpu_vm_flags_clear(struct vm_area_struct *vma,
+					 vm_flags_t flags)
+{
+#if HMMGPU_HAVE_VM_FLAGS_SET
+	vm_flags_clear(vma, flags);
+#else
+	vma->vm_flags &= ~flags;
+#endif
+}
+
 /**
  * hmmgpu_mmap_assert_locked() - assert that the caller holds @mm's mmap
  * lock (read or write).
@@ -343,6 +354,8 @@ static inline bool hmmgpu_can_flush_tlb(void)
 /* How the device TLB is flushed here, for the log. */
 static inline const char *hmmgpu_tlb_flush_method(void)
 {
+	if (!boot_cpu_has(X86_FEATURE_PCID))
+		return "ranged INVLPG on the process's CPUs (no PCIDs)";
 #if HMMGPU_HAVE_EXPORT_FLUSH_TLB_ALL
 	return "__flush_tlb_all";
 #else
@@ -376,16 +389,64 @@ static inline const char *hmmgpu_tlb_flush_method(void)
 }
 #endif
 
+#ifdef CONFIG_X86
+/* Above this many pages a CPU drops its whole TLB (as x86's own flushes). */
+#define HMMGPU_TLB_SINGLE_PAGE_CEILING 33
+
+struct hmmgpu_tlb_range {
+	unsigned long start;
+	unsigned long end;
+};
+
+/*
+ * One CPU's part of a ranged flush where the kernel uses no PCIDs: INVLPG
+ * of each page, or a write of CR3 for a long range.  Without PCIDs the
+ * TLB holds entries of the loaded CR3 only, and each switch of CR3 (to
+ * another mm, or to the user page tables of page-table isolation) drops
+ * them: entries of this mm can only be on CPUs that have it loaded.
+ */
+static inline void hmmgpu_flush_local_range(void *data)
+{
+	const struct hmmgpu_tlb_range *r = data;
+	unsigned long addr;
+
+	if ((r->end - r->start) >> PAGE_SHIFT > HMMGPU_TLB_SINGLE_PAGE_CEILING) {
+		native_write_cr3(__native_read_cr3());
+		return;
+	}
+	for (addr = r->start; addr < r->end; addr += PAGE_SIZE)
+		asm volatile("invlpg (%0)" : : "r" (addr) : "memory");
+}
+#endif
+
 /**
- * hmmgpu_flush_tlb_mm() - flush every TLB entry of @mm on every CPU.
+ * hmmgpu_flush_tlb_range() - flush the device TLB for [@start, @end) of @mm.
  * @mm: the mm whose page tables changed.
+ * @start: first address whose entry was cleared or changed.
+ * @end: end of that range.
  *
- * Only where hmmgpu_can_flush_tlb().
+ * Where the kernel uses no PCIDs (the test VM's CPU, and x86 booted with
+ * nopcid), only the CPUs in mm_cpumask(@mm), which are the ones that may
+ * have @mm loaded, flush, and only the range.  With PCIDs a CPU also
+ * keeps entries of mms it ran before, under other PCIDs, and x86 exports
+ * no way for a module to reach them but flushing every context of every
+ * CPU (hmmgpu_flush_local_tlb()); that is what happens there.  Only
+ * where hmmgpu_can_flush_tlb().
+ *
  * Context: process context, interrupts enabled.
  */
-static inline void hmmgpu_flush_tlb_mm(struct mm_struct *mm)
+static inline void hmmgpu_flush_tlb_range(struct mm_struct *mm,
+					  unsigned long start,
+					  unsigned long end)
 {
 #ifdef CONFIG_X86
+	struct hmmgpu_tlb_range r = { .start = start, .end = end };
+
+	if (!boot_cpu_has(X86_FEATURE_PCID)) {
+		on_each_cpu_mask(mm_cpumask(mm), hmmgpu_flush_local_range, &r,
+				 true);
+		return;
+	}
 	on_each_cpu(hmmgpu_flush_local_tlb, NULL, 1);
 #else
 	flush_tlb_mm(mm);

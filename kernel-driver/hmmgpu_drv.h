@@ -139,8 +139,6 @@ struct hmmgpu_dmem {
  * @files_lock: protects @files.
  * @files: open files (&hmmgpu_file.node), to charge CPU faults to the
  *	   file of the faulting process.
- * @views: registered views by handle; a view's mmap offset is its handle
- *	   shifted by HMMGPU_VIEW_OFFSET_SHIFT.
  */
 struct hmmgpu_device {
 	struct drm_device drm;
@@ -151,7 +149,6 @@ struct hmmgpu_device {
 
 	spinlock_t files_lock;
 	struct list_head files;	/* protected by @files_lock */
-	struct xarray views;
 };
 
 /**
@@ -162,6 +159,10 @@ struct hmmgpu_device {
  * @stats: what this file caused.
  * @views_lock: protects @views.
  * @views: views registered through this file (&hmmgpu_view.node).
+ * @handles: the same views by handle (at most HMMGPU_VIEW_MAX_HANDLE);
+ *	     a view's mmap offset on this file is its handle shifted by
+ *	     HMMGPU_VIEW_OFFSET_SHIFT.  Its own lock: mmap() looks views up
+ *	     in it under the mmap_lock, which @views_lock nests outside.
  */
 struct hmmgpu_file {
 	struct hmmgpu_device *hdev;
@@ -171,14 +172,26 @@ struct hmmgpu_file {
 
 	struct mutex views_lock;
 	struct list_head views;	/* protected by @views_lock */
+	struct xarray handles;
 };
 
-/* View handles are below 2^20; offsets are handle << 40: 1 TiB per view. */
+/*
+ * Times a path retries when the range it reads changed meanwhile
+ * (hmm_range_fault()'s -EBUSY, a notifier sequence that moved on) before
+ * it gives up for now: a fault lets the access fault again, RESIDENCY
+ * reads the page tables.  Every retry also stops at a fatal signal.
+ */
+#define HMMGPU_RETRIES 16
+
+/*
+ * View handles are per file, from 1 to HMMGPU_VIEW_MAX_HANDLE (the uapi's
+ * limit of views per file); offsets are handle << 40: 1 TiB per view.
+ */
 #define HMMGPU_VIEW_OFFSET_SHIFT 40
 /* Device-fault migration locks per view, one per 2 MiB region (hashed). */
 #define HMMGPU_VIEW_FAULT_LOCKS 8
 #define HMMGPU_VIEW_MAX_SIZE (1ULL << HMMGPU_VIEW_OFFSET_SHIFT)
-#define HMMGPU_VIEW_MAX_HANDLE ((1U << 20) - 1)
+#define HMMGPU_VIEW_MAX_HANDLE HMMGPU_VIEWS_PER_FILE
 
 /**
  * struct hmmgpu_view - a device view of a CPU range (hmmgpu_view.c).

@@ -101,8 +101,10 @@
  * mapping itself (&hmmgpu_view.map_notifier), is told before munmap or
  * exit frees them, and marks the view unmapped under the view lock that
  * the walkers hold. The kernel exports no ranged user TLB flush to
- * modules on x86, so the flush is a full TLB flush on every CPU; it only
- * happens when an entry was actually cleared.
+ * modules on x86: hmmgpu_flush_tlb_range() flushes the range on the CPUs
+ * that may hold entries where it can, everything everywhere where it
+ * cannot (see hmmgpu_compat.h); either only when an entry was actually
+ * cleared.
  *
  * Only a device fault enters pages in a mapping the map notifier marked
  * unmapped (after a refused mremap(), its VMA is the one faulted on).
@@ -148,12 +150,20 @@
  * it, so nothing that migrate_vma_setup() or a copy waits for can be
  * waiting for it.
  *
- * Order: mmap_lock > &hmmgpu_view.fault_lock > (mmu notifier
- * invalidation) > &hmmgpu_view.lock > page-table lock. The notifier
- * callbacks take &hmmgpu_view.lock, or only
- * try to when the caller cannot sleep (the OOM reaper), then retry later.
- * &hmmgpu_file.views_lock is taken by ioctls and file release only, never
- * inside a fault or a callback.
+ * Order: &hmmgpu_file.views_lock > mmap_lock > &hmmgpu_view.fault_lock >
+ * (mmu notifier invalidation) > &hmmgpu_view.lock > page-table lock.
+ *
+ * - &hmmgpu_file.views_lock is taken by ioctls and file release only,
+ *   never inside a fault or a callback; MIGRATE's hmmgpu_view_populate()
+ *   takes the mmap_lock inside it, VIEW_ADVISE a view's lock.
+ * - mmap() runs under the mmap_lock and takes the &hmmgpu_file.handles
+ *   lock (a spinlock, nothing nests in it) and &hmmgpu_view.lock.
+ * - The notifier callbacks take &hmmgpu_view.lock, or only try to when
+ *   the caller cannot sleep (the OOM reaper), then retry later; under it
+ *   they clear entries (page-table locks) and flush TLBs (IPIs).
+ * - view_kill() takes &hmmgpu_view.lock, drops it, then removes the
+ *   notifier, which waits for callbacks in flight: never under a lock a
+ *   callback takes.
  */
 
 static void view_free(struct kref *ref)
@@ -165,12 +175,15 @@ static void view_free(struct kref *ref)
 }
 
 /*
- * The device TLB flush. x86 exports no flush_tlb_mm_range() to modules;
- * a full flush on every CPU is correct, if blunt.
+ * The device TLB flush of view addresses [@vs, @ve): x86 exports no
+ * flush_tlb_mm_range() to modules, hmmgpu_compat.h does what it can
+ * (only the CPUs that may hold entries, only the range, where the kernel
+ * uses no PCIDs).
  */
-static void view_flush_tlb(struct hmmgpu_view *view)
+static void view_flush_tlb(struct hmmgpu_view *view, unsigned long vs,
+			   unsigned long ve)
 {
-	hmmgpu_flush_tlb_mm(view->mm);
+	hmmgpu_flush_tlb_range(view->mm, vs, ve);
 }
 
 /* The view address of CPU address @addr; view->lock held, mapped. */
@@ -281,7 +294,7 @@ static void view_clear(struct hmmgpu_view *view, unsigned long start,
 	hmmgpu_apply_to_existing_page_range(view->mm, vs, ve - vs, clear_pte,
 					    &c);
 	if (c.flush)
-		view_flush_tlb(view);
+		view_flush_tlb(view, vs, ve);
 }
 
 static bool view_lock_for(struct hmmgpu_view *view,
@@ -376,13 +389,13 @@ static bool range_registrable(struct mm_struct *mm, unsigned long start,
  * @args: the ioctl arguments; @handle and @offset are filled.
  *
  * Return: 0; -EINVAL for bad arguments or a range that is not private
- * anonymous readable memory; -ENOSPC without a free handle; -ENOMEM;
+ * anonymous readable memory; -ENOSPC when @hfile holds
+ * HMMGPU_VIEWS_PER_FILE views; -ENOMEM;
  * -EOPNOTSUPP where the device TLB cannot be flushed (hmmgpu_compat.h).
  */
 int hmmgpu_view_register(struct hmmgpu_file *hfile,
 			 struct drm_hmmgpu_view_register *args)
 {
-	struct hmmgpu_device *hdev = hfile->hdev;
 	struct mm_struct *mm = current->mm;
 	struct hmmgpu_view *view;
 	bool ok;
@@ -405,7 +418,8 @@ int hmmgpu_view_register(struct hmmgpu_file *hfile,
 	if (!ok)
 		return -EINVAL;
 
-	view = kzalloc(sizeof(*view), GFP_KERNEL);
+	/* charged to the caller's memory cgroup, like the rest it pins */
+	view = kzalloc(sizeof(*view), GFP_KERNEL_ACCOUNT);
 	if (!view)
 		return -ENOMEM;
 	kref_init(&view->ref);
@@ -425,8 +439,8 @@ int hmmgpu_view_register(struct hmmgpu_file *hfile,
 	if (ret)
 		goto err_put;
 
-	ret = xa_alloc(&hdev->views, &handle, view,
-		       XA_LIMIT(1, HMMGPU_VIEW_MAX_HANDLE), GFP_KERNEL);
+	ret = xa_alloc(&hfile->handles, &handle, view,
+		       XA_LIMIT(1, HMMGPU_VIEW_MAX_HANDLE), GFP_KERNEL_ACCOUNT);
 	if (ret) {
 		ret = ret == -EBUSY ? -ENOSPC : ret;
 		goto err_remove_notifier;
@@ -452,13 +466,11 @@ err_put:
 /* Ends a registration; @view is off the file's list already. */
 static void view_kill(struct hmmgpu_view *view)
 {
-	struct hmmgpu_device *hdev = view->hfile->hdev;
-
 	mutex_lock(&view->lock);
 	view->dead = true;
 	view_clear(view, view->start, view->end, false);
 	mutex_unlock(&view->lock);
-	xa_erase(&hdev->views, view->handle);
+	xa_erase(&view->hfile->handles, view->handle);
 	mmu_interval_notifier_remove(&view->notifier);
 	kref_put(&view->ref, view_free);
 }
@@ -588,12 +600,16 @@ static vm_fault_t break_cow(struct hmmgpu_view *view, unsigned long addr)
 		.default_flags = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE,
 		.dev_private_owner = NULL,
 	};
-	int err;
+	int tries = 0, err;
 
 	do {
 		range.notifier_seq = mmu_interval_read_begin(&view->notifier);
 		err = hmm_range_fault(&range);
-	} while (err == -EBUSY);
+	} while (err == -EBUSY && ++tries < HMMGPU_RETRIES &&
+		 !fatal_signal_pending(current));
+	/* still busy: the access faults again, with the locks dropped */
+	if (err == -EBUSY)
+		return VM_FAULT_NOPAGE;
 	return err ? VM_FAULT_SIGBUS : VM_FAULT_NOPAGE;
 }
 
@@ -649,7 +665,7 @@ static vm_fault_t view_map(struct hmmgpu_view *view,
 	vm_fault_t ret = VM_FAULT_NOPAGE;
 	unsigned long *hmm_pfns, *pfns, vlo, vhi;
 	struct clear_ctx c;
-	int err;
+	int tries = 0, err;
 
 	/* the callers clamp: nothing outside @vvma is ours to touch */
 	view_vma_range(view, vvma, &vlo, &vhi);
@@ -670,6 +686,13 @@ static vm_fault_t view_map(struct hmmgpu_view *view,
 	}
 
 again:
+	/*
+	 * A range that keeps changing under us: give up for now and let the
+	 * access fault again, with the mmap_lock dropped so that whoever
+	 * changes it can finish; a dying process stops at once.
+	 */
+	if (tries++ >= HMMGPU_RETRIES || fatal_signal_pending(current))
+		goto out_free;
 	for (i = 0; i < npages; i++)
 		hmm_pfns[i] = 0;
 	if (write_addr)
@@ -752,7 +775,7 @@ again:
 	hmmgpu_apply_to_existing_page_range(vvma->vm_mm, vstart, end - start,
 					    clear_pte, &c);
 	if (c.flush)
-		view_flush_tlb(view);
+		view_flush_tlb(view, vstart, vstart + (end - start));
 	for (i = 0; i < npages; i++) {
 		bool w = vma_write && (hmm_pfns[i] & HMM_PFN_WRITE);
 
@@ -1102,7 +1125,8 @@ static const struct vm_operations_struct hmmgpu_view_vm_ops = {
  * Context: mmap_lock held for write.
  * Return: 0; -EINVAL for an offset of no view of this file (a view
  * registered on another file is no view here), a private mapping, or one
- * that goes past the view's end; -EACCES when the caller is not the
+ * that goes past the view's end; -EPERM for an executable mapping (and
+ * mprotect() cannot make one executable later); -EACCES when the caller is not the
  * process that registered the view; -EBUSY when the view is mapped
  * already; -ENODEV after removal.
  */
@@ -1120,22 +1144,26 @@ int hmmgpu_mmap(struct file *filp, struct vm_area_struct *vma)
 	if (!drm_dev_enter(&hdev->drm, &idx))
 		return -ENODEV;
 	/*
-	 * Only a view of this file: the mapping keeps its file open (and so
-	 * the &hmmgpu_file the view points to), not any other file.
+	 * Handles are per file, so only a view of this file is found: the
+	 * mapping keeps its file open (and so the &hmmgpu_file the view
+	 * points to), not any other file.
 	 */
-	xa_lock(&hdev->views);
-	view = xa_load(&hdev->views, off >> HMMGPU_VIEW_OFFSET_SHIFT);
-	if (view && view->hfile == hfile)
+	xa_lock(&hfile->handles);
+	view = xa_load(&hfile->handles, off >> HMMGPU_VIEW_OFFSET_SHIFT);
+	if (view)
 		kref_get(&view->ref);
-	else
-		view = NULL;
-	xa_unlock(&hdev->views);
+	xa_unlock(&hfile->handles);
 	if (!view) {
 		ret = -EINVAL;
 		goto out_exit;
 	}
 	if (view->mm != current->mm) {
 		ret = -EACCES;
+		goto out_put;
+	}
+	/* Device memory is data: nothing executes from a view. */
+	if (vma->vm_flags & VM_EXEC) {
+		ret = -EPERM;
 		goto out_put;
 	}
 	if (!(vma->vm_flags & VM_SHARED) ||
@@ -1159,6 +1187,8 @@ int hmmgpu_mmap(struct file *filp, struct vm_area_struct *vma)
 		goto out_put;
 	hmmgpu_vm_flags_set(vma, VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_DONTDUMP |
 			  VM_DONTCOPY);
+	/* and mprotect(PROT_EXEC) may not add it later */
+	hmmgpu_vm_flags_clear(vma, VM_MAYEXEC);
 	vma->vm_private_data = view;
 	vma->vm_ops = &hmmgpu_view_vm_ops;
 	mutex_lock(&view->lock);

@@ -253,6 +253,9 @@ struct drm_hmmgpu_stats {
 	__u64 reserved[8];
 };
 
+/* Views one file may hold at once (VIEW_REGISTER's -ENOSPC). */
+#define HMMGPU_VIEWS_PER_FILE 65535
+
 /**
  * struct drm_hmmgpu_view_register - create a device view of a CPU range.
  *
@@ -266,10 +269,17 @@ struct drm_hmmgpu_stats {
  * process may mmap a view; views are not inherited across fork and
  * cannot be grown by mremap.
  *
+ * Handles and offsets belong to the file the view was registered on: a
+ * file holds at most HMMGPU_VIEWS_PER_FILE views at once, and another
+ * file (of this process or another) has its own.  The view's memory is
+ * charged to the caller's memory cgroup.
+ *
  * Errors: -EINVAL for bad flags or extensions, an unaligned or wrapping
  * range, a range of 1 TiB or more, or one that is not private anonymous
- * readable memory (also when part of it is unmapped); -ENOSPC when the
- * device has no view handle left; -ENODEV after removal.
+ * readable memory (also when part of it is unmapped); -ENOSPC when this
+ * file holds HMMGPU_VIEWS_PER_FILE views already; -ENOMEM; -EOPNOTSUPP
+ * where the device has no view (see HMMGPU_CAP_VIEW); -ENODEV after
+ * removal.
  */
 struct drm_hmmgpu_view_register {
 	/** @start: (in) page-aligned CPU address. */
@@ -280,7 +290,7 @@ struct drm_hmmgpu_view_register {
 	__u32 flags;
 	/** @handle: (out) view handle, non-zero. */
 	__u32 handle;
-	/** @offset: (out) mmap offset of the view on this file. */
+	/** @offset: (out) mmap offset of the view, on this file only. */
 	__u64 offset;
 	/** @extensions: (in) must be zero. */
 	__u64 extensions;
@@ -315,8 +325,8 @@ struct drm_hmmgpu_view_unregister {
  * migration.  Existing view mappings are zapped so the advice applies to
  * every later access.
  *
- * Errors: -EINVAL for bad advice, value or pad; -ENOENT for a handle
- * this file does not own.
+ * Errors: -EINVAL for bad advice or value; -ENOENT for a handle this
+ * file does not own.
  */
 struct drm_hmmgpu_view_advise {
 	/** @handle: (in) the view. */
