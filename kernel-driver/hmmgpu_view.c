@@ -10,6 +10,7 @@
 #include <linux/pagemap.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
+#include <linux/userfaultfd_k.h>
 #include <asm/tlbflush.h>
 
 #include <drm/drm_drv.h>
@@ -65,6 +66,13 @@
  * With remote access (HMMGPU_ADVICE_REMOTE) steps 2 and 3 are skipped:
  * the view maps the system pages themselves, zero-copy, like a GPU
  * reading host memory over the bus.
+ *
+ * In a CPU range armed with userfaultfd, step 4 faults nothing in and
+ * step 5 enters the faulting page only: the device cannot wait for the
+ * handler (hmm_range_fault() has no way to let it), so a page that is
+ * not there, or a write the handler would have to allow, is a fatal
+ * device fault. Migration (steps 2 and 3) is as usual; the core leaves
+ * the missing pages of such a range alone.
  *
  * An explicit MIGRATE to the device enters the pages it moved in the
  * caller's mapped views of that file (hmmgpu_view_populate()), the way a
@@ -633,11 +641,24 @@ static bool peer_pages(struct hmmgpu_view *view,
 	return false;
 }
 
+/* How view_map() finds the pages it enters. */
+enum view_map_mode {
+	/* fault in what is missing (a device fault) */
+	VIEW_MAP_FAULT,
+	/* only what is present now, the rest is left alone (populate) */
+	VIEW_MAP_PRESENT,
+	/*
+	 * only what is present now, and every page must be (writable at
+	 * @write_addr), else the device fault is fatal: where faulting in
+	 * would need a userfaultfd handler
+	 */
+	VIEW_MAP_PRESENT_ONLY,
+};
+
 /*
  * Maps CPU range [@start, @end) into view VMA @vvma. @write_addr is the
- * CPU address of a write access (it must be writable), or 0. With
- * @fault false, only pages present now are entered and nothing is
- * faulted in (hmmgpu_view_populate()). With @cvma, the CPU VMA of the
+ * CPU address of a write access (it must be writable), or 0. @mode says
+ * whether missing pages are faulted in. With @cvma, the CPU VMA of the
  * range, pages found on another hmmgpu device are migrated here first
  * (once), as a device fault of a GPU pulls pages from its peers.
  */
@@ -645,8 +666,9 @@ static vm_fault_t view_map(struct hmmgpu_view *view,
 			   struct vm_area_struct *vvma,
 			   struct vm_area_struct *cvma, unsigned long start,
 			   unsigned long end, unsigned long write_addr,
-			   bool fault)
+			   enum view_map_mode mode)
 {
+	bool fault = mode == VIEW_MAP_FAULT;
 	unsigned long npages = (end - start) >> PAGE_SHIFT, i;
 	unsigned long vstart = vvma->vm_start +
 			       (view->offset + (start - view->start) -
@@ -705,6 +727,20 @@ again:
 	if (err) {
 		ret = err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
 		goto out_free;
+	}
+	if (mode == VIEW_MAP_PRESENT_ONLY) {
+		for (i = 0; i < npages; i++) {
+			if ((hmm_pfns[i] & HMM_PFN_VALID) &&
+			    !(hmm_pfns[i] & HMM_PFN_ERROR))
+				continue;
+			ret = VM_FAULT_SIGBUS;
+			goto out_free;
+		}
+		if (write_addr && !(hmm_pfns[(write_addr - start) >>
+					     PAGE_SHIFT] & HMM_PFN_WRITE)) {
+			ret = VM_FAULT_SIGBUS;
+			goto out_free;
+		}
 	}
 	if (cvma && peer_pages(view, hmm_pfns, npages)) {
 		struct hmmgpu_migrate_result res = { 0 };
@@ -889,6 +925,8 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	struct hmmgpu_migrate_result res = { 0 };
 	unsigned long gran, start, end, rstart, rend, resident, vlo, vhi;
 	unsigned int pct = READ_ONCE(hmmgpu_prefetch_pct);
+	enum view_map_mode mode = VIEW_MAP_FAULT;
+	unsigned long uffd_page = 0;
 	struct vm_area_struct *cvma;
 	struct mutex *fault_lock;
 	bool remote, dead;
@@ -918,9 +956,25 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	view_vma_range(view, vvma, &vlo, &vhi);
 	start = max3(ALIGN_DOWN(addr, gran), cvma->vm_start, vlo);
 	end = min3(ALIGN_DOWN(addr, gran) + gran, cvma->vm_end, vhi);
+	/*
+	 * A device cannot wait for a userfaultfd handler, and
+	 * hmm_range_fault() gives it no way to (it may not drop the mmap
+	 * lock). In a range armed with userfaultfd the block migrates as
+	 * usual (the core leaves missing pages alone), but only the faulting
+	 * page is mapped, and only if it is there: a page only the handler
+	 * could provide (or allow to be written) is a fatal device fault.
+	 */
+	if (userfaultfd_armed(cvma)) {
+		uffd_page = ALIGN_DOWN(addr, PAGE_SIZE);
+		mode = VIEW_MAP_PRESENT_ONLY;
+	}
 	if (remote || !hmmgpu_vma_migratable(cvma, HMMGPU_MIGRATE_TO_DEVICE)) {
+		if (uffd_page) {
+			start = uffd_page;
+			end = uffd_page + PAGE_SIZE;
+		}
 		ret = view_map(view, vvma, NULL, start, end, write ? addr : 0,
-			       true);
+			       mode);
 		trace_hmmgpu_device_fault(hdev->index, addr, start,
 					  (end - start) >> PAGE_SHIFT, 0, 1,
 					  ktime_get_ns() - t0);
@@ -952,7 +1006,12 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 		}
 	}
 	mutex_unlock(fault_lock);
-	ret = view_map(view, vvma, cvma, start, end, write ? addr : 0, true);
+	if (uffd_page) {
+		start = uffd_page;
+		end = uffd_page + PAGE_SIZE;
+		cvma = NULL;
+	}
+	ret = view_map(view, vvma, cvma, start, end, write ? addr : 0, mode);
 	trace_hmmgpu_device_fault(hdev->index, addr, start,
 				  (end - start) >> PAGE_SHIFT, res.moved, 0,
 				  ktime_get_ns() - t0);
@@ -999,8 +1058,8 @@ static void view_populate(struct hmmgpu_view *view, unsigned long start,
 	end = min(end, vhi);
 	for (; start < end; start = next) {
 		next = min(ALIGN_DOWN(start, SZ_2M) + SZ_2M, end);
-		if (view_map(view, vvma, NULL, start, next, 0, false) !=
-		    VM_FAULT_NOPAGE)
+		if (view_map(view, vvma, NULL, start, next, 0,
+			     VIEW_MAP_PRESENT) != VM_FAULT_NOPAGE)
 			break;
 	}
 }
