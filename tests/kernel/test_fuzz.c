@@ -1106,10 +1106,10 @@ TEST_TIMEOUT(fuzz_render_node, DEFAULT_SECONDS + TIMEOUT_MARGIN)
 	       (unsigned long long)seed, seconds);
 
 	/*
-	 * Device memory of 8 MiB, a quarter of the arena: migrations evict,
+	 * Device memory of 2 MiB, one slot of the arena: migrations evict,
 	 * so eviction races everything else as well.
 	 */
-	kt_reload_hmmgpu("mem_mib=8");
+	kt_reload_hmmgpu("mem_mib=2");
 	fuzz_setup();
 	sr.s = seed;
 	for (int i = 0; i < NIOCTL_THREADS + 3; i++)
