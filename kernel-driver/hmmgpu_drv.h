@@ -176,10 +176,11 @@ struct hmmgpu_file {
 };
 
 /*
- * Times a path retries when the range it reads changed meanwhile
+ * Times RESIDENCY reads a range again when it changed meanwhile
  * (hmm_range_fault()'s -EBUSY, a notifier sequence that moved on) before
- * it gives up for now: a fault lets the access fault again, RESIDENCY
- * reads the page tables.  Every retry also stops at a fatal signal.
+ * it reads the page tables instead.  Its retries, and the fault paths'
+ * (which do not give up: the access needs the page), also stop at a
+ * fatal signal and give the CPU away.
  */
 #define HMMGPU_RETRIES 16
 

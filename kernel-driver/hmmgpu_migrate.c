@@ -780,6 +780,19 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 				ktime_get_ns() - t0);
 	trace_hmmgpu_cpu_fault(hdev->index, vmf->address, start, npages,
 			       moved, ktime_get_ns() - t0);
+	/*
+	 * The faulting page did not move: someone else holds it (an
+	 * eviction, a migration, another CPU fault), and the access will
+	 * fault again at once. Where the core does not wait for a locked
+	 * device page itself (6.1 and 6.12 do not, 7.3 does), a fault in
+	 * kernel mode (copy_to_user() of an ioctl) retries without ever
+	 * reaching a preemption point: on a kernel without full preemption,
+	 * the copy thread the holder waits for could then never run on this
+	 * CPU (a soft lockup, found by the fuzzer on 6.1). Give the CPU
+	 * away for a tick before the access faults again.
+	 */
+	if (!(m->src[fidx] & MIGRATE_PFN_MIGRATE))
+		schedule_timeout_uninterruptible(1);
 out_free:
 	mig_free(m);
 	return ret;
@@ -952,8 +965,11 @@ again:
 	 * the page tables, read under their locks, are the answer: like
 	 * every answer of this ioctl, a snapshot.
 	 */
-	if (tries++ && fatal_signal_pending(current))
-		return -EINTR;
+	if (tries++) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
 	range.notifier_seq = mmu_interval_read_begin(mni);
 	mmap_read_lock(mm);
 	for (addr = start; addr < end;) {

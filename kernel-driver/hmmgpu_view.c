@@ -608,16 +608,18 @@ static vm_fault_t break_cow(struct hmmgpu_view *view, unsigned long addr)
 		.default_flags = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE,
 		.dev_private_owner = NULL,
 	};
-	int tries = 0, err;
+	int err;
 
-	do {
+	for (;;) {
 		range.notifier_seq = mmu_interval_read_begin(&view->notifier);
 		err = hmm_range_fault(&range);
-	} while (err == -EBUSY && ++tries < HMMGPU_RETRIES &&
-		 !fatal_signal_pending(current));
-	/* still busy: the access faults again, with the locks dropped */
-	if (err == -EBUSY)
-		return VM_FAULT_NOPAGE;
+		if (err != -EBUSY)
+			break;
+		/* see view_map(): let whoever changes the range finish */
+		if (fatal_signal_pending(current))
+			return VM_FAULT_SIGBUS;
+		cond_resched();
+	}
 	return err ? VM_FAULT_SIGBUS : VM_FAULT_NOPAGE;
 }
 
@@ -687,7 +689,7 @@ static vm_fault_t view_map(struct hmmgpu_view *view,
 	vm_fault_t ret = VM_FAULT_NOPAGE;
 	unsigned long *hmm_pfns, *pfns, vlo, vhi;
 	struct clear_ctx c;
-	int tries = 0, err;
+	int err;
 
 	/* the callers clamp: nothing outside @vvma is ours to touch */
 	view_vma_range(view, vvma, &vlo, &vhi);
@@ -709,12 +711,17 @@ static vm_fault_t view_map(struct hmmgpu_view *view,
 
 again:
 	/*
-	 * A range that keeps changing under us: give up for now and let the
-	 * access fault again, with the mmap_lock dropped so that whoever
-	 * changes it can finish; a dying process stops at once.
+	 * The range changed under us: read it again. Not by returning to let
+	 * the access fault again: an access from the kernel (copy_from_user()
+	 * of an ioctl's arguments in a view) would retry at once, in a loop
+	 * with no preemption point. Whoever changes the range gets the CPU
+	 * here instead; a dying process stops (its access fails).
 	 */
-	if (tries++ >= HMMGPU_RETRIES || fatal_signal_pending(current))
+	if (fatal_signal_pending(current)) {
+		ret = VM_FAULT_SIGBUS;
 		goto out_free;
+	}
+	cond_resched();
 	for (i = 0; i < npages; i++)
 		hmm_pfns[i] = 0;
 	if (write_addr)
