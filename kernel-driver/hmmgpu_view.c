@@ -1114,6 +1114,14 @@ static vm_fault_t hmmgpu_view_fault(struct vm_fault *vmf)
 	int idx;
 
 	hmmgpu_mmap_assert_locked(vvma->vm_mm);
+	/*
+	 * A view is the device's address space: the device (a user thread
+	 * acting as it) accesses it, the kernel does not. A system call
+	 * handed a view address (an ioctl's arguments, read(), write())
+	 * gets EFAULT, as for any PFN mapping it cannot use.
+	 */
+	if (!(vmf->flags & FAULT_FLAG_USER))
+		return VM_FAULT_SIGBUS;
 	if (!drm_dev_enter(&hdev->drm, &idx))
 		return VM_FAULT_SIGBUS;
 	addr = view->start + (((u64)vmf->pgoff << PAGE_SHIFT) - view->offset);

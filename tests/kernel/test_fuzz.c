@@ -1106,10 +1106,17 @@ TEST_TIMEOUT(fuzz_render_node, DEFAULT_SECONDS + TIMEOUT_MARGIN)
 	       (unsigned long long)seed, seconds);
 
 	/*
-	 * Device memory of 2 MiB, one slot of the arena: migrations evict,
-	 * so eviction races everything else as well.
+	 * HMM_FUZZ_MEM_MIB=N reloads hmmgpu with N MiB devices: with 2, one
+	 * slot of the arena, migrations evict and eviction races everything
+	 * else (docs/testing-vm.md).
 	 */
-	kt_reload_hmmgpu("mem_mib=2");
+	if (getenv("HMM_FUZZ_MEM_MIB")) {
+		char params[64];
+
+		snprintf(params, sizeof(params), "mem_mib=%lu",
+			 env_ulong("HMM_FUZZ_MEM_MIB", 2));
+		kt_reload_hmmgpu(params);
+	}
 	fuzz_setup();
 	sr.s = seed;
 	for (int i = 0; i < NIOCTL_THREADS + 3; i++)
