@@ -30,6 +30,7 @@
  */
 #define _GNU_SOURCE
 #include "kt_common.h"
+#include "kt_rng.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -59,28 +60,6 @@
 
 /* --- seeded random numbers ------------------------------------------------ */
 
-struct rng {
-	uint64_t s;
-};
-
-static uint64_t rnd(struct rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t below(struct rng *r, uint64_t n)
-{
-	return n ? rnd(r) % n : 0;
-}
-
-static bool chance(struct rng *r, unsigned int pct)
-{
-	return below(r, 100) < pct;
-}
 
 /* Mostly zero (a valid flags/pad/extensions field), sometimes not. */
 static uint64_t junk(struct rng *r, unsigned int pct_bad)

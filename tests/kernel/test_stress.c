@@ -49,6 +49,7 @@
  */
 #define _GNU_SOURCE
 #include "kt_common.h"
+#include "kt_rng.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -90,28 +91,6 @@
 
 /* --- seeded random numbers ------------------------------------------------ */
 
-struct rng {
-	uint64_t s;
-};
-
-static uint64_t rnd(struct rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t below(struct rng *r, uint64_t n)
-{
-	return n ? rnd(r) % n : 0;
-}
-
-static bool chance(struct rng *r, unsigned int pct)
-{
-	return below(r, 100) < pct;
-}
 
 /* --- the memory and what it must hold ------------------------------------- */
 
