@@ -57,7 +57,7 @@
 /**
  * DOC: Module parameters
  *
- * All but two are read-only once the module is loaded (see them in
+ * All but three are read-only once the module is loaded (see them in
  * /sys/module/hmmgpu/parameters/); a bad value fails the load with
  * -EINVAL and one line in the kernel log.
  *
@@ -86,6 +86,10 @@
  * - copy_timeout_ms (at least 10, default 10000, writable at run time):
  *   a DMA engine batch not done after this long is cancelled and its
  *   copies count as failed (hmmgpu_copy.c, "Stalls").
+ * - migrate_workers (0-8, default 0, writable at run time): threads that
+ *   share one MIGRATE of at least two 2 MiB blocks per thread, the caller
+ *   included (hmmgpu_migrate_range()); 0 means one per online CPU, 1 the
+ *   caller alone.
  */
 
 #define HMMGPU_MAX_DEVICES 8
@@ -114,6 +118,21 @@ MODULE_PARM_DESC(fault_kib, "CPU fault-back granularity in KiB: a power of two f
 unsigned int hmmgpu_view_fault_kib = 64;
 module_param_named(view_fault_kib, hmmgpu_view_fault_kib, uint, 0444);
 MODULE_PARM_DESC(view_fault_kib, "Device fault granularity in KiB, unless advised per view: a power of two from 4 to 2048 (default 64)");
+
+static int migrate_workers_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, 8);
+}
+
+static const struct kernel_param_ops migrate_workers_ops = {
+	.set = migrate_workers_set,
+	.get = param_get_uint,
+};
+
+unsigned int hmmgpu_migrate_workers;
+module_param_cb(migrate_workers, &migrate_workers_ops, &hmmgpu_migrate_workers,
+		0644);
+MODULE_PARM_DESC(migrate_workers, "Threads sharing one explicit migration of several 2 MiB blocks (0-8, default 0: one per online CPU, at most 8; 1: the calling thread alone)");
 
 static int prefetch_pct_set(const char *val, const struct kernel_param *kp)
 {

@@ -40,6 +40,7 @@ struct hmmgpu_device;
 extern unsigned int hmmgpu_fault_kib;
 extern unsigned int hmmgpu_view_fault_kib;
 extern unsigned int hmmgpu_prefetch_pct;
+extern unsigned int hmmgpu_migrate_workers;
 
 /**
  * struct hmmgpu_counters - what a device or an open file counts.

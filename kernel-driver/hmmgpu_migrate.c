@@ -14,6 +14,7 @@
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/workqueue.h>
 
 #include "hmmgpu_copy.h"
 #include "hmmgpu_drv.h"
@@ -46,9 +47,9 @@
  * The fence is waited for before migrate_vma_pages(), not after it: once
  * migrate_vma_pages() has moved a page, the core offers no clean way to
  * take it back, and step 4 needs to know which copies failed. What the
- * copy overlaps with instead is the next batch: an explicit migration to
- * the device runs steps 1-3 of batch k+1 before steps 4-5 of batch k, so
- * the copy engine works while the CPU does page-table work.
+ * copy overlaps with instead is the next batch: an explicit migration, in
+ * either direction, runs steps 1-3 of batch k+1 before steps 4-5 of
+ * batch k, so the copy engine works while the CPU does page-table work.
  *
  * Explicit migration (the MIGRATE ioctl) runs under mmap_read_lock of the
  * caller's mm, VMA by VMA: to the device, ranges that are not private
@@ -60,6 +61,17 @@
  * device (all share one pgmap owner): pages of another device move device
  * to device, pages already on this device are left alone. To system, it
  * selects device pages only.
+ *
+ * A MIGRATE of several 2 MiB blocks is shared by up to migrate_workers
+ * threads (default: one per online CPU): the caller checks the range,
+ * drops the mmap_lock, queues helpers on the unbound workqueue and works
+ * beside them; each thread takes the mmap_lock for reading and claims one
+ * block at a time, so page-table work and copies of different blocks run
+ * on every CPU. The caller waits for the helpers without holding the lock
+ * (a helper queued behind a writer would otherwise wait for the caller).
+ * Counts and errors are those of one thread, except that a range that a
+ * racing munmap() removes in the caller's unlocked window counts as
+ * skipped instead of failing with -EFAULT.
  *
  * A CPU access to a device page calls hmmgpu_migrate_to_ram(), which
  * migrates the aligned block of fault_kib around the faulting address,
@@ -80,6 +92,7 @@ struct hmmgpu_mig {
 	unsigned long nops;
 	unsigned long already;
 	int cause;
+	pid_t tgid;	/* process of the pages, for eviction's trace */
 	u64 t0;
 	unsigned long *src;
 	unsigned long *dst;
@@ -104,6 +117,7 @@ static struct hmmgpu_mig *mig_alloc(unsigned long n)
 		return NULL;
 	m = p;
 	m->n = n;
+	m->tgid = task_tgid_nr(current);
 	m->src = p + off;
 	m->dst = m->src + n;
 	m->failed = m->dst + n;
@@ -174,17 +188,15 @@ static unsigned long copy_wait(struct hmmgpu_mig *m, u64 *busy_ns,
 
 /*
  * Prepares the device pages collected in @m->src[0..@npages) for a move
- * to system memory: allocates system pages, copies, drops failures.
- * Entries that are not device pages selected for migration get no
- * destination. With @must_move (device removal: the device memory is
- * going away) nothing is dropped: allocations wait for memory and failed
- * copies are done again by the CPU, as nouveau and test_hmm do. Returns
- * the number of pages with a destination.
+ * to system memory: allocates system pages and starts the copies; the
+ * wait is copy_wait()'s, which drops failures. Entries that are not
+ * device pages selected for migration get no destination. With
+ * @must_move (device removal: the device memory is going away) nothing is
+ * dropped: allocations wait for memory and failed copies are done again
+ * by the CPU, as nouveau and test_hmm do.
  */
-static unsigned long prepare_to_system(struct hmmgpu_device *hdev,
-				       struct hmmgpu_mig *m,
-				       unsigned long npages, u64 *busy_ns,
-				       unsigned long *nfailed, bool must_move)
+static void to_system_submit(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
+			     unsigned long npages, bool must_move)
 {
 	unsigned long i, need = 0, got, k = 0, nops = 0;
 
@@ -228,8 +240,17 @@ static unsigned long prepare_to_system(struct hmmgpu_device *hdev,
 		nops++;
 	}
 	copy_submit(hdev, m, nops, false);
+}
+
+/* to_system_submit() and the wait for its copies, in one. */
+static unsigned long prepare_to_system(struct hmmgpu_device *hdev,
+				       struct hmmgpu_mig *m,
+				       unsigned long npages, u64 *busy_ns,
+				       unsigned long *nfailed, bool must_move)
+{
+	to_system_submit(hdev, m, npages, must_move);
 	*nfailed = copy_wait(m, busy_ns, must_move);
-	return must_move ? nops : nops - *nfailed;
+	return must_move ? m->nops : m->nops - *nfailed;
 }
 
 /* Counts the entries that kept their destination after *_pages(). */
@@ -422,7 +443,7 @@ static int to_device_start(struct hmmgpu_file *hfile,
 		dpage = m->pages[k++];
 		dp = hmmgpu_dpage(dpage);
 		dp->addr = start + (i << PAGE_SHIFT);
-		dp->tgid = task_tgid_nr(current);
+		dp->tgid = m->tgid;
 		m->dst[i] = migrate_pfn(page_to_pfn(dpage));
 		if ((m->src[i] & MIGRATE_PFN_WRITE) ||
 		    (!spage && (vma->vm_flags & VM_WRITE)))
@@ -478,16 +499,25 @@ static void to_device_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
 				   ktime_get_ns() - m->t0);
 }
 
-/* One batch of [@start, @end) of @vma from any hmmgpu device to system. */
-static int batch_to_system(struct hmmgpu_file *hfile,
+/*
+ * First half of an explicit batch of [@start, @end) of @vma from any
+ * hmmgpu device to system memory: collects the pages, gets system pages
+ * and starts the copies. to_system_finish() completes it; as to the
+ * device, the caller overlaps the next batch's page-table work with them.
+ */
+static int to_system_start(struct hmmgpu_file *hfile,
 			   struct vm_area_struct *vma, unsigned long start,
-			   unsigned long end, struct hmmgpu_mig *m,
-			   struct hmmgpu_migrate_result *res)
+			   unsigned long end, struct hmmgpu_mig *m)
 {
-	struct hmmgpu_device *hdev = hfile->hdev;
-	unsigned long npages = (end - start) >> PAGE_SHIFT;
-	unsigned long i, selected = 0, moved, nfailed;
-	struct migrate_vma args = {
+	unsigned long i;
+	int ret;
+
+	m->t0 = ktime_get_ns();
+	m->npages = (end - start) >> PAGE_SHIFT;
+	m->already = 0;
+	m->cause = HMMGPU_CAUSE_EXPLICIT;
+	m->nops = 0;
+	m->args = (struct migrate_vma) {
 		.vma = vma,
 		.start = start,
 		.end = end,
@@ -496,37 +526,55 @@ static int batch_to_system(struct hmmgpu_file *hfile,
 		.pgmap_owner = &hmmgpu_owner,
 		.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
 	};
-	u64 t0 = ktime_get_ns(), busy;
-	int ret;
-
-	ret = migrate_vma_setup(&args);
+	ret = migrate_vma_setup(&m->args);
 	if (ret)
 		return ret;
-	for (i = 0; i < npages; i++) {
+	/* Not on a device (system pages, holes) counts as already there. */
+	for (i = 0; i < m->npages; i++) {
 		struct page *spage = migrate_pfn_to_page(m->src[i]);
 
-		if (spage && (m->src[i] & MIGRATE_PFN_MIGRATE) &&
-		    hmmgpu_is_hmmgpu_page(spage))
-			selected++;
+		if (!spage || !(m->src[i] & MIGRATE_PFN_MIGRATE) ||
+		    !hmmgpu_is_hmmgpu_page(spage))
+			m->already++;
 	}
-	prepare_to_system(hdev, m, npages, &busy, &nfailed, false);
-	migrate_vma_pages(&args);
-	moved = count_moved(m, npages);
-	migrate_vma_finalize(&args);
+	to_system_submit(hfile->hdev, m, m->npages, false);
+	return 0;
+}
 
-	/* Not on a device (system pages, holes) counts as already there. */
+/* Second half: waits for the copies and commits the batch. */
+static void to_system_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
+			     struct hmmgpu_migrate_result *res)
+{
+	struct hmmgpu_device *hdev = hfile->hdev;
+	unsigned long moved, nfailed, selected = m->npages - m->already;
+	u64 busy;
+
+	nfailed = copy_wait(m, &busy, false);
+	migrate_vma_pages(&m->args);
+	moved = count_moved(m, m->npages);
+	migrate_vma_finalize(&m->args);
+
 	res->moved += moved;
 	res->skipped += selected - moved;
-	res->already += npages - selected;
+	res->already += m->already;
 	hmmgpu_count_migration(hdev, hfile, HMMGPU_DIR_TO_SYSTEM,
 			       HMMGPU_CAUSE_EXPLICIT, moved);
 	if (selected)
-		hmmgpu_count_batch(hdev, hfile, busy, ktime_get_ns() - t0,
+		hmmgpu_count_batch(hdev, hfile, busy, ktime_get_ns() - m->t0,
 				   nfailed);
 	trace_hmmgpu_migrate_batch(hdev->index, HMMGPU_DIR_TO_SYSTEM,
-				   HMMGPU_CAUSE_EXPLICIT, start, npages, moved,
-				   nfailed, 0, ktime_get_ns() - t0);
-	return 0;
+				   HMMGPU_CAUSE_EXPLICIT, m->args.start,
+				   m->npages, moved, nfailed, 0,
+				   ktime_get_ns() - m->t0);
+}
+
+static void batch_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
+			 u32 target, struct hmmgpu_migrate_result *res)
+{
+	if (target == HMMGPU_MIGRATE_TO_DEVICE)
+		to_device_finish(hfile, m, res);
+	else
+		to_system_finish(hfile, m, res);
 }
 
 /**
@@ -564,6 +612,155 @@ static bool vma_locked_in_ram(struct vm_area_struct *vma)
 	return vma->vm_flags & VM_LOCKED;
 }
 
+/*
+ * An explicit migration shared by several *units*: the calling thread and
+ * helpers on the unbound workqueue. Each unit holds the mm's mmap_lock for
+ * reading, claims the next unclaimed 2 MiB block of the range, migrates
+ * it (overlapping its own batches as the caller alone would) and claims
+ * the next, until none is left or the caller has a fatal signal.
+ */
+struct hmmgpu_migrate_job {
+	struct hmmgpu_file *hfile;
+	struct mm_struct *mm;
+	struct task_struct *caller;
+	pid_t tgid;
+	unsigned long start;
+	unsigned long end;
+	unsigned long first_block;	/* ALIGN_DOWN(start, 2 MiB) */
+	unsigned long nblocks;
+	atomic_long_t next_block;	/* claimed so far */
+	u32 target;
+};
+
+struct hmmgpu_migrate_unit {
+	struct work_struct work;
+	struct hmmgpu_migrate_job *job;
+	struct hmmgpu_migrate_result res;
+	int ret;
+};
+
+/* Most units of one migration, and fewest blocks worth one more unit. */
+#define HMMGPU_MIGRATE_MAX_UNITS 8
+#define HMMGPU_MIGRATE_UNIT_BLOCKS 2
+
+/* Migrates [@addr, @end), a part of one 2 MiB block, of @vma. */
+static void migrate_in_vma(struct hmmgpu_migrate_job *job,
+			   struct vm_area_struct *vma, unsigned long addr,
+			   unsigned long end, struct hmmgpu_mig *m[2],
+			   struct hmmgpu_mig **inflight, int *cur,
+			   struct hmmgpu_migrate_result *res)
+{
+	unsigned long npages = (end - addr) >> PAGE_SHIFT;
+	int err;
+
+	if (!hmmgpu_vma_migratable(vma, job->target)) {
+		/* such memory is never on a device */
+		if (job->target == HMMGPU_MIGRATE_TO_SYSTEM)
+			res->already += npages;
+		else
+			res->skipped += npages;
+		return;
+	}
+	if (job->target == HMMGPU_MIGRATE_TO_DEVICE && vma_locked_in_ram(vma)) {
+		res->skipped += npages;
+		return;
+	}
+	m[*cur]->tgid = job->tgid;
+	if (job->target == HMMGPU_MIGRATE_TO_DEVICE)
+		err = to_device_start(job->hfile, vma, addr, end,
+				      HMMGPU_CAUSE_EXPLICIT, m[*cur]);
+	else
+		err = to_system_start(job->hfile, vma, addr, end, m[*cur]);
+	if (*inflight)
+		batch_finish(job->hfile, *inflight, job->target, res);
+	*inflight = err ? NULL : m[*cur];
+	*cur ^= 1;
+	/* the core refused the range: nothing moved */
+	if (err)
+		res->skipped += npages;
+}
+
+/*
+ * One unit's work, with the mmap_lock held for reading. Batches overlap:
+ * batch k+1 is collected, and its copies started, while the copy engine
+ * works on batch k. Returns 0 or -EINTR.
+ */
+static int migrate_unit_run(struct hmmgpu_migrate_job *job,
+			    struct hmmgpu_mig *m[2],
+			    struct hmmgpu_migrate_result *res)
+{
+	struct hmmgpu_mig *inflight = NULL;
+	unsigned long b;
+	int ret = 0, cur = 0;
+
+	while ((b = atomic_long_fetch_inc(&job->next_block)) < job->nblocks) {
+		unsigned long bstart = job->first_block + b * SZ_2M;
+		unsigned long end = min(job->end, bstart + SZ_2M);
+		unsigned long addr = max(job->start, bstart);
+
+		while (addr < end) {
+			struct vm_area_struct *vma = find_vma(job->mm, addr);
+
+			/*
+			 * The whole range was mapped when the ioctl checked
+			 * it; a unit that took the lock later may find a hole
+			 * that a racing munmap made: nothing there moves.
+			 */
+			if (!vma || vma->vm_start >= end) {
+				res->skipped += (end - addr) >> PAGE_SHIFT;
+				break;
+			}
+			if (vma->vm_start > addr) {
+				res->skipped += (vma->vm_start - addr) >> PAGE_SHIFT;
+				addr = vma->vm_start;
+			}
+			migrate_in_vma(job, vma, addr, min(end, vma->vm_end), m,
+				       &inflight, &cur, res);
+			addr = min(end, vma->vm_end);
+		}
+		if (fatal_signal_pending(job->caller)) {
+			ret = -EINTR;
+			break;
+		}
+		cond_resched();
+	}
+	if (inflight)
+		batch_finish(job->hfile, inflight, job->target, res);
+	return ret;
+}
+
+/* A helper unit, on the unbound workqueue. */
+static void migrate_unit_work(struct work_struct *work)
+{
+	struct hmmgpu_migrate_unit *u =
+		container_of(work, struct hmmgpu_migrate_unit, work);
+	struct hmmgpu_mig *m[2];
+
+	m[0] = mig_alloc(HMMGPU_BATCH_PAGES);
+	m[1] = mig_alloc(HMMGPU_BATCH_PAGES);
+	/* without memory, claim nothing: the other units do the work */
+	if (m[0] && m[1]) {
+		mmap_read_lock(u->job->mm);
+		u->ret = migrate_unit_run(u->job, m, &u->res);
+		mmap_read_unlock(u->job->mm);
+	}
+	mig_free(m[1]);
+	mig_free(m[0]);
+}
+
+/* How many units share a migration of @nblocks blocks. */
+static unsigned int migrate_units(unsigned long nblocks)
+{
+	unsigned int n = READ_ONCE(hmmgpu_migrate_workers);
+
+	if (!n)
+		n = num_online_cpus();
+	n = min_t(unsigned int, n, HMMGPU_MIGRATE_MAX_UNITS);
+	return max_t(unsigned long, 1,
+		     min_t(unsigned long, n,
+			   nblocks / HMMGPU_MIGRATE_UNIT_BLOCKS));
+}
+
 /**
  * hmmgpu_migrate_range() - the MIGRATE ioctl's work.
  * @hfile: the caller's file; its device is the target of TO_DEVICE.
@@ -571,6 +768,15 @@ static bool vma_locked_in_ram(struct vm_area_struct *vma)
  * @end: page-aligned end, above @start.
  * @target: HMMGPU_MIGRATE_TO_DEVICE or HMMGPU_MIGRATE_TO_SYSTEM.
  * @res: pages moved, already there and skipped, accumulated.
+ *
+ * A range of several 2 MiB blocks is shared by up to migrate_workers
+ * units (the caller and helpers on the unbound workqueue), one block at a
+ * time, so that page-table work and copies of different blocks proceed on
+ * every CPU. The caller drops the mmap_lock after checking the range and
+ * before the helpers start, and takes it again as one of the units: a
+ * helper that waits for the lock behind a writer would otherwise wait for
+ * the caller, which waits for the helper. A range munmapped in that window
+ * counts as skipped; a fatal signal stops every unit between blocks.
  *
  * Return: 0; -EFAULT, before anything moved, when part of the range is
  * not mapped; -ENOMEM; -EINTR when a fatal signal stopped it between
@@ -580,12 +786,25 @@ int hmmgpu_migrate_range(struct hmmgpu_file *hfile, unsigned long start,
 			 unsigned long end, u32 target,
 			 struct hmmgpu_migrate_result *res)
 {
-	struct mm_struct *mm = current->mm;
-	struct hmmgpu_mig *m[2], *inflight = NULL;
+	struct hmmgpu_migrate_unit *units = NULL;
+	struct hmmgpu_migrate_job job = {
+		.hfile = hfile,
+		.mm = current->mm,
+		.caller = current,
+		.tgid = task_tgid_nr(current),
+		.start = start,
+		.end = end,
+		.first_block = ALIGN_DOWN(start, SZ_2M),
+		.target = target,
+	};
 	struct vm_area_struct *vma;
+	struct hmmgpu_mig *m[2];
+	unsigned int nunits, i;
 	unsigned long addr;
-	int ret = 0, cur = 0;
+	int ret = 0;
 
+	job.nblocks = (ALIGN(end, SZ_2M) - job.first_block) / SZ_2M;
+	atomic_long_set(&job.next_block, 0);
 	m[0] = mig_alloc(HMMGPU_BATCH_PAGES);
 	m[1] = mig_alloc(HMMGPU_BATCH_PAGES);
 	if (!m[0] || !m[1]) {
@@ -593,71 +812,43 @@ int hmmgpu_migrate_range(struct hmmgpu_file *hfile, unsigned long start,
 		goto out_free;
 	}
 
-	mmap_read_lock(mm);
+	mmap_read_lock(job.mm);
 	for (addr = start; addr < end; addr = vma->vm_end) {
-		vma = vma_lookup(mm, addr);
+		vma = vma_lookup(job.mm, addr);
 		if (!vma) {
+			mmap_read_unlock(job.mm);
 			ret = -EFAULT;
-			goto out_unlock;
+			goto out_free;
 		}
 	}
-
-	/*
-	 * To the device, batches overlap: batch k+1 is collected while the
-	 * copy engine works on batch k. Back to system memory they do not
-	 * (that path is shared with CPU faults and eviction).
-	 */
-	for (addr = start; addr < end;) {
-		unsigned long vend;
-
-		vma = vma_lookup(mm, addr);
-		vend = min(end, vma->vm_end);
-		if (!hmmgpu_vma_migratable(vma, target)) {
-			/* such memory is never on a device */
-			if (target == HMMGPU_MIGRATE_TO_SYSTEM)
-				res->already += (vend - addr) >> PAGE_SHIFT;
-			else
-				res->skipped += (vend - addr) >> PAGE_SHIFT;
-			addr = vend;
-			continue;
-		}
-		if (target == HMMGPU_MIGRATE_TO_DEVICE &&
-		    vma_locked_in_ram(vma)) {
-			res->skipped += (vend - addr) >> PAGE_SHIFT;
-			addr = vend;
-			continue;
-		}
-		while (addr < vend) {
-			unsigned long next = min(vend, ALIGN(addr + 1, SZ_2M));
-			int err;
-
-			if (target == HMMGPU_MIGRATE_TO_DEVICE) {
-				err = to_device_start(hfile, vma, addr, next,
-						      HMMGPU_CAUSE_EXPLICIT,
-						      m[cur]);
-				if (inflight)
-					to_device_finish(hfile, inflight, res);
-				inflight = err ? NULL : m[cur];
-				cur ^= 1;
-			} else {
-				err = batch_to_system(hfile, vma, addr, next,
-						      m[cur], res);
-			}
-			/* the core refused the range: nothing moved */
-			if (err)
-				res->skipped += (next - addr) >> PAGE_SHIFT;
-			addr = next;
-			if (fatal_signal_pending(current)) {
-				ret = -EINTR;
-				goto out_unlock;
-			}
-			cond_resched();
-		}
+	nunits = migrate_units(job.nblocks);
+	if (nunits > 1)
+		units = kcalloc(nunits, sizeof(*units), GFP_KERNEL);
+	/* without memory for the helpers, the caller does it all */
+	if (!units) {
+		ret = migrate_unit_run(&job, m, res);
+		mmap_read_unlock(job.mm);
+		goto out_free;
 	}
-out_unlock:
-	if (inflight)
-		to_device_finish(hfile, inflight, res);
-	mmap_read_unlock(mm);
+	mmap_read_unlock(job.mm);
+
+	for (i = 1; i < nunits; i++) {
+		units[i].job = &job;
+		INIT_WORK(&units[i].work, migrate_unit_work);
+		queue_work(system_unbound_wq, &units[i].work);
+	}
+	mmap_read_lock(job.mm);
+	ret = migrate_unit_run(&job, m, res);
+	mmap_read_unlock(job.mm);
+	for (i = 1; i < nunits; i++) {
+		flush_work(&units[i].work);
+		res->moved += units[i].res.moved;
+		res->already += units[i].res.already;
+		res->skipped += units[i].res.skipped;
+		if (!ret)
+			ret = units[i].ret;
+	}
+	kfree(units);
 out_free:
 	mig_free(m[1]);
 	mig_free(m[0]);

@@ -1077,6 +1077,168 @@ TEST(processes_migrate_concurrently)
 	close(fd);
 }
 
+/* --- one migration shared by several threads ---------------------------- */
+
+#define WORKERS_PARAM "/sys/module/hmmgpu/parameters/migrate_workers"
+
+static void set_migrate_workers(unsigned long long n)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%llu", n);
+	ASSERT_EQ(kt_sysfs_write(WORKERS_PARAM, buf), 0);
+	ASSERT_EQ(kt_module_param("migrate_workers"), n);
+}
+
+/* migrate_workers can change at run time, within 0-8 only. */
+TEST(migrate_workers_is_writable_within_its_range)
+{
+	unsigned long long orig = kt_module_param_or("migrate_workers", ~0ULL);
+
+	if (orig == ~0ULL)
+		SKIP("hmmgpu has no migrate_workers parameter");
+	ASSERT_EQ(kt_sysfs_write(WORKERS_PARAM, "9"), -EINVAL);
+	ASSERT_EQ(kt_sysfs_write(WORKERS_PARAM, "-1"), -EINVAL);
+	ASSERT_EQ(kt_module_param("migrate_workers"), orig);
+	set_migrate_workers(8);
+	set_migrate_workers(1);
+	set_migrate_workers(orig);
+}
+
+/*
+ * A range of 18 blocks, not aligned to one, made of seven VMAs whose
+ * edges fall inside blocks, so that every thread sharing the migration
+ * meets VMA edges in the middle of its blocks, in pages:
+ *   A [0, 2000)     private, filled            moves
+ *   B [2000, 2600)  MAP_SHARED, filled         skipped / already
+ *   C [2600, 3900)  private, never touched     moves (zero-filled)
+ *   D [3900, 4500)  private read-only, filled  moves
+ *   E [4500, 5000)  PROT_NONE                  skipped / already
+ *   F [5000, 9000)  private, filled            moves
+ *   G [9000, 9300)  mlock()ed, filled          skipped / already
+ */
+enum { SH_A = 0, SH_B = 2000, SH_C = 2600, SH_D = 3900, SH_E = 4500,
+       SH_F = 5000, SH_G = 9000, SH_END = 9300 };
+
+static void shared_migration_round(int fd, unsigned int workers,
+				   uint64_t seed)
+{
+	size_t ps = kt_page_size(), size = (size_t)SH_END * ps;
+	size_t moving = (SH_B - SH_A) + (SH_D - SH_C) + (SH_E - SH_D) +
+			(SH_G - SH_F);
+	size_t staying = SH_END - moving;
+	unsigned long long free0 = kt_mem_free(fd);
+	char *base = kt_map_aligned(size + 3 * ps, 2 << 20), *p = base + 3 * ps;
+	char *b;
+
+	TH_LOG("migrate_workers=%u", workers);
+	set_migrate_workers(workers);
+	/*
+	 * 4 KiB pages: a huge page that a later mprotect() or mlock() cuts
+	 * stays a large folio mapped by PTEs, which the core does not migrate
+	 * (migrate_part_of_a_huge_page covers huge pages).
+	 */
+	ASSERT_EQ(madvise(base, size + 3 * ps, MADV_NOHUGEPAGE), 0);
+	b = mmap(p + SH_B * ps, (SH_C - SH_B) * ps, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_TRUE(b == p + SH_B * ps);
+	kt_fill_range(p, 0, SH_C * ps, seed);
+	kt_fill_range(p, SH_D * ps, (SH_E - SH_D) * ps, seed);
+	kt_fill_range(p, SH_F * ps, (SH_END - SH_F) * ps, seed);
+	ASSERT_EQ(mprotect(p + SH_D * ps, (SH_E - SH_D) * ps, PROT_READ), 0);
+	ASSERT_EQ(mprotect(p + SH_E * ps, (SH_F - SH_E) * ps, PROT_NONE), 0);
+	ASSERT_EQ(mlock(p + SH_G * ps, (SH_END - SH_G) * ps), 0);
+
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, moving, 0, staying);
+	ASSERT_EQ(kt_mem_free(fd), free0 - moving * ps);
+	KT_EXPECT_WHERE(fd, p, SH_B, AT_DEVICE);
+	KT_EXPECT_WHERE(fd, p + SH_B * ps, SH_C - SH_B, AT_SYSTEM);
+	KT_EXPECT_WHERE(fd, p + SH_C * ps, SH_E - SH_C, AT_DEVICE);
+	KT_EXPECT_WHERE(fd, p + SH_E * ps, SH_F - SH_E, AT_NONE);
+	KT_EXPECT_WHERE(fd, p + SH_F * ps, SH_G - SH_F, AT_DEVICE);
+	KT_EXPECT_WHERE(fd, p + SH_G * ps, SH_END - SH_G, AT_SYSTEM);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, 0, moving, staying);
+
+	KT_EXPECT_MIGRATE(fd, p, size, TO_SYSTEM, moving, staying, 0);
+	ASSERT_EQ(kt_mem_free(fd), free0);
+	KT_EXPECT_WHERE(fd, p, SH_E, AT_SYSTEM);
+	KT_EXPECT_WHERE(fd, p + SH_F * ps, SH_END - SH_F, AT_SYSTEM);
+	ASSERT_EQ(kt_check_range(p, 0, SH_C * ps, seed), -1);
+	ASSERT_EQ(kt_check_zero(p + SH_C * ps, (SH_D - SH_C) * ps), -1);
+	ASSERT_EQ(kt_check_range(p, SH_D * ps, (SH_E - SH_D) * ps, seed), -1);
+	ASSERT_EQ(kt_check_range(p, SH_F * ps, (SH_END - SH_F) * ps, seed),
+		  -1);
+	kt_unmap(base, size + 3 * ps);
+}
+
+TEST(migration_shared_by_threads_counts_and_keeps_every_page)
+{
+	static const unsigned int workers[] = { 1, 2, 3, 8 };
+	unsigned long long orig = kt_module_param_or("migrate_workers", ~0ULL);
+	int fd = kt_open_device(0);
+
+	if (orig == ~0ULL)
+		SKIP("hmmgpu has no migrate_workers parameter");
+	for (size_t i = 0; i < sizeof(workers) / sizeof(workers[0]); i++)
+		shared_migration_round(fd, workers[i], 700 + i);
+	set_migrate_workers(orig);
+	ASSERT_EQ(kt_mem_free(fd), kt_mem_total(fd));
+	close(fd);
+}
+
+struct unmap_race {
+	char *p;
+	size_t off, len;
+	unsigned int delay_us;
+};
+
+static void unmap_after_delay(void *arg)
+{
+	struct unmap_race *r = arg;
+
+	usleep(r->delay_us);
+	kt_unmap(r->p + r->off, r->len);
+}
+
+/*
+ * The threads sharing a migration take the mmap_lock after the ioctl has
+ * checked the range: a munmap in between makes a hole that they must
+ * count as skipped, leaving nothing on the device for it and the rest of
+ * the range intact.
+ */
+TEST(munmap_racing_a_shared_migration_loses_nothing)
+{
+	size_t ps = kt_page_size(), size = 16 << 20, hole = 4 << 20;
+	size_t npages = size / ps;
+	int fd = kt_open_device(0);
+
+	for (unsigned int i = 0; i < 24; i++) {
+		char *p = kt_map_aligned(size, 2 << 20);
+		struct unmap_race r = { p, 5 << 20, hole, (i % 8) * 500 };
+		struct kt_thread t;
+		struct drm_hmmgpu_migrate res;
+		int ret;
+
+		kt_fill(p, size, 800 + i);
+		kt_start(&t, unmap_after_delay, &r);
+		ret = kt_migrate(fd, p, size, TO_DEVICE, &res);
+		kt_join(&t);
+		ASSERT_TRUE(ret == 0 || ret == -EFAULT);
+		if (ret == 0)
+			ASSERT_EQ(res.moved + res.already + res.skipped,
+				  npages);
+		/* what is still mapped kept its data, wherever it is */
+		ASSERT_EQ(kt_check_range(p, 0, r.off, 800 + i), -1);
+		ASSERT_EQ(kt_check_range(p, r.off + hole, size - r.off - hole,
+					 800 + i), -1);
+		kt_unmap(p, r.off);
+		kt_unmap(p + r.off + hole, size - r.off - hole);
+	}
+	ASSERT_EQ(kt_wait_mem_free(fd, kt_mem_total(fd), 2000),
+		  kt_mem_total(fd));
+	close(fd);
+}
+
 /* --- device removal ------------------------------------------------------ */
 
 TEST(unbind_returns_device_pages_to_their_processes)
