@@ -250,6 +250,7 @@ static void init(void)
 
 HMM_EXPORT int hmm_device_count(void)
 {
+	HMM_KEEP_ERRNO();
 	int n;
 
 	init();
@@ -284,6 +285,7 @@ int hmm__device_fd(int dev)
 
 HMM_EXPORT int hmm_device_get_info(int dev, struct hmm_device_info *info)
 {
+	HMM_KEEP_ERRNO();
 	struct drm_hmmgpu_get_info gi;
 	struct hmm_node node;
 	int ret;

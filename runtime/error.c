@@ -3,7 +3,8 @@
  * error.c - hmm_strerror().
  *
  * The C library's message, except for the errnos whose generic text
- * would mislead about what libhmm meant by them.
+ * would mislead about what libhmm meant by them.  A code the C library
+ * does not know is "Unknown error N" with N as given, sign included.
  */
 #define _GNU_SOURCE
 #include "hmm_private.h"
@@ -15,8 +16,10 @@
 
 HMM_EXPORT const char *hmm_strerror(int err)
 {
+	HMM_KEEP_ERRNO();
 	static __thread char buf[128];
 	long e = err < 0 ? -(long)err : err; /* INT_MIN too */
+	const char *msg;
 
 	switch (e) {
 	case 0:
@@ -39,12 +42,18 @@ HMM_EXPORT const char *hmm_strerror(int err)
 		       "after eviction)";
 	case EAGAIN:
 		return "could not start a thread of the library; try again";
+	case ECHILD:
+		return "stream or event of the parent process (not usable "
+		       "after fork())";
 	default:
-		if (e > INT_MAX) {
-			snprintf(buf, sizeof(buf), "Unknown error %d", err);
-			return buf;
-		}
+		if (e > INT_MAX)
+			break;
 		/* GNU strerror_r returns a pointer, maybe not into buf */
-		return strerror_r((int)e, buf, sizeof(buf));
+		msg = strerror_r((int)e, buf, sizeof(buf));
+		if (strncmp(msg, "Unknown error", 13))
+			return msg;
+		break;
 	}
+	snprintf(buf, sizeof(buf), "Unknown error %d", err);
+	return buf;
 }

@@ -9,7 +9,8 @@
  *   memory.c  - managed allocations, the interval map, views, devptr
  *   migrate.c - prefetch, advice, attributes, residency
  *   stats.c   - hmm_get_stats() and the runtime's own counters
- *   stream.c  - streams, events, callbacks, device synchronize
+ *   stream.c  - streams, events, callbacks, device synchronize,
+ *               hmm_shutdown() and the library's destructor
  *   launch.c  - the execution pools and hmm_launch()
  */
 #ifndef HMM_PRIVATE_H
@@ -17,12 +18,29 @@
 
 #include "hmm/hmm.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Marks the definition of a public function (built -fvisibility=hidden). */
 #define HMM_EXPORT __attribute__((visibility("default")))
+
+static inline void hmm__errno_restore(const int *saved)
+{
+	errno = *saved;
+}
+
+/*
+ * The first line of every public function that returns 0 or -errno: the
+ * C library calls it makes may change errno, and the caller's errno is
+ * put back when the function returns, whatever it returns (its result is
+ * the error).  Functions returning a pointer save and restore errno
+ * themselves, since they set it when they fail.
+ */
+#define HMM_KEEP_ERRNO()                                                     \
+	const int hmm__saved_errno                                           \
+		__attribute__((cleanup(hmm__errno_restore), unused)) = errno
 
 #define HMM_MAX_DEVICES 16
 
@@ -66,8 +84,11 @@ int hmm__prefetch_check(const void *ptr, size_t size, int dst);
 /* hmm_prefetch() itself: what a stream runs for hmm_prefetch_async(). */
 int hmm__prefetch(const void *ptr, size_t size, int dst);
 
-/* 0 when every byte of [@ptr, @ptr + @size) is managed, else -EINVAL. */
-int hmm__mem_check(const void *ptr, size_t size);
+/*
+ * 0 when every byte of [@ptr, @ptr + @size) is managed, else -EINVAL
+ * (logged at debug level as a call of @who).
+ */
+int hmm__mem_check(const char *who, const void *ptr, size_t size);
 
 /* Views on @dev for the allocations there, before a prefetch to @dev. */
 void hmm__mem_ensure_views(const void *ptr, size_t size, int dev);
@@ -88,6 +109,9 @@ int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
 		       uint32_t *remote, int *last_prefetch,
 		       uint64_t *granularity);
 
+/* Frees the interval map's array when no range is left (hmm_shutdown()). */
+void hmm__mem_shutdown(void);
+
 /* MIGRATE of the page range [@start, @start + @len) to @dst; 0 or -errno. */
 int hmm__migrate_raw(uintptr_t start, size_t len, int dst);
 
@@ -100,6 +124,27 @@ int hmm__stream_launch(struct hmm_stream *s, hmm_kernel_fn kernel,
 /* Runs @kernel over @grid on @dev's pool and waits; 0 or -errno. */
 int hmm__launch_run(int dev, hmm_kernel_fn kernel, struct hmm_dim3 grid,
 		    void *args);
+
+/*
+ * Waits for the work queued so far on every stream of this process, for
+ * hmm_free() and hmm_unregister(); stream errors stay for the streams'
+ * synchronize calls.  Return: 0, or -EDEADLK from a thread of the library
+ * (a callback or a kernel would wait for itself).
+ */
+int hmm__streams_wait_all(void);
+
+/* Whether the calling thread is an execution thread (runs kernels). */
+bool hmm__in_exec_thread(void);
+
+/* Whether a launch is running on some execution pool. */
+bool hmm__launch_busy(void);
+
+/*
+ * Stops and joins the threads of every execution pool and frees the
+ * pools (started again by the next launch): 0, or -EBUSY when a launch
+ * runs (nothing is stopped then).
+ */
+int hmm__launch_shutdown(void);
 
 /* --- stats.c ------------------------------------------------------------- */
 

@@ -3,8 +3,9 @@
  * launch.c - the execution pools and hmm_launch().
  *
  * A device executes kernels on a pool of threads of the library: one per
- * online CPU, started at the first launch on that device and kept for the
- * life of the process.  HMM_CPU has a pool of its own.  Device code
+ * online CPU, started at the first launch on that device and kept until
+ * hmm_shutdown() (or the library's destructor) joins them; the next
+ * launch starts a new pool.  HMM_CPU has a pool of its own.  Device code
  * touches managed memory only through device pointers (hmm_devptr()), so
  * the same threads are "the device" for every access they make.
  *
@@ -18,9 +19,10 @@
  * order: the threads finish handing out the first before starting the
  * next.  The job completes when all its points have run.
  *
- * Locking: exec.lock protects the pool table (creation only); each
- * pool's lock protects its job queue and the fields of its jobs.  A job
- * lives on the stack of the thread that waits for it: the last pool
+ * Locking: exec.lock protects the pool table and each pool's count of
+ * launches using it (a pool is only stopped when unused); each pool's
+ * lock protects its job queue, its stop flag and the fields of its jobs.
+ * A job lives on the stack of the thread that waits for it: the last pool
  * thread to finish a chunk signals it under the pool lock, so the job is
  * not touched after the waiter sees it complete.
  *
@@ -57,9 +59,11 @@ struct job {
 
 struct pool {
 	int dev;
+	unsigned int users;      /* launches using it; exec.lock */
 	pthread_mutex_t lock;
-	pthread_cond_t work;     /* a job was queued */
+	pthread_cond_t work;     /* a job was queued, or stop */
 	struct job *head, *tail; /* jobs with points not handed out; lock */
+	bool stop;               /* the threads end when idle; lock */
 	int nthreads;
 	pthread_t threads[];
 };
@@ -99,6 +103,14 @@ static void exec_init(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+/* Set in the execution threads: hmm_free() from a kernel is -EDEADLK. */
+static __thread bool exec_thread;
+
+bool hmm__in_exec_thread(void)
+{
+	return exec_thread;
+}
+
 /* Runs points [@first, @first + @n) of @j. */
 static void run_points(const struct job *j, uint64_t first, uint64_t n)
 {
@@ -126,12 +138,15 @@ static void *pool_thread(void *arg)
 {
 	struct pool *p = arg;
 
+	exec_thread = true;
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct job *j = p->head;
 		uint64_t first, n;
 
 		if (!j) {
+			if (p->stop)
+				break;
 			pthread_cond_wait(&p->work, &p->lock);
 			continue;
 		}
@@ -152,6 +167,7 @@ static void *pool_thread(void *arg)
 		if (j->done == j->total)
 			pthread_cond_signal(&j->cond);
 	}
+	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
@@ -211,7 +227,10 @@ static struct pool *pool_new(int dev)
 	return p;
 }
 
-/* The pool of @dev (HMM_CPU or a device number), started on first use. */
+/*
+ * The pool of @dev (HMM_CPU or a device number), started on first use,
+ * with a use counted (pool_put() when done).
+ */
 static struct pool *pool_get(int dev)
 {
 	struct pool *p;
@@ -226,8 +245,66 @@ static struct pool *pool_get(int dev)
 	p = exec.pools[slot];
 	if (!p)
 		p = exec.pools[slot] = pool_new(dev);
+	if (p)
+		p->users++;
 	pthread_mutex_unlock(&exec.lock);
 	return p;
+}
+
+static void pool_put(struct pool *p)
+{
+	pthread_mutex_lock(&exec.lock);
+	p->users--;
+	pthread_mutex_unlock(&exec.lock);
+}
+
+/* Ends the threads of @p, which nobody can reach any more, and frees it. */
+static void pool_stop(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	for (int i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	pthread_cond_destroy(&p->work);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+bool hmm__launch_busy(void)
+{
+	bool busy = false;
+
+	pthread_mutex_lock(&exec.lock);
+	for (int i = 0; i <= HMM_MAX_DEVICES; i++)
+		busy |= exec.pools[i] && exec.pools[i]->users;
+	pthread_mutex_unlock(&exec.lock);
+	return busy;
+}
+
+int hmm__launch_shutdown(void)
+{
+	struct pool *stop[HMM_MAX_DEVICES + 1] = { NULL };
+
+	pthread_mutex_lock(&exec.lock);
+	for (int i = 0; i <= HMM_MAX_DEVICES; i++) {
+		if (exec.pools[i] && exec.pools[i]->users) {
+			pthread_mutex_unlock(&exec.lock);
+			return -EBUSY;
+		}
+	}
+	for (int i = 0; i <= HMM_MAX_DEVICES; i++) {
+		stop[i] = exec.pools[i];
+		exec.pools[i] = NULL;
+	}
+	pthread_mutex_unlock(&exec.lock);
+
+	for (int i = 0; i <= HMM_MAX_DEVICES; i++) {
+		if (stop[i])
+			pool_stop(stop[i]);
+	}
+	return 0;
 }
 
 int hmm__launch_run(int dev, hmm_kernel_fn kernel, struct hmm_dim3 grid,
@@ -265,6 +342,7 @@ int hmm__launch_run(int dev, hmm_kernel_fn kernel, struct hmm_dim3 grid,
 		pthread_cond_wait(&j.cond, &p->lock);
 	pthread_mutex_unlock(&p->lock);
 	pthread_cond_destroy(&j.cond);
+	pool_put(p);
 
 	hmm__stats_launch(dev, hmm__now_ns() - t0);
 	return 0;
@@ -273,6 +351,7 @@ int hmm__launch_run(int dev, hmm_kernel_fn kernel, struct hmm_dim3 grid,
 HMM_EXPORT int hmm_launch(struct hmm_stream *s, hmm_kernel_fn kernel,
 			  struct hmm_dim3 grid, void *args)
 {
+	HMM_KEEP_ERRNO();
 	uint64_t plane;
 
 	if (!s || !kernel)

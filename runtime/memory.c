@@ -21,8 +21,14 @@
  * allocation that the driver knows about (REMOTE, GRANULARITY) is applied
  * to a view when it is created and whenever the advice changes.
  *
- * Teardown: hmm_free() unmaps and unregisters the views, then unmaps the
- * memory (device pages are freed with it).  hmm_unregister() unmaps and
+ * Teardown: hmm_free() and hmm_unregister() first wait for the work
+ * queued on every stream of the process (stream.c), as cudaFree() does:
+ * a launch or an asynchronous prefetch queued before the call may touch
+ * the range, and must not find it gone.  From a thread of the library (a
+ * callback, a kernel) that wait would include the caller's own work:
+ * -EDEADLK.  The wait runs with no lock of this file held.  Then
+ * hmm_free() unmaps and unregisters the views, and unmaps the memory
+ * (device pages are freed with it).  hmm_unregister() unmaps and
  * unregisters the views first, so that no device access can fault pages
  * over again, and then migrates the device-resident pages of the range
  * back to system memory: the application's memory keeps its contents and
@@ -537,8 +543,8 @@ HMM_EXPORT void *hmm_malloc(size_t size)
 {
 	size_t ps = page_size(), len;
 	struct hmm_alloc *a, *dead = NULL;
+	int ret, saved = errno;
 	void *p;
-	int ret;
 
 	if (!size) {
 		errno = EINVAL;
@@ -573,6 +579,7 @@ HMM_EXPORT void *hmm_malloc(size_t size)
 	destroy_dead(dead);
 	if (ret)
 		goto err_free;
+	errno = saved;
 	return p;
 
 err_free:
@@ -584,16 +591,50 @@ err_unmap:
 	return NULL;
 }
 
-HMM_EXPORT int hmm_free(void *ptr)
+/*
+ * Whether @ptr is in a managed range of the kind @registered names (an
+ * hmm_register()ed one, or an hmm_malloc() allocation); says why not at
+ * debug level, as a call of @who.
+ */
+static bool release_check(const char *who, void *ptr, bool registered)
+{
+	ssize_t i;
+	bool ok;
+
+	pthread_rwlock_rdlock(&map.lock);
+	i = map_index((uintptr_t)ptr);
+	ok = i >= 0 && map.v[i]->registered == registered;
+	pthread_rwlock_unlock(&map.lock);
+	if (!ok)
+		hmm__log(HMM_LOG_DEBUG, "%s(%p): %s", who, ptr,
+			 i < 0 ? "range not managed" :
+			 registered ? "memory from hmm_malloc(): hmm_free() "
+				      "releases it" :
+				      "registered memory: hmm_unregister() "
+				      "releases it");
+	return ok;
+}
+
+/*
+ * hmm_free() (@registered false) and hmm_unregister(): waits for the
+ * streams' work, then takes the range out of the map and ends it.
+ * Return: 0, -EINVAL or -EDEADLK.
+ */
+static int release(const char *who, void *ptr, bool registered)
 {
 	struct hmm_alloc *a;
 	ssize_t i;
+	int ret;
 
-	if (!ptr)
-		return 0;
+	if (!release_check(who, ptr, registered))
+		return -EINVAL;
+	ret = hmm__streams_wait_all();
+	if (ret)
+		return ret;
 	pthread_rwlock_wrlock(&map.lock);
 	i = map_index((uintptr_t)ptr);
-	if (i < 0 || map.v[i]->registered) {
+	if (i < 0 || map.v[i]->registered != registered) {
+		/* another thread released it meanwhile */
 		pthread_rwlock_unlock(&map.lock);
 		return -EINVAL;
 	}
@@ -604,14 +645,34 @@ HMM_EXPORT int hmm_free(void *ptr)
 	return 0;
 }
 
-/* Whether a /proc/self/maps entry is private anonymous readable memory. */
-static bool maps_entry_ok(const char *perms, unsigned long inode,
-			  const char *path)
+HMM_EXPORT int hmm_free(void *ptr)
 {
-	if (perms[0] != 'r' || perms[3] != 'p' || inode)
-		return false;
-	return !*path || !strcmp(path, "[heap]") ||
-	       !strncmp(path, "[stack", 6) || !strncmp(path, "[anon:", 6);
+	HMM_KEEP_ERRNO();
+
+	if (!ptr)
+		return 0;
+	return release("hmm_free", ptr, false);
+}
+
+/*
+ * Why a /proc/self/maps entry is not private anonymous readable memory,
+ * or NULL when it is.
+ */
+static const char *maps_entry_problem(const char *perms, unsigned long inode,
+				      const char *path)
+{
+	if (!strncmp(perms, "---", 3))
+		return "PROT_NONE memory (not accessible)";
+	if (perms[0] != 'r')
+		return "memory that is not readable";
+	if (perms[3] != 'p')
+		return "shared memory, not private";
+	if (inode)
+		return "a file mapping, not anonymous memory";
+	if (!*path || !strcmp(path, "[heap]") ||
+	    !strncmp(path, "[stack", 6) || !strncmp(path, "[anon:", 6))
+		return NULL;
+	return "a special mapping, not anonymous memory";
 }
 
 /*
@@ -621,11 +682,12 @@ static bool maps_entry_ok(const char *perms, unsigned long inode,
  * (the vDSO, vvar; only no name, [heap], [stack] and [anon:NAME] pass).
  * This works with no device and answers at hmm_register() time, not at
  * the first hmm_devptr().  Without /proc, only "is it mapped" is checked
- * (mincore()).
+ * (mincore()).  *@why says what is wrong when it is -EINVAL.
  *
  * Return: 0, -EINVAL, or -ENOMEM.
  */
-static int check_private_anon(uintptr_t start, uintptr_t end)
+static int check_private_anon(uintptr_t start, uintptr_t end,
+			      const char **why)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
 	uintptr_t covered = start;
@@ -639,11 +701,14 @@ static int check_private_anon(uintptr_t start, uintptr_t end)
 		hmm__log(HMM_LOG_DEBUG, "/proc/self/maps: %s; checking only "
 			 "that the range is mapped", strerror(errno));
 		for (uintptr_t p = start; p < end; p += page_size()) {
-			if (mincore((void *)p, page_size(), &vec))
+			if (mincore((void *)p, page_size(), &vec)) {
+				*why = "memory that is not mapped";
 				return -EINVAL;
+			}
 		}
 		return 0;
 	}
+	*why = "memory that is not mapped";
 	while (getline(&line, &cap, f) > 0) {
 		unsigned long lo, hi, off, inode;
 		unsigned int maj, min;
@@ -663,16 +728,20 @@ static int check_private_anon(uintptr_t start, uintptr_t end)
 		len = strlen(path);
 		while (len && (path[len - 1] == '\n' || path[len - 1] == ' '))
 			path[--len] = '\0';
-		if (!maps_entry_ok(perms, inode, path))
+		*why = maps_entry_problem(perms, inode, path);
+		if (*why)
 			break;
+		*why = "memory that is not mapped";
 		covered = hi;
 		if (covered >= end) {
 			ret = 0;
 			break;
 		}
 	}
-	if (ferror(f) && ret)
+	if (ferror(f) && ret) {
+		*why = "memory that /proc/self/maps could not be read for";
 		ret = -ENOMEM;
+	}
 	free(line);
 	fclose(f);
 	return ret;
@@ -680,9 +749,11 @@ static int check_private_anon(uintptr_t start, uintptr_t end)
 
 HMM_EXPORT int hmm_register(void *ptr, size_t size)
 {
+	HMM_KEEP_ERRNO();
 	size_t ps = page_size();
 	uintptr_t start, end;
 	struct hmm_alloc *a;
+	const char *why = NULL;
 	int ret;
 
 	if (!ptr || !size)
@@ -693,10 +764,10 @@ HMM_EXPORT int hmm_register(void *ptr, size_t size)
 	start = (uintptr_t)ptr & ~(uintptr_t)(ps - 1);
 	end = ((uintptr_t)ptr + size + ps - 1) & ~(uintptr_t)(ps - 1);
 
-	ret = check_private_anon(start, end);
+	ret = check_private_anon(start, end, &why);
 	if (ret) {
-		hmm__log(HMM_LOG_INFO, "hmm_register(%p, %zu): not private "
-			 "anonymous memory", ptr, size);
+		hmm__log(HMM_LOG_INFO, "hmm_register(%p, %zu): %s", ptr, size,
+			 why ? why : hmm_strerror(ret));
 		return ret;
 	}
 	pthread_once(&atfork_once, atfork_register);
@@ -707,6 +778,9 @@ HMM_EXPORT int hmm_register(void *ptr, size_t size)
 	ret = map_insert(a, false, NULL);
 	pthread_rwlock_unlock(&map.lock);
 	if (ret) {
+		if (ret == -EEXIST)
+			hmm__log(HMM_LOG_DEBUG, "hmm_register(%p, %zu): "
+				 "overlaps a managed range", ptr, size);
 		pthread_mutex_destroy(&a->lock);
 		free(a);
 	}
@@ -715,29 +789,18 @@ HMM_EXPORT int hmm_register(void *ptr, size_t size)
 
 HMM_EXPORT int hmm_unregister(void *ptr)
 {
-	struct hmm_alloc *a;
-	ssize_t i;
+	HMM_KEEP_ERRNO();
 
 	if (!ptr)
 		return -EINVAL;
-	pthread_rwlock_wrlock(&map.lock);
-	i = map_index((uintptr_t)ptr);
-	if (i < 0 || !map.v[i]->registered) {
-		pthread_rwlock_unlock(&map.lock);
-		return -EINVAL;
-	}
-	a = map.v[i];
-	map_remove_at((size_t)i);
-	pthread_rwlock_unlock(&map.lock);
-	alloc_destroy(a);
-	return 0;
+	return release("hmm_unregister", ptr, true);
 }
 
 HMM_EXPORT void *hmm_devptr(const void *ptr, int dev)
 {
 	struct hmm_alloc *a;
 	void *ret = NULL;
-	int fd = -1, err = 0;
+	int fd = -1, err = 0, saved = errno;
 
 	if (!ptr) {
 		errno = EINVAL;
@@ -754,6 +817,8 @@ HMM_EXPORT void *hmm_devptr(const void *ptr, int dev)
 	pthread_rwlock_rdlock(&map.lock);
 	a = map_find((uintptr_t)ptr);
 	if (!a) {
+		hmm__log(HMM_LOG_DEBUG, "hmm_devptr(%p, %d): range not managed",
+			 ptr, dev);
 		err = EINVAL;
 	} else if (dev == HMM_CPU) {
 		ret = (void *)ptr;
@@ -767,19 +832,25 @@ HMM_EXPORT void *hmm_devptr(const void *ptr, int dev)
 		pthread_mutex_unlock(&a->lock);
 	}
 	pthread_rwlock_unlock(&map.lock);
-	if (!ret)
-		errno = err;
+	errno = ret ? saved : err;
 	return ret;
 }
 
 /* --- for migrate.c -------------------------------------------------------- */
+
+/* Says at debug level that @who was called on a range not all managed. */
+static void log_unmanaged(const char *who, const void *ptr, size_t size)
+{
+	hmm__log(HMM_LOG_DEBUG, "%s(%p, %zu): range not managed", who, ptr,
+		 size);
+}
 
 /*
  * hmm__mem_check() - whether every byte of [@ptr, @ptr + @size) is managed.
  * Return: 0, or -EINVAL (also for a NULL @ptr, a zero @size or a range
  * that wraps).
  */
-int hmm__mem_check(const void *ptr, size_t size)
+int hmm__mem_check(const char *who, const void *ptr, size_t size)
 {
 	size_t first, count;
 	int ret;
@@ -789,7 +860,20 @@ int hmm__mem_check(const void *ptr, size_t size)
 	pthread_rwlock_rdlock(&map.lock);
 	ret = map_run((uintptr_t)ptr, (uintptr_t)ptr + size, &first, &count);
 	pthread_rwlock_unlock(&map.lock);
+	if (ret)
+		log_unmanaged(who, ptr, size);
 	return ret;
+}
+
+void hmm__mem_shutdown(void)
+{
+	pthread_rwlock_wrlock(&map.lock);
+	if (!map.n) {
+		free(map.v);
+		map.v = NULL;
+		map.cap = 0;
+	}
+	pthread_rwlock_unlock(&map.lock);
 }
 
 /*
@@ -849,7 +933,7 @@ void hmm__mem_ensure_views(const void *ptr, size_t size, int dev)
 int hmm__mem_advise(const void *ptr, size_t size, enum hmm_advice advice,
 		    int dev, uint64_t value)
 {
-	size_t first, count;
+	size_t first = 0, count = 0;
 	int ret;
 
 	if (!ptr || !size || (uintptr_t)ptr > UINTPTR_MAX - size)
@@ -884,6 +968,8 @@ int hmm__mem_advise(const void *ptr, size_t size, enum hmm_advice advice,
 		if (err && !ret)
 			ret = err;
 	}
+	if (!count)
+		log_unmanaged("hmm_advise", ptr, size);
 	pthread_rwlock_unlock(&map.lock);
 	return ret;
 }
@@ -899,7 +985,7 @@ int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
 		       uint32_t *remote, int *last_prefetch,
 		       uint64_t *granularity)
 {
-	size_t first, count;
+	size_t first = 0, count = 0;
 	int ret;
 
 	if (!ptr || !size || (uintptr_t)ptr > UINTPTR_MAX - size)
@@ -926,6 +1012,8 @@ int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
 		}
 		pthread_mutex_unlock(&a->lock);
 	}
+	if (!count)
+		log_unmanaged("hmm_range_get_attr", ptr, size);
 	pthread_rwlock_unlock(&map.lock);
 	return ret;
 }

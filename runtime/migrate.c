@@ -84,6 +84,21 @@ static int first_device(void)
 	return -ENODEV;
 }
 
+/* Whether every page of [@start, @start + @len) is mapped. */
+static bool range_mapped(uintptr_t start, size_t len)
+{
+	size_t ps = page_size();
+	unsigned char vec;
+
+	/* one page at a time: mincore() wants a vector entry per page */
+	for (size_t off = 0; off < len; off += ps) {
+		if (mincore((void *)(start + off), ps, &vec) &&
+		    errno == ENOMEM)
+			return false;
+	}
+	return true;
+}
+
 /**
  * hmm__migrate_raw() - MIGRATE [@start, @start + @len) to @dst.
  * @start: page-aligned
@@ -94,8 +109,10 @@ static int first_device(void)
  * just taken out of its map).
  *
  * Return: 0 (also for HMM_CPU when there is no device: nothing can be on
- * one); -ENODEV; the driver's error (-EFAULT for an unmapped part, -ENOMEM
- * when device memory is full even after eviction).
+ * one, but the range must be mapped); -ENODEV; -EFAULT for an unmapped
+ * part (checked with mincore() when there is no device, as the driver
+ * does); the driver's error (-ENOMEM when device memory is full even
+ * after eviction).
  */
 int hmm__migrate_raw(uintptr_t start, size_t len, int dst)
 {
@@ -108,7 +125,7 @@ int hmm__migrate_raw(uintptr_t start, size_t len, int dst)
 	if (dst == HMM_CPU) {
 		dev = first_device();
 		if (dev < 0)
-			return 0;
+			return range_mapped(start, len) ? 0 : -EFAULT;
 		m.target = HMMGPU_MIGRATE_TO_SYSTEM;
 	} else {
 		m.target = HMMGPU_MIGRATE_TO_DEVICE;
@@ -136,7 +153,7 @@ int hmm__prefetch_check(const void *ptr, size_t size, int dst)
 		return -EINVAL;
 	if (dst != HMM_CPU && device_fd(dst) < 0)
 		return -ENODEV;
-	return hmm__mem_check(ptr, size);
+	return hmm__mem_check("hmm_prefetch", ptr, size);
 }
 
 int hmm__prefetch(const void *ptr, size_t size, int dst)
@@ -164,6 +181,8 @@ int hmm__prefetch(const void *ptr, size_t size, int dst)
 
 HMM_EXPORT int hmm_prefetch(const void *ptr, size_t size, int dst)
 {
+	HMM_KEEP_ERRNO();
+
 	return hmm__prefetch(ptr, size, dst);
 }
 
@@ -177,6 +196,8 @@ static bool granularity_ok(uint64_t v)
 HMM_EXPORT int hmm_advise(const void *ptr, size_t size,
 			  enum hmm_advice advice, int dev, uint64_t value)
 {
+	HMM_KEEP_ERRNO();
+
 	if (!ptr || !size)
 		return -EINVAL;
 	switch (advice) {
@@ -213,6 +234,7 @@ HMM_EXPORT int hmm_advise(const void *ptr, size_t size,
 HMM_EXPORT int hmm_range_get_attr(const void *ptr, size_t size,
 				  enum hmm_attr attr, void *out, size_t len)
 {
+	HMM_KEEP_ERRNO();
 	int preferred, last, ret;
 	uint64_t gran;
 	uint32_t remote;
@@ -349,6 +371,7 @@ static int residency_others(int first, uintptr_t start, int8_t *loc,
 HMM_EXPORT int hmm_residency(const void *ptr, size_t size, int8_t *loc,
 			     size_t npages)
 {
+	HMM_KEEP_ERRNO();
 	size_t ps = page_size(), n;
 	uintptr_t start, end;
 	uint64_t other;

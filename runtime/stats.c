@@ -101,6 +101,7 @@ void hmm__stats_launch(int dev, uint64_t ns)
 
 HMM_EXPORT int hmm_get_stats(int dev, struct hmm_stats *st)
 {
+	HMM_KEEP_ERRNO();
 	struct drm_hmmgpu_stats ds;
 	struct rt_counters *c;
 

@@ -5,8 +5,18 @@
  *
  * Conventions: functions return 0 (or a count) on success and a negative
  * errno on failure; functions returning a pointer return NULL and set
- * errno.  The library never exits and never prints.  Every function is
- * thread-safe.
+ * errno.  A successful call leaves errno as it was, and so does a failed
+ * call of a function that returns an int.  The library never exits and
+ * never prints.  Every function is thread-safe.
+ *
+ * fork(): streams and events belong to the process that created them:
+ * their work runs on threads of that process, which a child does not
+ * have.  In a child, every call naming a stream or event of its parent
+ * returns -ECHILD ("no child processes" is the C library's text; the
+ * library's own, from hmm_strerror(), says it is the parent's), at once,
+ * so that a child cannot queue work that never runs and then wait for it
+ * forever.  -ECHILD is used for nothing else.  The child may create
+ * streams and events of its own; managed memory is inherited as usual.
  *
  * Locations: a device number (0 to hmm_device_count() - 1) or HMM_CPU.
  * Without any device, hmm_malloc() still gives host memory, launches run
@@ -119,11 +129,18 @@ void *hmm_malloc(size_t size);
 
 /**
  * Frees memory from hmm_malloc(); any address inside the allocation
- * names it.  Device pages return to their device.  Views of it on every
- * device go away; device pointers to it become invalid.
+ * names it.  Like cudaFree(), it first waits until the work queued so far
+ * on every stream of the process has run (launches, asynchronous
+ * prefetches and callbacks, whatever memory they touch), so work queued
+ * on the allocation before the call never finds it gone; errors of that
+ * work stay with their streams.  Device pages return to their device.
+ * Views of it on every device go away; device pointers to it become
+ * invalid.
  *
  * @return 0; -EINVAL when @p ptr is inside no hmm_malloc() allocation
  *         (memory from hmm_register() is released with hmm_unregister());
+ *         -EDEADLK when called from work running on a stream (a callback
+ *         or a kernel: it would wait for itself; nothing is freed);
  *         hmm_free(NULL) returns 0.
  */
 int hmm_free(void *ptr);
@@ -142,11 +159,13 @@ int hmm_free(void *ptr);
 int hmm_register(void *ptr, size_t size);
 
 /**
- * Ends hmm_register(); any address inside the range names it.  Data on a
- * device comes back to system memory first, so the application's
- * memory keeps its contents.
+ * Ends hmm_register(); any address inside the range names it.  Like
+ * hmm_free(), it first waits until the work queued so far on every stream
+ * of the process has run.  Data on a device comes back to system memory
+ * then, so the application's memory keeps its contents.
  *
- * @return 0; -EINVAL when @p ptr is inside no registered range.
+ * @return 0; -EINVAL when @p ptr is inside no registered range; -EDEADLK
+ *         when called from work running on a stream (nothing is done).
  */
 int hmm_unregister(void *ptr);
 
@@ -167,7 +186,15 @@ void *hmm_devptr(const void *ptr, int dev);
 /** @name Streams and events */
 /** @{ */
 
-/** An in-order queue of work for one device (or HMM_CPU). */
+/**
+ * An in-order queue of work for one device (or HMM_CPU).
+ *
+ * Stream and event pointers are handles: the library never dereferences
+ * them and never hands the same value out twice in a process (on a 32-bit
+ * system, not within 2^32 creations).  A call
+ * with a handle that was destroyed, or never created, returns -EINVAL
+ * (and in a fork child, a handle of the parent: -ECHILD).
+ */
 struct hmm_stream;
 /** A point in a stream's work, to wait for or to time. */
 struct hmm_event;
@@ -180,26 +207,34 @@ struct hmm_event;
  * A call made from work running on a stream (a callback or a kernel)
  * that would wait for that same stream returns -EDEADLK instead of
  * hanging: hmm_stream_destroy(), hmm_stream_synchronize() and
- * hmm_device_synchronize() of it, and waiting for an event still to be
- * recorded on it.
+ * hmm_device_synchronize() of it, waiting for an event still to be
+ * recorded on it, and hmm_free(), hmm_unregister() and hmm_shutdown(),
+ * which wait for every stream.
+ *
+ * Every call taking a stream or an event returns -EINVAL for a handle
+ * that is not alive (see struct hmm_stream) and -ECHILD for one of the
+ * parent process after fork().
  *
  * @return 0 and *@p s; -EINVAL (@p s NULL), -ENODEV, -ENOMEM, -EAGAIN.
  */
 int hmm_stream_create(struct hmm_stream **s, int dev);
 
 /**
- * Waits for the work queued on @p s, then destroys it.
- * @return 0 or -EINVAL (@p s NULL).
+ * Waits for the work queued on @p s, then destroys it.  Work queued on it
+ * by other threads after this call has begun is refused (-EINVAL).
+ * @return 0; -EINVAL (@p s NULL, or already destroyed); -ECHILD; -EDEADLK.
  */
 int hmm_stream_destroy(struct hmm_stream *s);
 
 /**
  * Waits until all work queued on @p s so far has run.
- * @return 0, -EINVAL, or the first error of that work (then cleared).
+ * @return 0, -EINVAL, -ECHILD, -EDEADLK, or the first error of that work
+ *         (then cleared).
  */
 int hmm_stream_synchronize(struct hmm_stream *s);
 
-/** @return 0 when all work on @p s has run, -EBUSY when some has not. */
+/** @return 0 when all work on @p s has run, -EBUSY when some has not,
+ *  -EINVAL, -ECHILD. */
 int hmm_stream_query(struct hmm_stream *s);
 
 /** A function hmm_stream_add_callback() runs; @p status is 0 or the
@@ -211,7 +246,7 @@ typedef void (*hmm_stream_callback_fn)(struct hmm_stream *s, int status,
  * Queues a call of @p fn(@p s, status, @p user_data) on @p s, after the
  * work queued before it.  @p fn must not queue work on @p s and wait for
  * it.
- * @return 0, -EINVAL, -ENOMEM.
+ * @return 0, -EINVAL, -ECHILD, -ENOMEM.
  */
 int hmm_stream_add_callback(struct hmm_stream *s, hmm_stream_callback_fn fn,
 			    void *user_data);
@@ -220,13 +255,13 @@ int hmm_stream_add_callback(struct hmm_stream *s, hmm_stream_callback_fn fn,
  * Makes the work queued on @p s after this call wait until @p e has
  * completed (@p e may be recorded on any stream).  An event never
  * recorded is complete.
- * @return 0, -EINVAL, -ENOMEM.
+ * @return 0, -EINVAL, -ECHILD, -ENOMEM.
  */
 int hmm_stream_wait_event(struct hmm_stream *s, struct hmm_event *e);
 
 /**
  * Waits until every stream of @p dev (HMM_CPU: the host streams) has run
- * all its work.
+ * all its work.  In a fork child, the parent's streams are not waited for.
  * @return 0, -ENODEV, or the first error found on those streams (then
  *         cleared, as by hmm_stream_synchronize()).
  */
@@ -235,28 +270,31 @@ int hmm_device_synchronize(int dev);
 /** Creates an event. @return 0 and *@p e, -EINVAL, -ENOMEM. */
 int hmm_event_create(struct hmm_event **e);
 
-/** Destroys @p e (waiting for it first). @return 0 or -EINVAL. */
+/** Destroys @p e (waiting for it first).
+ *  @return 0, -EINVAL (NULL, or already destroyed), -ECHILD, -EDEADLK. */
 int hmm_event_destroy(struct hmm_event *e);
 
 /**
  * Records @p e on @p s: @p e completes, and takes its timestamp, when
  * the work queued on @p s before it has run.  Recording again replaces
- * the previous record.
- * @return 0, -EINVAL, -ENOMEM.
+ * the previous record.  @p s NULL, as for hmm_prefetch_async(), means
+ * now, on the calling thread: @p e is complete at once, timestamped now.
+ * @return 0, -EINVAL, -ECHILD, -ENOMEM.
  */
 int hmm_event_record(struct hmm_event *e, struct hmm_stream *s);
 
-/** Waits until @p e has completed. @return 0 or -EINVAL. */
+/** Waits until @p e has completed.
+ *  @return 0, -EINVAL, -ECHILD, -EDEADLK. */
 int hmm_event_synchronize(struct hmm_event *e);
 
 /** @return 0 when @p e has completed (or was never recorded), -EBUSY when
- *  not yet, -EINVAL. */
+ *  not yet, -EINVAL, -ECHILD. */
 int hmm_event_query(struct hmm_event *e);
 
 /**
  * Milliseconds between the completion of @p start and of @p end.
- * @return 0 and *@p ms; -EINVAL; -EBUSY when either has not completed;
- *         -ENODATA when either was never recorded.
+ * @return 0 and *@p ms; -EINVAL; -ECHILD; -EBUSY when either has not
+ *         completed; -ENODATA when either was never recorded.
  */
 int hmm_event_elapsed_ms(float *ms, struct hmm_event *start,
 			 struct hmm_event *end);
@@ -275,7 +313,8 @@ int hmm_event_elapsed_ms(float *ms, struct hmm_event *start,
  *
  * @return 0; -EINVAL (NULL, size 0, range not managed); -ENODEV (no such
  *         device: also when no device exists at all); -ENOMEM (device
- *         memory full even after eviction).
+ *         memory full even after eviction); -EFAULT (part of a registered
+ *         range was unmapped without hmm_unregister()).
  */
 int hmm_prefetch(const void *ptr, size_t size, int dst);
 
@@ -286,7 +325,8 @@ int hmm_prefetch(const void *ptr, size_t size, int dst);
  * stream's (hmm_stream_synchronize() returns them).  @p s NULL: a
  * synchronous hmm_prefetch().
  *
- * @return 0, or the errors of hmm_prefetch() found at queueing time.
+ * @return 0, or the errors of hmm_prefetch() found at queueing time;
+ *         -EINVAL or -ECHILD for the stream.
  */
 int hmm_prefetch_async(const void *ptr, size_t size, int dst,
 		       struct hmm_stream *s);
@@ -387,8 +427,8 @@ typedef void (*hmm_kernel_fn)(struct hmm_dim3 idx, struct hmm_dim3 grid,
  * is passed as is and must stay valid until then.  Each extent of @p grid
  * must be at least 1 (a 1D grid is {n, 1, 1}).
  *
- * @return 0; -EINVAL (NULL stream or kernel, an extent of 0, more than
- *         2^32 - 1 points in all); -ENOMEM.
+ * @return 0; -EINVAL (NULL or dead stream, NULL kernel, an extent of 0,
+ *         more than 2^32 - 1 points in all); -ECHILD; -ENOMEM.
  */
 int hmm_launch(struct hmm_stream *s, hmm_kernel_fn kernel,
 	       struct hmm_dim3 grid, void *args);
@@ -450,10 +490,31 @@ int hmm_get_stats(int dev, struct hmm_stats *st);
 
 /**
  * A message for @p err, a negative errno returned by libhmm (a positive
- * errno is accepted too).  The string is static or thread-local: valid
- * until the next call in the same thread.
+ * errno is accepted too).  A code the C library does not know reads
+ * "Unknown error N", N as given (sign included).  The string is static
+ * or thread-local: valid until the next call in the same thread.
  */
 const char *hmm_strerror(int err);
+
+/**
+ * Ends the library's use of threads and memory: waits for the work of
+ * every stream of the process and destroys the streams and events still
+ * alive (their handles are dead afterwards: -EINVAL), joins the
+ * execution threads, and frees the library's tables.  Managed memory is
+ * not touched: allocations stay valid until hmm_free().  The library
+ * may be used again afterwards; it starts what it needs anew.
+ *
+ * Call it when the other threads of the process no longer use the
+ * library (before dlclose(), or at the end of main() for a clean
+ * valgrind report).  At exit() the library's destructor does the same if
+ * that cannot block: when no stream has work queued and no call is made
+ * from a library thread; otherwise the threads end with the process.
+ *
+ * @return 0; -EDEADLK when called from work running on a stream (nothing
+ *         is done); -EBUSY when another thread started a launch meanwhile
+ *         (the execution threads are left running).
+ */
+int hmm_shutdown(void);
 
 #ifdef __cplusplus
 }

@@ -5,5 +5,7 @@ int main()
 {
 	hmm_device_info info{};
 
+	// declared with C linkage (not evaluated: nothing to link)
+	static_cast<void>(sizeof(hmm_shutdown()));
 	return static_cast<int>(info.index);
 }

@@ -18,8 +18,10 @@
 #include "kt_common.h"
 #include "hmm/hmm.h"
 
+#include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -428,7 +430,11 @@ TEST_TIMEOUT(async_prefetch_ordered_by_an_event, EXEC_TIMEOUT)
 	free(w.loc);
 }
 
-/* A stream error from the device: a prefetch that cannot be done. */
+/*
+ * A stream error from the device: a prefetch that cannot be done, of
+ * registered memory the application unmapped without hmm_unregister()
+ * (the driver's MIGRATE finds no mapping: -EFAULT).
+ */
 TEST_TIMEOUT(a_failed_async_prefetch_is_the_streams_error, EXEC_TIMEOUT)
 {
 	size_t size = 64 * 1024;
@@ -437,19 +443,72 @@ TEST_TIMEOUT(a_failed_async_prefetch_is_the_streams_error, EXEC_TIMEOUT)
 	char *p;
 
 	need_devices(1);
-	p = hmm_malloc(size);
-	ASSERT_TRUE(p != NULL);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_TRUE(p != MAP_FAILED);
 	memset(p, 0x11, size);
+	ASSERT_EQ(hmm_register(p, size), 0);
 	s = stream_on(0);
 	ASSERT_EQ(sem_init(&g.sem, 0, 0), 0);
 	ASSERT_EQ(hmm_stream_add_callback(s, gate_cb, &g), 0);
 	ASSERT_EQ(hmm_prefetch_async(p, size, 0, s), 0);
 	/* gone before the stream gets to it */
-	ASSERT_EQ(hmm_free(p), 0);
+	ASSERT_EQ(munmap(p, size), 0);
 	ASSERT_EQ(sem_post(&g.sem), 0);
-	ASSERT_EQ(hmm_stream_synchronize(s), -EINVAL);
+	ASSERT_EQ(hmm_stream_synchronize(s), -EFAULT);
 	ASSERT_EQ(hmm_stream_synchronize(s), 0);
 	ASSERT_EQ(hmm_stream_destroy(s), 0);
+	ASSERT_EQ(hmm_unregister(p), 0);
+}
+
+/*
+ * cudaFree semantics on a device: hmm_free() of memory a queued launch
+ * and a queued prefetch use waits for them (it used to unmap the memory
+ * under the kernel: SIGSEGV in the execution thread).
+ */
+static void *open_gate_later(void *arg)
+{
+	struct gate *g = arg;
+
+	usleep(100 * 1000);
+	sem_post(&g->sem);
+	return NULL;
+}
+
+TEST_TIMEOUT(free_waits_for_queued_device_work, EXEC_TIMEOUT)
+{
+	size_t size = 256 * 1024, n = size / sizeof(float);
+	struct saxpy args = { .a = 3.0f };
+	struct hmm_stream *s;
+	struct gate g;
+	pthread_t t;
+	float *x, *y;
+
+	need_devices(1);
+	x = hmm_malloc(size);
+	y = hmm_malloc(size);
+	ASSERT_TRUE(x && y);
+	fill_xy(x, y, n);
+	args.x = hmm_devptr(x, 0);
+	args.y = hmm_devptr(y, 0);
+	ASSERT_TRUE(args.x && args.y);
+	s = stream_on(0);
+	ASSERT_EQ(sem_init(&g.sem, 0, 0), 0);
+	ASSERT_EQ(hmm_stream_add_callback(s, gate_cb, &g), 0);
+	ASSERT_EQ(hmm_prefetch_async(x, size, 0, s), 0);
+	ASSERT_EQ(launch_saxpy(s, n, &args), 0);
+	ASSERT_EQ(hmm_prefetch_async(y, size, HMM_CPU, s), 0);
+	/* the gate opens while hmm_free() waits */
+	ASSERT_EQ(pthread_create(&t, NULL, open_gate_later, &g), 0);
+	ASSERT_EQ(hmm_free(x), 0);
+	ASSERT_EQ(hmm_stream_query(s), 0);
+	ASSERT_EQ(hmm_stream_synchronize(s), 0);
+	pthread_join(t, NULL);
+	for (size_t i = 0; i < n; i++)
+		if (y[i] != 3.0f * x_at(i) + y_at(i))
+			HMMT_FAIL("y[%zu] = %g", i, y[i]);
+	ASSERT_EQ(hmm_stream_destroy(s), 0);
+	ASSERT_EQ(hmm_free(y), 0);
 }
 
 /* hmm_device_synchronize(d) waits for d's streams, not for the others. */
