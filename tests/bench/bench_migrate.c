@@ -20,8 +20,14 @@
  *   CPU fault-back   timed: read one byte per page; then every page must
  *                    be in system RAM and the data must match
  *
- * Each throughput is the size divided by the time of the best round (-m:
- * the median round).
+ * Each throughput is the size divided by the time of a round: the tables
+ * show the best round, the median round and the spread of the rounds
+ * ((fastest - slowest) / median), so that a noisy host shows.
+ *
+ * Then CPU fault-back by 1, 2 and 4 threads: after a migration to the
+ * device, each thread reads one byte per page of its own 2 MiB-aligned
+ * share of the buffer; timed from the start line to the last thread's
+ * end, then checked like the single-threaded fault-back.
  *
  * Then the device view (-V: only that, -N: not that): fault-driven first
  * touch through a view, for every fault granularity, with density
@@ -33,6 +39,7 @@
  * printed for information only and never changes the exit status.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -62,6 +69,12 @@
 #define MAX_ROUNDS 15
 #define MAX_NODES 16
 #define MIB (1024 * 1024)
+#define REGION (2 * MIB) /* a PMD: the unit of fault-back shares, prefetch */
+
+/* Thread counts of the multi-threaded CPU fault-back rows. */
+static const unsigned int fault_threads[] = { 1, 2, 4 };
+#define FAULT_THREAD_ROWS (sizeof(fault_threads) / sizeof(fault_threads[0]))
+#define MAX_FAULT_THREADS 4
 
 enum bench_op { OP_TO_DEVICE, OP_TO_SYSTEM, OP_FAULT_BACK, OP_COUNT };
 enum bench_drv { DRV_HMMGPU, DRV_TEST_HMM, DRV_COUNT };
@@ -71,6 +84,13 @@ static const char *const op_names[OP_COUNT] = {
 	[OP_TO_DEVICE] = "to device",
 	[OP_TO_SYSTEM] = "to system",
 	[OP_FAULT_BACK] = "CPU fault-back",
+};
+
+/* The same, for narrow column groups. */
+static const char *const op_short_names[OP_COUNT] = {
+	[OP_TO_DEVICE] = "to device",
+	[OP_TO_SYSTEM] = "to system",
+	[OP_FAULT_BACK] = "fault-back",
 };
 
 struct bench_driver;
@@ -91,6 +111,7 @@ struct bench_driver {
 	bool available;
 	char why[160];   /* why it is not available */
 	char desc[160];  /* what it is, for the header */
+	char features[160]; /* hmmgpu: what it runs with, for the header */
 	int fd;
 	uint64_t mem_total; /* device memory, 0 when unbounded */
 	/* per-round scratch */
@@ -112,17 +133,26 @@ struct bench_stats_delta {
 	double wall_s; /* time spent in hmmgpu migrations and fault-back */
 };
 
+/* What the rounds of one measurement give, in MB/s; 0: not measured. */
+struct bench_rates {
+	double best;   /* the fastest round */
+	double median; /* the median round (even count: mean of the middle times) */
+	double worst;  /* the slowest round */
+};
+
 struct bench_result {
 	size_t size;
-	double memcpy_mbps;
-	double mbps[DRV_COUNT][OP_COUNT]; /* 0: not measured */
+	struct bench_rates memcpy_rate;
+	struct bench_rates rate[DRV_COUNT][OP_COUNT];
+	/* CPU fault-back by fault_threads[i] threads */
+	struct bench_rates threads[DRV_COUNT][FAULT_THREAD_ROWS];
 	char skipped[DRV_COUNT][96];      /* why a driver was not measured */
 	struct bench_stats_delta stats;
 };
 
 static size_t page_size;
 static bool verbose;
-static bool use_median; /* else the best round */
+static bool use_median; /* device view: the median round, else the best */
 static volatile uint64_t sink; /* keeps the fault-back reads */
 
 static double now_s(void)
@@ -140,6 +170,12 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* The median of the ascending @s[@n]. */
+static double median_sorted(const double *s, unsigned int n)
+{
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
 /*
  * The time that stands for @n rounds: the shortest by default (a busy
  * host only ever adds time), or the median.
@@ -150,14 +186,37 @@ static double pick(const double *v, unsigned int n)
 
 	memcpy(s, v, n * sizeof(*s));
 	qsort(s, n, sizeof(*s), cmp_double);
-	if (!use_median)
-		return s[0];
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	return use_median ? median_sorted(s, n) : s[0];
 }
 
 static double rate_mbps(size_t bytes, double seconds)
 {
 	return seconds > 0 ? (double)bytes / seconds / 1e6 : 0;
+}
+
+/* The best, median and worst rate of @n rounds of @bytes, from their times. */
+static void rates_of(size_t bytes, const double *v, unsigned int n,
+		     struct bench_rates *r)
+{
+	double s[MAX_ROUNDS];
+
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_double);
+	r->best = rate_mbps(bytes, s[0]);
+	r->median = rate_mbps(bytes, median_sorted(s, n));
+	r->worst = rate_mbps(bytes, s[n - 1]);
+}
+
+/* The rate a table shows: the best round's, or the median round's. */
+static double rate_of(const struct bench_rates *r, bool median)
+{
+	return median ? r->median : r->best;
+}
+
+/* (fastest - slowest) / median, in %; <0: not measured. */
+static double spread_pct(const struct bench_rates *r)
+{
+	return r->median > 0 ? (r->best - r->worst) / r->median * 100 : -1;
 }
 
 /* --- data ---------------------------------------------------------------- */
@@ -220,6 +279,24 @@ static void *map_buffer(size_t size)
 	/* 4 KiB pages for everyone; fails harmlessly where THP is off */
 	madvise(p, size, MADV_NOHUGEPAGE);
 	return p;
+}
+
+/* A fresh buffer aligned to @align (a multiple of the page size). */
+static void *map_aligned(size_t size, size_t align)
+{
+	uint8_t *p = mmap(NULL, size + align, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t start;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+	if (start > (uintptr_t)p)
+		munmap(p, start - (uintptr_t)p);
+	if ((uintptr_t)p + align > start)
+		munmap((void *)(start + size), (uintptr_t)p + align - start);
+	madvise((void *)start, size, MADV_NOHUGEPAGE);
+	return (void *)start;
 }
 
 /* --- hmmgpu -------------------------------------------------------------- */
@@ -302,6 +379,29 @@ static void module_param(const char *name, char *buf, size_t len)
 	buf[strcspn(buf, "\n")] = '\0';
 }
 
+/*
+ * Whether hmmgpu runs with 2 MiB device pages (device-private THP).
+ * GET_INFO has no flag for it yet and every device page is order-0 (issue
+ * #13): read the flag here once the driver has one.
+ */
+static const char *hmmgpu_device_thp(const struct drm_hmmgpu_get_info *info)
+{
+	return "no (order-0 device pages)";
+}
+
+/* What the driver can do on this kernel, for the header. */
+static void hmmgpu_features(struct bench_driver *d,
+			    const struct drm_hmmgpu_get_info *info)
+{
+	/* a driver of ABI 3 or less has no caps and can do everything */
+	bool view = info->abi_version < 4 || (info->caps & HMMGPU_CAP_VIEW);
+
+	snprintf(d->features, sizeof(d->features),
+		 "ABI %u, device page %" PRIu64 " B, device THP: %s, device views: %s",
+		 info->abi_version, (uint64_t)info->page_size,
+		 hmmgpu_device_thp(info), view ? "yes" : "no");
+}
+
 static void hmmgpu_open(struct bench_driver *d, unsigned int index)
 {
 	struct hmm_node nodes[MAX_NODES];
@@ -356,6 +456,7 @@ static void hmmgpu_open(struct bench_driver *d, unsigned int index)
 		return;
 	}
 	d->have_stats = hmmgpu_stats(d, &st) == 0;
+	hmmgpu_features(d, &info);
 
 	module_param("fault_kib", fault_kib, sizeof(fault_kib));
 	snprintf(d->desc, sizeof(d->desc),
@@ -507,6 +608,42 @@ static double timed_migrate(struct bench_driver *d, void *buf, size_t size,
 	return t1 - t0;
 }
 
+/* Undoes round_begin(); @buf may be NULL. */
+static void round_end(struct bench_driver *d, void *buf, size_t size)
+{
+	if (d->bounce)
+		munmap(d->bounce, size);
+	d->bounce = NULL;
+	free(d->where);
+	d->where = NULL;
+	if (buf)
+		munmap(buf, size);
+}
+
+/*
+ * A round's fresh buffer of @size bytes (aligned to @align, when not 0),
+ * filled from @seed, and @d's scratch for it; NULL when out of memory.
+ * round_end() undoes it.
+ */
+static void *round_begin(struct bench_driver *d, size_t size, size_t align,
+			 uint64_t seed)
+{
+	void *buf = align ? map_aligned(size, align) : map_buffer(size);
+
+	d->where = malloc(size / page_size);
+	d->bounce = d->reads_back ? map_buffer(size) : NULL;
+	if (!buf || !d->where || (d->reads_back && !d->bounce)) {
+		fprintf(stderr, "bench_migrate: out of memory for %zu MiB\n",
+			size / MIB);
+		round_end(d, buf, size);
+		return NULL;
+	}
+	if (d->bounce)
+		memset(d->bounce, 0, size); /* populated, outside the timing */
+	fill(buf, size, seed);
+	return buf;
+}
+
 /*
  * One round on @d with a fresh buffer of @size bytes: the times of the
  * three operations go to @t[op], the time of every hmmgpu operation of the
@@ -516,22 +653,13 @@ static double timed_migrate(struct bench_driver *d, void *buf, size_t size,
 static bool driver_round(struct bench_driver *d, size_t size, uint64_t seed,
 			 double t[OP_COUNT], double *wall_s)
 {
-	size_t npages = size / page_size;
 	double t0, t1, again;
 	bool ok = false;
 	void *buf;
 
-	buf = map_buffer(size);
-	d->where = malloc(npages);
-	d->bounce = d->reads_back ? map_buffer(size) : NULL;
-	if (!buf || !d->where || (d->reads_back && !d->bounce)) {
-		fprintf(stderr, "bench_migrate: out of memory for %zu MiB\n",
-			size / MIB);
-		goto out;
-	}
-	if (d->bounce)
-		memset(d->bounce, 0, size); /* populated, outside the timing */
-	fill(buf, size, seed);
+	buf = round_begin(d, size, 0, seed);
+	if (!buf)
+		return false;
 
 	t[OP_TO_DEVICE] = timed_migrate(d, buf, size, WHERE_DEVICE);
 	if (t[OP_TO_DEVICE] < 0)
@@ -561,14 +689,151 @@ static bool driver_round(struct bench_driver *d, size_t size, uint64_t seed,
 	*wall_s += t[OP_TO_DEVICE] + t[OP_TO_SYSTEM] + again + t[OP_FAULT_BACK];
 	ok = true;
 out:
-	if (d->bounce)
-		munmap(d->bounce, size);
-	d->bounce = NULL;
-	free(d->where);
-	d->where = NULL;
-	if (buf)
-		munmap(buf, size);
+	round_end(d, buf, size);
 	return ok;
+}
+
+/*
+ * The start line of the threads of a multi-threaded fault-back: the main
+ * thread lets them go once all of them wait, so that creating them is
+ * not timed, or tells them to give up when one could not be created.
+ */
+struct fault_start {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;  /* ready went up, or go was set */
+	unsigned int ready;   /* threads waiting at the line */
+	bool go;
+	bool cancelled;
+};
+
+/* One reader of a multi-threaded fault-back: its share and its times. */
+struct fault_thread {
+	pthread_t thread;
+	struct fault_start *start;
+	const void *buf; /* its share: whole 2 MiB blocks */
+	size_t size;
+	uint64_t sum;
+	double t0, t1;
+};
+
+static void *fault_thread_main(void *arg)
+{
+	struct fault_thread *ft = arg;
+	struct fault_start *s = ft->start;
+	bool run;
+
+	pthread_mutex_lock(&s->lock);
+	s->ready++;
+	pthread_cond_broadcast(&s->cond);
+	while (!s->go)
+		pthread_cond_wait(&s->cond, &s->lock);
+	run = !s->cancelled;
+	pthread_mutex_unlock(&s->lock);
+	if (!run)
+		return NULL;
+	ft->t0 = now_s();
+	ft->sum = touch_pages(ft->buf, ft->size);
+	ft->t1 = now_s();
+	return NULL;
+}
+
+/* Creates @n readers of @buf, each with its share; how many were created. */
+static unsigned int fault_threads_create(struct fault_thread *ft,
+					 unsigned int n, struct fault_start *s,
+					 uint8_t *buf, size_t size)
+{
+	size_t nblocks = size / REGION;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		/* as many blocks each as they divide; no block is shared */
+		size_t first = nblocks * i / n, end = nblocks * (i + 1) / n;
+
+		ft[i] = (struct fault_thread){
+			.start = s,
+			.buf = buf + first * REGION,
+			.size = (end - first) * REGION,
+		};
+		ret = pthread_create(&ft[i].thread, NULL, fault_thread_main,
+				     &ft[i]);
+		if (ret) {
+			fprintf(stderr, "bench_migrate: fault-back thread: %s\n",
+				strerror(ret));
+			break;
+		}
+	}
+	return i;
+}
+
+/*
+ * CPU fault-back of @buf (2 MiB-aligned, on the device) by @n threads,
+ * each reading one byte per page of its own share.  The time from the
+ * first thread leaving the start line to the last one finishing; <0 when
+ * the threads could not run.
+ */
+static double fault_back_threads(void *buf, size_t size, unsigned int n)
+{
+	struct fault_start s = {
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+		.cond = PTHREAD_COND_INITIALIZER,
+	};
+	struct fault_thread ft[MAX_FAULT_THREADS];
+	unsigned int created;
+	double t0, t1;
+
+	created = fault_threads_create(ft, n, &s, buf, size);
+	pthread_mutex_lock(&s.lock);
+	while (created == n && s.ready < n)
+		pthread_cond_wait(&s.cond, &s.lock);
+	s.cancelled = created < n;
+	s.go = true;
+	pthread_cond_broadcast(&s.cond);
+	pthread_mutex_unlock(&s.lock);
+	for (unsigned int i = 0; i < created; i++)
+		pthread_join(ft[i].thread, NULL);
+	if (created < n)
+		return -1;
+	t0 = ft[0].t0;
+	t1 = ft[0].t1;
+	for (unsigned int i = 0; i < n; i++) {
+		sink += ft[i].sum;
+		if (ft[i].t0 < t0)
+			t0 = ft[i].t0;
+		if (ft[i].t1 > t1)
+			t1 = ft[i].t1;
+	}
+	return t1 - t0;
+}
+
+/*
+ * One multi-threaded fault-back round on @d: a fresh 2 MiB-aligned buffer
+ * of @size bytes to the device (untimed, checked), then read back by @n
+ * threads; every page must then be in system RAM and the data must
+ * match.  Its time, or <0 when a check failed.
+ */
+static double fault_threads_round(struct bench_driver *d, size_t size,
+				  unsigned int n, uint64_t seed)
+{
+	double t = -1;
+	char when[64];
+	void *buf;
+
+	buf = round_begin(d, size, REGION, seed);
+	if (!buf)
+		return -1;
+	if (timed_migrate(d, buf, size, WHERE_DEVICE) < 0)
+		goto out;
+	t = fault_back_threads(buf, size, n);
+	if (t < 0)
+		goto out;
+	snprintf(when, sizeof(when), "after CPU fault-back by %u threads", n);
+	if (!check_at(d, buf, size, WHERE_SYSTEM, when) ||
+	    !verify(buf, size, seed, when))
+		t = -1;
+out:
+	round_end(d, buf, size);
+	return t;
 }
 
 /* Copies per memcpy round; the round keeps the fastest (it is the limit). */
@@ -635,25 +900,14 @@ static void stats_delta(const struct drm_hmmgpu_stats *a,
  * failed.
  */
 static bool run_size(struct bench_driver *drivers, size_t size,
-		     unsigned int rounds, struct bench_result *res)
+		     unsigned int rounds, const bool run[DRV_COUNT],
+		     struct bench_result *res)
 {
 	double t[DRV_COUNT][OP_COUNT][MAX_ROUNDS], tm[MAX_ROUNDS];
 	struct bench_driver *hg = &drivers[DRV_HMMGPU];
 	struct drm_hmmgpu_stats before, after;
-	bool run[DRV_COUNT], stats;
+	bool stats;
 
-	res->size = size;
-	for (int drv = 0; drv < DRV_COUNT; drv++) {
-		struct bench_driver *d = &drivers[drv];
-
-		run[drv] = d->available;
-		if (d->available && d->mem_total && size > d->mem_total) {
-			snprintf(res->skipped[drv], sizeof(res->skipped[drv]),
-				 "%s not measured: larger than its %" PRIu64 " MiB of device memory",
-				 d->name, d->mem_total / MIB);
-			run[drv] = false;
-		}
-	}
 	stats = run[DRV_HMMGPU] && hg->have_stats &&
 		hmmgpu_stats(hg, &before) == 0;
 
@@ -691,14 +945,90 @@ static bool run_size(struct bench_driver *drivers, size_t size,
 		}
 	}
 
-	res->memcpy_mbps = rate_mbps(size, pick(tm, rounds));
+	rates_of(size, tm, rounds, &res->memcpy_rate);
 	for (int drv = 0; drv < DRV_COUNT; drv++)
 		for (int op = 0; op < OP_COUNT && run[drv]; op++)
-			res->mbps[drv][op] =
-				rate_mbps(size, pick(t[drv][op], rounds));
+			rates_of(size, t[drv][op], rounds, &res->rate[drv][op]);
 	if (stats && hmmgpu_stats(hg, &after) == 0)
 		stats_delta(&before, &after, &res->stats);
 	return true;
+}
+
+/*
+ * The multi-threaded fault-back rows of one size: rounds of every thread
+ * count, the drivers' order alternating, as in run_size().  A thread
+ * count with fewer 2 MiB blocks than threads is not measured.  Returns
+ * false when a check failed.
+ */
+static bool run_fault_threads(struct bench_driver *drivers, size_t size,
+			      unsigned int rounds, const bool run[DRV_COUNT],
+			      struct bench_result *res)
+{
+	double t[DRV_COUNT][FAULT_THREAD_ROWS][MAX_ROUNDS];
+
+	for (unsigned int r = 0; r < rounds; r++) {
+		fprintf(stderr, "bench_migrate: %zu MiB fault-back by threads round %u/%u\n",
+			size / MIB, r + 1, rounds);
+		for (size_t i = 0; i < FAULT_THREAD_ROWS; i++) {
+			unsigned int n = fault_threads[i];
+
+			if (size / REGION < n)
+				continue;
+			for (int k = 0; k < DRV_COUNT; k++) {
+				int drv = r % 2 ? DRV_COUNT - 1 - k : k;
+				uint64_t seed = ((uint64_t)size << 8) ^ r ^
+						((uint64_t)n << 40) ^
+						((uint64_t)(drv + 1) << 4);
+
+				if (!run[drv])
+					continue;
+				t[drv][i][r] = fault_threads_round(&drivers[drv],
+								   size, n, seed);
+				if (t[drv][i][r] < 0)
+					return false;
+				if (verbose)
+					printf("# %4zu MiB round %u %-8s fault-back by %u threads %10.3f ms\n",
+					       size / MIB, r + 1,
+					       drivers[drv].name, n,
+					       t[drv][i][r] * 1e3);
+			}
+		}
+	}
+	for (int drv = 0; drv < DRV_COUNT; drv++)
+		for (size_t i = 0; i < FAULT_THREAD_ROWS && run[drv]; i++)
+			if (size / REGION >= fault_threads[i])
+				rates_of(size, t[drv][i], rounds,
+					 &res->threads[drv][i]);
+	return true;
+}
+
+/* Which drivers measure @size; why not goes to @res->skipped. */
+static void size_drivers(const struct bench_driver *drivers, size_t size,
+			 struct bench_result *res, bool run[DRV_COUNT])
+{
+	res->size = size;
+	for (int drv = 0; drv < DRV_COUNT; drv++) {
+		const struct bench_driver *d = &drivers[drv];
+
+		run[drv] = d->available;
+		if (d->available && d->mem_total && size > d->mem_total) {
+			snprintf(res->skipped[drv], sizeof(res->skipped[drv]),
+				 "%s not measured: larger than its %" PRIu64 " MiB of device memory",
+				 d->name, d->mem_total / MIB);
+			run[drv] = false;
+		}
+	}
+}
+
+/* One size: the migration table's rounds, then the threads' rounds. */
+static bool measure_size(struct bench_driver *drivers, size_t size,
+			 unsigned int rounds, struct bench_result *res)
+{
+	bool run[DRV_COUNT];
+
+	size_drivers(drivers, size, res, run);
+	return run_size(drivers, size, rounds, run, res) &&
+	       run_fault_threads(drivers, size, rounds, run, res);
 }
 
 /* --- output --------------------------------------------------------------- */
@@ -719,21 +1049,36 @@ static void print_ratio(double a, double b)
 		printf(" %9s", "-");
 }
 
+static void print_spread(const struct bench_rates *r)
+{
+	double pct = spread_pct(r);
+
+	if (pct >= 0)
+		printf(" %8.1f", pct);
+	else
+		printf(" %8s", "-");
+}
+
 #define GROUP_WIDTH 37 /* " %8s %8s %9s %9s" less its first space */
 
-static void print_table(const struct bench_result *res, int nres)
+/* " | " and @name centred in dashes over @width columns. */
+static void print_group(const char *name, int width)
 {
 	static const char dashes[] = "------------------------------------";
+	int len = (int)strlen(name) + 2;
+	int left = (width - len) / 2;
 
-	printf("\n%8s %8s", "", "");
-	for (int op = 0; op < OP_COUNT; op++) {
-		/* the operation's name centred in dashes over its 4 columns */
-		int len = (int)strlen(op_names[op]) + 2;
-		int left = (GROUP_WIDTH - len) / 2;
+	printf(" | %.*s %s %.*s", left, dashes, name, width - len - left,
+	       dashes);
+}
 
-		printf(" | %.*s %s %.*s", left, dashes, op_names[op],
-		       GROUP_WIDTH - len - left, dashes);
-	}
+/* The migration table, of the best rounds or of the median rounds. */
+static void print_table(const struct bench_result *res, int nres,
+			bool median)
+{
+	printf("\n%s round:\n%8s %8s", median ? "median" : "best", "", "");
+	for (int op = 0; op < OP_COUNT; op++)
+		print_group(op_names[op], GROUP_WIDTH);
 	printf("\n%8s %8s", "size", "memcpy");
 	for (int op = 0; op < OP_COUNT; op++)
 		printf(" | %8s %8s %9s %9s", "hmmgpu", "test_hmm", "/test_hmm",
@@ -744,24 +1089,105 @@ static void print_table(const struct bench_result *res, int nres)
 	printf("\n");
 	for (int i = 0; i < nres; i++) {
 		const struct bench_result *r = &res[i];
+		double m = rate_of(&r->memcpy_rate, median);
 
 		printf("%8zu", r->size / MIB);
-		print_rate(r->memcpy_mbps);
+		print_rate(m);
 		for (int op = 0; op < OP_COUNT; op++) {
+			double a = rate_of(&r->rate[DRV_HMMGPU][op], median);
+			double b = rate_of(&r->rate[DRV_TEST_HMM][op], median);
+
 			printf(" |");
-			print_rate(r->mbps[DRV_HMMGPU][op]);
-			print_rate(r->mbps[DRV_TEST_HMM][op]);
-			print_ratio(r->mbps[DRV_HMMGPU][op],
-				    r->mbps[DRV_TEST_HMM][op]);
-			print_ratio(r->mbps[DRV_HMMGPU][op], r->memcpy_mbps);
+			print_rate(a);
+			print_rate(b);
+			print_ratio(a, b);
+			print_ratio(a, m);
 		}
 		printf("\n");
 	}
+}
+
+#define SPREAD_WIDTH 17 /* " %8s %8s" less its first space */
+
+/* How far apart the rounds were: a busy host shows here first. */
+static void print_spreads(const struct bench_result *res, int nres)
+{
+	printf("\nspread of the rounds, (fastest - slowest) / median, %% of the median MB/s:\n");
+	printf("%8s %8s", "", "");
+	for (int op = 0; op < OP_COUNT; op++)
+		print_group(op_short_names[op], SPREAD_WIDTH);
+	printf("\n%8s %8s", "size", "memcpy");
+	for (int op = 0; op < OP_COUNT; op++)
+		printf(" | %8s %8s", "hmmgpu", "test_hmm");
+	printf("\n%8s %8s", "MiB", "%");
+	for (int op = 0; op < OP_COUNT; op++)
+		printf(" | %8s %8s", "%", "%");
+	printf("\n");
+	for (int i = 0; i < nres; i++) {
+		const struct bench_result *r = &res[i];
+
+		printf("%8zu", r->size / MIB);
+		print_spread(&r->memcpy_rate);
+		for (int op = 0; op < OP_COUNT; op++) {
+			printf(" |");
+			print_spread(&r->rate[DRV_HMMGPU][op]);
+			print_spread(&r->rate[DRV_TEST_HMM][op]);
+		}
+		printf("\n");
+	}
+}
+
+static void print_skipped(const struct bench_result *res, int nres)
+{
 	for (int i = 0; i < nres; i++)
 		for (int drv = 0; drv < DRV_COUNT; drv++)
 			if (res[i].skipped[drv][0])
 				printf("%zu MiB: %s\n", res[i].size / MIB,
 				       res[i].skipped[drv]);
+}
+
+#define THREADS_WIDTH 27 /* " %8s %8s %9s" less its first space */
+
+static void print_threads_row(const struct bench_result *r, size_t i)
+{
+	const struct bench_rates *h = &r->threads[DRV_HMMGPU][i];
+	const struct bench_rates *t = &r->threads[DRV_TEST_HMM][i];
+
+	printf("%8zu %8u |", r->size / MIB, fault_threads[i]);
+	print_rate(h->best);
+	print_rate(t->best);
+	print_ratio(h->best, t->best);
+	printf(" |");
+	print_rate(h->median);
+	print_rate(t->median);
+	print_ratio(h->median, t->median);
+	printf(" |");
+	print_spread(h);
+	print_spread(t);
+	printf("\n");
+}
+
+/* The multi-threaded CPU fault-back rows. */
+static void print_threads(const struct bench_result *res, int nres)
+{
+	printf("\nCPU fault-back by threads: each reads one byte of every page of its own 2 MiB-aligned share\n"
+	       "of the buffer; time from the start line to the last thread's end; MB/s of the whole buffer:\n");
+	printf("%8s %8s", "", "");
+	print_group("best round", THREADS_WIDTH);
+	print_group("median round", THREADS_WIDTH);
+	print_group("spread", SPREAD_WIDTH);
+	printf("\n%8s %8s", "size", "threads");
+	for (int g = 0; g < 2; g++)
+		printf(" | %8s %8s %9s", "hmmgpu", "test_hmm", "/test_hmm");
+	printf(" | %8s %8s\n", "hmmgpu", "test_hmm");
+	printf("%8s %8s", "MiB", "");
+	for (int g = 0; g < 2; g++)
+		printf(" | %8s %8s %9s", "MB/s", "MB/s", "x");
+	printf(" | %8s %8s\n", "%", "%");
+	for (int i = 0; i < nres; i++)
+		for (size_t k = 0; k < FAULT_THREAD_ROWS; k++)
+			print_threads_row(&res[i], k);
+	printf("(a size with fewer 2 MiB blocks than threads is not measured with that many threads)\n");
 }
 
 struct bench_target {
@@ -770,12 +1196,38 @@ struct bench_target {
 	double min;
 };
 
-/* The targets of the issue, at 64 MiB. */
+/*
+ * The targets of issue #13, at 64 MiB, for order-0 device pages (every
+ * kernel).  With device THP (7.3) the issue asks for 0.7x memcpy in both
+ * directions instead of 0.5x: those do not apply until hmmgpu has device
+ * THP (hmmgpu_device_thp()).
+ */
 static const struct bench_target targets[] = {
-	{ OP_TO_DEVICE, false, 2.0 },
 	{ OP_TO_DEVICE, true, 0.5 },
-	{ OP_FAULT_BACK, false, 3.0 },
+	{ OP_TO_SYSTEM, true, 0.5 },
+	{ OP_TO_SYSTEM, false, 1.5 },
+	{ OP_FAULT_BACK, false, 5.0 },
 };
+
+/*
+ * A target's ratio in the best (or median) rounds and whether it is met,
+ * padded to @width columns.
+ */
+static void print_target_ratio(const struct bench_result *r,
+			       const struct bench_target *t, bool median,
+			       int width)
+{
+	double a = r ? rate_of(&r->rate[DRV_HMMGPU][t->op], median) : 0;
+	double b = !r ? 0 :
+		   t->vs_memcpy ? rate_of(&r->memcpy_rate, median) :
+				  rate_of(&r->rate[DRV_TEST_HMM][t->op], median);
+
+	if (a > 0 && b > 0)
+		printf(" %5.2fx %-*s", a / b, width ? width - 7 : 0,
+		       a / b >= t->min ? "met" : "NOT met");
+	else
+		printf(" %-*s", width, "not measured");
+}
 
 static void print_targets(const struct bench_result *res, int nres)
 {
@@ -784,20 +1236,16 @@ static void print_targets(const struct bench_result *res, int nres)
 	for (int i = 0; i < nres; i++)
 		if (res[i].size == 64 * MIB)
 			r = &res[i];
-	printf("\ntargets at 64 MiB (informational):\n");
+	printf("\n%-41s %-16s %s\n", "targets at 64 MiB (informational):",
+	       "best round", "median round");
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
 		const struct bench_target *t = &targets[i];
-		double a = r ? r->mbps[DRV_HMMGPU][t->op] : 0;
-		double b = !r ? 0 : t->vs_memcpy ? r->memcpy_mbps :
-						   r->mbps[DRV_TEST_HMM][t->op];
 
-		printf("  %-14s hmmgpu/%-8s >= %.1fx: ", op_names[t->op],
+		printf("  %-14s hmmgpu/%-8s >= %.1fx:", op_names[t->op],
 		       t->vs_memcpy ? "memcpy" : "test_hmm", t->min);
-		if (a > 0 && b > 0)
-			printf("%5.2fx  %s\n", a / b,
-			       a / b >= t->min ? "met" : "NOT met");
-		else
-			printf("not measured\n");
+		print_target_ratio(r, t, false, 16);
+		print_target_ratio(r, t, true, 0);
+		printf("\n");
 	}
 }
 
@@ -875,13 +1323,55 @@ static void print_stats(const struct bench_result *res, int nres)
 	       " lower bound of the driver's log2 bucket)\n");
 }
 
+#define PARAMS_DIR "/sys/module/hmmgpu/parameters"
+#define PARAMS_COLUMNS 100 /* where the params line wraps */
+
+static int param_entry(const struct dirent *e)
+{
+	return e->d_name[0] != '.';
+}
+
+/*
+ * Every hmmgpu module parameter, name=value in name order, as the module
+ * reports it (0 often means "the default"; the effective copy engine and
+ * channels are on the hmmgpu line).
+ */
+static void print_module_params(void)
+{
+	struct dirent **names;
+	int n, col = 0;
+
+	n = scandir(PARAMS_DIR, &names, param_entry, alphasort);
+	if (n < 0) {
+		printf("  params    %s: %s\n", PARAMS_DIR, strerror(errno));
+		return;
+	}
+	printf("  params   ");
+	for (int i = 0; i < n; i++) {
+		char val[64];
+		int len;
+
+		module_param(names[i]->d_name, val, sizeof(val));
+		len = (int)(strlen(names[i]->d_name) + strlen(val)) + 2;
+		if (col && col + len > PARAMS_COLUMNS - 12) {
+			printf("\n           ");
+			col = 0;
+		}
+		printf(" %s=%s", names[i]->d_name, val);
+		col += len;
+		free(names[i]);
+	}
+	printf("\n");
+	free(names);
+}
+
 static void print_header(struct bench_driver *drivers, unsigned int rounds,
 			 bool migration)
 {
 	struct utsname u;
 
-	printf("bench_migrate: page migration throughput, %s of %u rounds, MB/s = 1e6 bytes/s\n",
-	       use_median ? "median" : "best", rounds);
+	printf("bench_migrate: page migration throughput, %u rounds (best, median, spread), MB/s = 1e6 bytes/s\n",
+	       rounds);
 	if (uname(&u) == 0)
 		printf("  kernel    %s %s, %ld CPUs online, page %zu B\n",
 		       u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN),
@@ -893,11 +1383,16 @@ static void print_header(struct bench_driver *drivers, unsigned int rounds,
 			printf("  %-9s %s\n", d->name, d->desc);
 		else
 			printf("  %-9s not measured: %s\n", d->name, d->why);
+		if (i == DRV_HMMGPU && d->available) {
+			printf("  features  %s\n", d->features);
+			print_module_params();
+		}
 	}
 	if (migration)
 		printf("  method    per round and driver: a fresh anonymous buffer (MADV_NOHUGEPAGE), filled; to device,\n"
 		       "            to system, data check, to device (untimed), CPU fault-back, data check; residency checked\n"
-		       "            after every step; memcpy, hmmgpu and test_hmm rounds interleaved\n");
+		       "            after every step; memcpy, hmmgpu and test_hmm rounds interleaved.  Then CPU fault-back\n"
+		       "            by 1, 2, 4 threads of a fresh 2 MiB-aligned buffer migrated to the device (untimed)\n");
 	fflush(stdout);
 }
 
@@ -917,7 +1412,6 @@ static void print_header(struct bench_driver *drivers, unsigned int rounds,
  */
 
 #define KIB 1024
-#define REGION (2 * MIB) /* density prefetch works on 2 MiB regions */
 #define MAX_GRANS 8
 #define VIEW_PCT_DEFAULT 50 /* prefetch on, when the module has it off */
 #define CLOCK_CALLS 10000   /* calls that measure the cost of a time stamp */
@@ -1041,24 +1535,6 @@ static int set_prefetch_pct(unsigned int pct)
 
 	snprintf(val, sizeof(val), "%u\n", pct);
 	return set_module_param("prefetch_pct", val);
-}
-
-/* A fresh buffer aligned to @align (a multiple of the page size). */
-static void *map_aligned(size_t size, size_t align)
-{
-	uint8_t *p = mmap(NULL, size + align, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uintptr_t start;
-
-	if (p == MAP_FAILED)
-		return NULL;
-	start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
-	if (start > (uintptr_t)p)
-		munmap(p, start - (uintptr_t)p);
-	if ((uintptr_t)p + align > start)
-		munmap((void *)(start + size), (uintptr_t)p + align - start);
-	madvise((void *)start, size, MADV_NOHUGEPAGE);
-	return (void *)start;
 }
 
 /* Registers a view of [@cpu, @cpu + @size), advises @gran, maps it. */
@@ -1508,9 +1984,12 @@ out:
 	return ok;
 }
 
-/* The target of the issue: 64 KiB granularity, prefetch on. */
+/*
+ * The target of the issues: 64 KiB granularity, prefetch on; 0.5x until
+ * issue #13 raised it to 0.7x.
+ */
 #define VIEW_TARGET_GRAN (64 * KIB)
-#define VIEW_TARGET_MIN 0.5
+#define VIEW_TARGET_MIN 0.7
 
 static void print_view(const struct view_section *vs)
 {
@@ -1599,9 +2078,12 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: bench_migrate [-s MIB[,MIB..]] [-r ROUNDS] [-m] [-d DEVICE] [-t PATH] [-v]\n"
 		"                     [-V | -N] [-w MIB] [-g KIB[,KIB..]]\n"
-		"  -s  buffer sizes in MiB (default 4,16,64,256)\n"
+		"  -s  buffer sizes in MiB (default 4,16,64,256), for the migration and the\n"
+		"      fault-back-by-threads tables\n"
 		"  -r  rounds per size and driver, and per row of the view table (default 5, at most %d)\n"
-		"  -m  report the median round (default: the best, i.e. fastest, round)\n"
+		"  -m  device view: report the median round (default: the best, i.e. fastest,\n"
+		"      round); the migration tables always show the best round, the median\n"
+		"      round and the spread of the rounds\n"
 		"  -d  hmmgpu device index (default 0)\n"
 		"  -t  test_hmm device (default /dev/hmm_dmirror0, device-private)\n"
 		"  -v  print the time of every round\n"
@@ -1750,7 +2232,7 @@ int main(int argc, char **argv)
 
 	memset(res, 0, sizeof(res));
 	for (int i = 0; migration && i < nsizes && !rc; i++)
-		if (!run_size(drivers, sizes[i], rounds, &res[nres++]))
+		if (!measure_size(drivers, sizes[i], rounds, &res[nres++]))
 			rc = 1;
 	if (do_view && !rc &&
 	    !run_view(&drivers[DRV_HMMGPU], view_size, grans, ngrans, rounds,
@@ -1760,7 +2242,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_migrate: a check failed; no results printed\n");
 	} else {
 		if (migration) {
-			print_table(res, nres);
+			print_table(res, nres, false);
+			print_table(res, nres, true);
+			print_spreads(res, nres);
+			print_skipped(res, nres);
+			print_threads(res, nres);
 			print_targets(res, nres);
 			print_stats(res, nres);
 		}
