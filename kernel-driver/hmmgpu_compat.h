@@ -9,7 +9,9 @@
 #include <linux/dma-fence.h>
 #include <linux/fs.h>
 #include <linux/gfp.h>
+#include <linux/hmm.h>
 #include <linux/memremap.h>
+#include <linux/migrate.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
 #include <linux/platform_device.h>
@@ -65,6 +67,7 @@
  * - ``folio_free``: 6.19, dev_pagemap_ops.page_free became folio_free;
  * - ``zone_device_page_init_order``: 6.19, zone_device_page_init() takes
  *   the pagemap and an order;
+ * - ``device_thp``: 6.19, device-private THP (see "Device THP" below);
  * - ``leafops``: 6.19, non-present page table entries are read with the
  *   softleaf_t helpers of leafops.h instead of swapops.h's;
  * - ``apply_to_existing_page_range.sym``, ``__flush_tlb_all.sym``: 7.x
@@ -106,27 +109,66 @@ static inline void hmmgpu_device_page_init(struct page *page,
 #endif
 }
 
+/**
+ * DOC: Device THP
+ *
+ * Since Linux 6.19 the core migrates 2 MiB folios of device-private
+ * memory whole (HMMGPU_HAVE_DEVICE_THP): migrate_vma_setup() with
+ * %MIGRATE_VMA_SELECT_COMPOUND reports a PMD-mapped THP, an empty aligned
+ * 2 MiB range or a PMD-level device-private entry as one src entry with
+ * %MIGRATE_PFN_COMPOUND (the next 511 entries are empty), and a dst entry
+ * with the flag installs a 2 MiB folio with one PMD.  Elsewhere the flags
+ * are 0 here, no src entry ever has them, and hmmgpu_device_folio_init()
+ * is never called.
+ */
+#if HMMGPU_HAVE_DEVICE_THP
+#define HMMGPU_MIGRATE_PFN_COMPOUND MIGRATE_PFN_COMPOUND
+#define HMMGPU_MIGRATE_VMA_SELECT_COMPOUND MIGRATE_VMA_SELECT_COMPOUND
+#define HMMGPU_PMD_ORDER HPAGE_PMD_ORDER
+#else
+#define HMMGPU_MIGRATE_PFN_COMPOUND 0UL
+#define HMMGPU_MIGRATE_VMA_SELECT_COMPOUND 0
+#define HMMGPU_PMD_ORDER (21 - PAGE_SHIFT)
+#endif
+
+/**
+ * hmmgpu_device_folio_init() - make 2 MiB of free device pages one folio.
+ * @page: the first of HMMGPU_BLOCK_PAGES free device pages of @pgmap.
+ * @pgmap: their pagemap.
+ *
+ * Leaves the folio with one reference, locked.  Only where
+ * HMMGPU_HAVE_DEVICE_THP.
+ */
+static inline void hmmgpu_device_folio_init(struct page *page,
+					    struct dev_pagemap *pgmap)
+{
+#if HMMGPU_HAVE_DEVICE_THP
+	zone_device_folio_init(page_folio(page), pgmap, HMMGPU_PMD_ORDER);
+#else
+	WARN_ON_ONCE(1);
+#endif
+}
+
 /*
  * HMMGPU_DEFINE_PAGEMAP_FREE(name, fn) defines @name, the pagemap callback
- * that receives the last reference of a device page, calling
- * ``void fn(struct page *page)``; HMMGPU_PAGEMAP_FREE_OP(name) is the
- * &struct dev_pagemap_ops initializer for it.  Linux 6.19 replaced
- * page_free(page) with folio_free(folio).  hmmgpu allocates order-0 pages
- * only, so a folio is one page.
+ * that receives the last reference of a device folio, calling
+ * ``void fn(struct page *page, unsigned long nr)`` with its first page and
+ * its number of pages; HMMGPU_PAGEMAP_FREE_OP(name) is the &struct
+ * dev_pagemap_ops initializer for it.  Linux 6.19 replaced page_free(page)
+ * with folio_free(folio); before it, every device page is its own folio.
  */
 #if HMMGPU_HAVE_FOLIO_FREE
 #define HMMGPU_DEFINE_PAGEMAP_FREE(name, fn)				\
 	static void name(struct folio *folio)				\
 	{								\
-		WARN_ON_ONCE(folio_order(folio));			\
-		fn(&folio->page);					\
+		fn(&folio->page, folio_nr_pages(folio));		\
 	}
 #define HMMGPU_PAGEMAP_FREE_OP(name) .folio_free = (name)
 #else
 #define HMMGPU_DEFINE_PAGEMAP_FREE(name, fn)				\
 	static void name(struct page *page)				\
 	{								\
-		fn(page);						\
+		fn(page, 1);						\
 	}
 #define HMMGPU_PAGEMAP_FREE_OP(name) .page_free = (name)
 #endif
@@ -190,6 +232,56 @@ static inline struct page *hmmgpu_pte_swap_page(pte_t pte, bool *swapped)
 		return pfn_to_page(swp_offset_pfn(entry));
 	return NULL;
 #endif
+}
+
+/**
+ * hmmgpu_hmm_pfn_to_page() - the page of one hmm_range_fault() entry.
+ * @hmm_pfn: an output entry with HMM_PFN_VALID.
+ * @addr: the address the entry is for.
+ *
+ * hmm_range_fault() of the kernels with device THP fills the entries of
+ * a PMD-level device-private entry counting from the folio's first page,
+ * whatever the offset in the PMD where the walked range starts
+ * (hmm_vma_handle_absent_pmd() in mm/hmm.c; the present-PMD case adds the
+ * offset): when the range starts inside such a PMD, every entry names the
+ * wrong page of the right folio.  The page for @addr is the folio's page
+ * at @addr's offset in the PMD, which is what this returns for entries of
+ * PMD order, and the entry's page for all others.
+ *
+ * Return: the page mapped at @addr.
+ */
+static inline struct page *hmmgpu_hmm_pfn_to_page(unsigned long hmm_pfn,
+						  unsigned long addr)
+{
+	struct page *page = hmm_pfn_to_page(hmm_pfn);
+
+#if HMMGPU_HAVE_DEVICE_THP
+	if (hmm_pfn_to_map_order(hmm_pfn) == HMMGPU_PMD_ORDER &&
+	    is_device_private_page(page))
+		page = folio_page(page_folio(page),
+				  (addr & ~PMD_MASK) >> PAGE_SHIFT);
+#endif
+	return page;
+}
+
+/**
+ * hmmgpu_pmd_swap_page() - the page a non-present PMD entry points to.
+ * @pmd: a PMD entry that is neither none nor present.
+ *
+ * Only kernels with device THP have PMD-level device-private entries;
+ * there, the page of such an entry or of a PMD migration entry.
+ *
+ * Return: that page, or NULL (other entries, other kernels).
+ */
+static inline struct page *hmmgpu_pmd_swap_page(pmd_t pmd)
+{
+#if HMMGPU_HAVE_DEVICE_THP && HMMGPU_HAVE_LEAFOPS
+	softleaf_t entry = softleaf_from_pmd(pmd);
+
+	if (softleaf_is_device_private(entry) || softleaf_is_migration(entry))
+		return pfn_to_page(softleaf_to_pfn(entry));
+#endif
+	return NULL;
 }
 
 /**

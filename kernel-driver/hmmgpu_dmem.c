@@ -31,7 +31,11 @@
  * The pages are grouped in 2 MiB blocks. Allocation pops pages from the
  * free stack of the first block that has free pages, so a migration batch
  * fills blocks densely; freeing (the pagemap's page_free callback) pushes
- * the page back on its block's stack. Both are O(1) under @lock.
+ * the page back on its block's stack. Both are O(1) under @lock. Partly
+ * used blocks come first in the list of blocks with free pages and wholly
+ * free ones last, so that 4 KiB pages do not break up free blocks while
+ * others are partly used: where the kernel has device THP, a wholly free
+ * block becomes one 2 MiB folio (hmmgpu_dmem_alloc_folio()).
  *
  * Blocks with pages in use sit on an LRU list; allocating from a block or
  * migrating into it makes it the most recently used. When the allocator
@@ -137,21 +141,75 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 	return got;
 }
 
-/* The pagemap's free callback: the last reference to a device page went. */
-static void hmmgpu_page_free(struct page *page)
+/**
+ * hmmgpu_dmem_alloc_folio() - take a whole free block as one 2 MiB folio.
+ * @dmem: the device memory.
+ *
+ * Only where the kernel has device THP (HMMGPU_HAVE_DEVICE_THP). Wholly free
+ * blocks are the tail of the avail list (order-0 allocations take partly
+ * used blocks first), so the last block of the list tells. Does not
+ * evict.
+ *
+ * Return: the folio's first page (one reference, locked), or NULL when no
+ * block is entirely free or the device is being removed.
+ */
+struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem)
+{
+	struct hmmgpu_block *found = NULL;
+	unsigned int i;
+
+	spin_lock(&dmem->lock);
+	/* wholly free blocks are the tail of the list: the last one tells */
+	if (!dmem->dying && !list_empty(&dmem->avail)) {
+		found = list_last_entry(&dmem->avail, struct hmmgpu_block,
+					avail);
+		if (found->nr_free != HMMGPU_BLOCK_PAGES)
+			found = NULL;
+	}
+	if (found) {
+		found->free = NULL;
+		found->nr_free = 0;
+		list_del_init(&found->avail);
+		list_add_tail(&found->lru, &dmem->lru);
+		dmem->nr_free -= HMMGPU_BLOCK_PAGES;
+	}
+	spin_unlock(&dmem->lock);
+	if (!found)
+		return NULL;
+
+	for (i = 0; i < HMMGPU_BLOCK_PAGES; i++)
+		dmem->dpages[found->first + i].next_free = NULL;
+	hmmgpu_device_folio_init(dpage_to_page(dmem, &dmem->dpages[found->first]),
+				 &dmem->pgmap);
+	return dpage_to_page(dmem, &dmem->dpages[found->first]);
+}
+
+/*
+ * The pagemap's free callback: the last reference to a device folio of
+ * @nr pages (1, or a whole block) starting at @page went. A block that
+ * gets its first free page goes to the head of the avail list, one that
+ * becomes entirely free to its tail (see hmmgpu_dmem_alloc_folio()).
+ */
+static void hmmgpu_page_free(struct page *page, unsigned long nr)
 {
 	struct hmmgpu_dmem *dmem = hmmgpu_page_dmem(page);
 	struct hmmgpu_dpage *dp = hmmgpu_dpage(page);
 	struct hmmgpu_block *blk = dpage_block(dmem, dp);
+	unsigned long i;
 
 	spin_lock(&dmem->lock);
-	dp->next_free = blk->free;
-	blk->free = dp;
-	if (!blk->nr_free++)
-		list_add_tail(&blk->avail, &dmem->avail);
-	if (blk->nr_free == HMMGPU_BLOCK_PAGES)
+	for (i = 0; i < nr; i++, dp++) {
+		dp->next_free = blk->free;
+		blk->free = dp;
+	}
+	if (!blk->nr_free)
+		list_add(&blk->avail, &dmem->avail);
+	blk->nr_free += nr;
+	if (blk->nr_free == HMMGPU_BLOCK_PAGES) {
 		list_del_init(&blk->lru);
-	dmem->nr_free++;
+		list_move_tail(&blk->avail, &dmem->avail);
+	}
+	dmem->nr_free += nr;
 	spin_unlock(&dmem->lock);
 }
 

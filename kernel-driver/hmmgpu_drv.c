@@ -6,6 +6,7 @@
 #include <linux/log2.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/workqueue.h>
 #include <linux/moduleparam.h>
 #include <linux/platform_device.h>
 #include <linux/sched/mm.h>
@@ -57,7 +58,7 @@
 /**
  * DOC: Module parameters
  *
- * All but three are read-only once the module is loaded (see them in
+ * All but four are read-only once the module is loaded (see them in
  * /sys/module/hmmgpu/parameters/); a bad value fails the load with
  * -EINVAL and one line in the kernel log.
  *
@@ -86,6 +87,10 @@
  * - copy_timeout_ms (at least 10, default 10000, writable at run time):
  *   a DMA engine batch not done after this long is cancelled and its
  *   copies count as failed (hmmgpu_copy.c, "Stalls").
+ * - device_thp (bool, default on, writable at run time): on a kernel with
+ *   device-private THP, MIGRATE moves whole aligned 2 MiB ranges as 2 MiB
+ *   device folios ("Device THP"); off, every device page is 4 KiB.
+ *   Folios made while it was on stay until they move or are split.
  * - migrate_workers (0-8, default 0, writable at run time): threads that
  *   share one MIGRATE of at least two 2 MiB blocks per thread, the caller
  *   included (hmmgpu_migrate_range()); 0 means one per online CPU, 1 the
@@ -130,9 +135,25 @@ static const struct kernel_param_ops migrate_workers_ops = {
 };
 
 unsigned int hmmgpu_migrate_workers;
+struct workqueue_struct *hmmgpu_migrate_wq;
 module_param_cb(migrate_workers, &migrate_workers_ops, &hmmgpu_migrate_workers,
 		0644);
 MODULE_PARM_DESC(migrate_workers, "Threads sharing one explicit migration of several 2 MiB blocks (0-8, default 0: one per online CPU, at most 8; 1: the calling thread alone)");
+
+static bool device_thp = true;
+module_param(device_thp, bool, 0644);
+MODULE_PARM_DESC(device_thp, "2 MiB device pages where the kernel has device-private THP (6.19 and later; default on, writable at run time)");
+
+/**
+ * hmmgpu_device_thp() - do migrations make 2 MiB device folios now?
+ *
+ * Return: true on a kernel with device-private THP while the device_thp
+ * parameter is on.
+ */
+bool hmmgpu_device_thp(void)
+{
+	return HMMGPU_HAVE_DEVICE_THP && READ_ONCE(device_thp);
+}
 
 static int prefetch_pct_set(const char *val, const struct kernel_param *kp)
 {
@@ -225,6 +246,8 @@ static int hmmgpu_ioctl_get_info(struct drm_device *drm, void *data,
 	args->copy_channels = hmmgpu_copy_engine_channels(hdev->copy);
 	if (hmmgpu_can_flush_tlb())
 		args->caps |= HMMGPU_CAP_VIEW;
+	if (hmmgpu_device_thp())
+		args->caps |= HMMGPU_CAP_DEVICE_THP;
 	drm_dev_exit(idx);
 	return 0;
 }
@@ -548,9 +571,14 @@ static int __init hmmgpu_init(void)
 		return -EINVAL;
 	}
 
+	/* the helpers that share big migrations (hmmgpu_migrate_range()) */
+	hmmgpu_migrate_wq = alloc_workqueue("hmmgpu-migrate", WQ_UNBOUND, 0);
+	if (!hmmgpu_migrate_wq)
+		return -ENOMEM;
+
 	ret = platform_driver_register(&hmmgpu_platform_driver);
 	if (ret)
-		return ret;
+		goto err_destroy_wq;
 
 	for (i = 0; i < num_devices; i++) {
 		struct platform_device *pdev;
@@ -573,6 +601,8 @@ static int __init hmmgpu_init(void)
 err_destroy_devices:
 	hmmgpu_destroy_devices();
 	platform_driver_unregister(&hmmgpu_platform_driver);
+err_destroy_wq:
+	destroy_workqueue(hmmgpu_migrate_wq);
 	return ret;
 }
 
@@ -580,6 +610,7 @@ static void __exit hmmgpu_exit(void)
 {
 	hmmgpu_destroy_devices();
 	platform_driver_unregister(&hmmgpu_platform_driver);
+	destroy_workqueue(hmmgpu_migrate_wq);
 }
 
 module_init(hmmgpu_init);

@@ -41,6 +41,8 @@ extern unsigned int hmmgpu_fault_kib;
 extern unsigned int hmmgpu_view_fault_kib;
 extern unsigned int hmmgpu_prefetch_pct;
 extern unsigned int hmmgpu_migrate_workers;
+extern struct workqueue_struct *hmmgpu_migrate_wq;
+bool hmmgpu_device_thp(void);
 
 /**
  * struct hmmgpu_counters - what a device or an open file counts.
@@ -274,6 +276,7 @@ extern int hmmgpu_fill_owner;
 
 int hmmgpu_dmem_init(struct hmmgpu_device *hdev, u64 size);
 void hmmgpu_dmem_fini(struct hmmgpu_device *hdev);
+struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem);
 unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 				unsigned long n);
 unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,

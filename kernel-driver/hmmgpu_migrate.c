@@ -64,14 +64,36 @@
  *
  * A MIGRATE of several 2 MiB blocks is shared by up to migrate_workers
  * threads (default: one per online CPU): the caller checks the range,
- * drops the mmap_lock, queues helpers on the unbound workqueue and works
+ * drops the mmap_lock, queues helpers on an unbound workqueue and works
  * beside them; each thread takes the mmap_lock for reading and claims one
  * block at a time, so page-table work and copies of different blocks run
  * on every CPU. The caller waits for the helpers without holding the lock
  * (a helper queued behind a writer would otherwise wait for the caller).
  * Counts and errors are those of one thread, except that a range that a
  * racing munmap() removes in the caller's unlocked window counts as
- * skipped instead of failing with -EFAULT.
+ * skipped instead of failing with -EFAULT. While hmmgpu's migration
+ * tracepoints are on, the caller works alone: tracers select events by
+ * the task that emits them, and a helper's would be charged to no one.
+ *
+ * Where the kernel has device-private THP (see "Device THP") and the
+ * device_thp parameter is on, a batch that is a whole, aligned 2 MiB of a
+ * VMA not marked MADV_NOHUGEPAGE is collected with
+ * %MIGRATE_VMA_SELECT_COMPOUND: a huge page, an untouched range, the huge
+ * zero page or a 2 MiB folio of another device comes as one entry, which
+ * goes to one 2 MiB device folio (a wholly free block) with one copy batch
+ * and one PMD, and back to one 2 MiB system folio. When no such folio can
+ * be had, the entry moves as 512 pages, all or none (the core installs a
+ * split entry's pages without looking at their destinations), and so does
+ * one whose copy failed. A CPU fault on a device folio still mapped by a
+ * PMD brings the whole folio back (hmmgpu_migrate_to_ram()). Partial
+ * munmap(), mprotect() or migration of a device folio makes the core split
+ * its PMD and, at the next migration or CPU fault on it, the folio; the
+ * pages then live on as 4 KiB device pages, which hmmgpu tells apart by
+ * pfn, so it needs no folio_split callback. Until then a partly unmapped
+ * device folio keeps its 2 MiB of device memory, as a huge page in RAM
+ * does until the kernel splits it; eviction reclaims it.
+ * Eviction (migrate_device_range()) cannot split a folio: it moves it to a
+ * 2 MiB system folio or leaves it for another pass.
  *
  * A CPU access to a device page calls hmmgpu_migrate_to_ram(), which
  * migrates the aligned block of fault_kib around the faulting address,
@@ -144,6 +166,51 @@ static void release_dst(unsigned long *dst)
 	}
 }
 
+/*
+ * Entry @i of @m's src array as if a compound entry at 0 (a 2 MiB folio
+ * or hole collected whole, see "Device THP") were HMMGPU_BLOCK_PAGES
+ * order-0 entries: the flags of entry 0 and, for a folio, its i-th page.
+ * The array itself must not change between setup and pages().
+ */
+static unsigned long src_entry(const struct hmmgpu_mig *m, unsigned long i)
+{
+	unsigned long s = m->src[0];
+
+	if (!(s & HMMGPU_MIGRATE_PFN_COMPOUND))
+		return m->src[i];
+	s &= ~HMMGPU_MIGRATE_PFN_COMPOUND;
+	if (s & MIGRATE_PFN_VALID)
+		s += i << MIGRATE_PFN_SHIFT;
+	return s;
+}
+
+static bool mig_compound(const struct hmmgpu_mig *m)
+{
+	return m->src[0] & HMMGPU_MIGRATE_PFN_COMPOUND;
+}
+
+/* Whether [@start, @end) of @vma may be collected as one 2 MiB folio. */
+static bool want_compound(struct vm_area_struct *vma, unsigned long start,
+			  unsigned long end)
+{
+	return hmmgpu_device_thp() && IS_ALIGNED(start, SZ_2M) &&
+	       end == start + SZ_2M && start >= vma->vm_start &&
+	       end <= vma->vm_end && !(vma->vm_flags & VM_NOHUGEPAGE);
+}
+
+/*
+ * Releases every destination of @m: a compound source moves with all of
+ * its pages or not at all, since the core installs a split one's pages
+ * without looking at their destinations.
+ */
+static void release_all_dst(struct hmmgpu_mig *m)
+{
+	unsigned long i;
+
+	for (i = 0; i < m->npages; i++)
+		release_dst(&m->dst[i]);
+}
+
 /* Starts copying the @nops ops of @m. */
 static void copy_submit(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
 			unsigned long nops, bool urgent)
@@ -180,10 +247,45 @@ static unsigned long copy_wait(struct hmmgpu_mig *m, u64 *busy_ns,
 				release_dst(&m->dst[m->op_idx[k]]);
 			nfailed++;
 		}
+		if (nfailed && !cpu_copy && mig_compound(m))
+			release_all_dst(m);
 	}
 	*busy_ns = m->batch.busy_ns;
 	hmmgpu_copy_batch_fini(&m->batch);
 	return nfailed;
+}
+
+/*
+ * A compound source (a 2 MiB device folio): one 2 MiB system folio for
+ * it, and the copies of its pages. False, with nothing done, when there
+ * is no free 2 MiB of system memory.
+ */
+static bool to_system_folio(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
+			    bool must_move)
+{
+	struct page *spage = migrate_pfn_to_page(m->src[0]);
+	struct folio *sfolio, *dfolio;
+	unsigned long k;
+
+	if (!spage || !(m->src[0] & MIGRATE_PFN_MIGRATE) ||
+	    !hmmgpu_is_hmmgpu_page(spage))
+		return false;
+	dfolio = folio_alloc(GFP_HIGHUSER_MOVABLE | __GFP_NOWARN |
+			     (must_move ? 0 : __GFP_NORETRY), HMMGPU_PMD_ORDER);
+	if (!dfolio)
+		return false;
+	folio_lock(dfolio);
+	sfolio = page_folio(spage);
+	m->dst[0] = migrate_pfn(folio_pfn(dfolio)) |
+		    HMMGPU_MIGRATE_PFN_COMPOUND |
+		    (m->src[0] & MIGRATE_PFN_WRITE);
+	for (k = 0; k < HMMGPU_BLOCK_PAGES; k++) {
+		m->ops[k].src = hmmgpu_backing_page(folio_page(sfolio, k));
+		m->ops[k].dst = folio_page(dfolio, k);
+		m->op_idx[k] = 0;
+	}
+	copy_submit(hdev, m, HMMGPU_BLOCK_PAGES, false);
+	return true;
 }
 
 /*
@@ -194,17 +296,29 @@ static unsigned long copy_wait(struct hmmgpu_mig *m, u64 *busy_ns,
  * @must_move (device removal: the device memory is going away) nothing is
  * dropped: allocations wait for memory and failed copies are done again
  * by the CPU, as nouveau and test_hmm do.
+ *
+ * A 2 MiB device folio goes to a 2 MiB system folio. Without one, the
+ * core splits it and its pages go to 4 KiB pages, all or none, when it
+ * was collected from page tables (@from_vma); eviction and removal
+ * (migrate_device_range()) cannot split it: it stays for now, and removal
+ * tries again.
  */
 static void to_system_submit(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
-			     unsigned long npages, bool must_move)
+			     unsigned long npages, bool must_move,
+			     bool from_vma)
 {
 	unsigned long i, need = 0, got, k = 0, nops = 0;
+	bool compound = mig_compound(m);
 
+	memset(m->dst, 0, npages * sizeof(*m->dst));
+	m->nops = 0;
+	if (compound && (to_system_folio(hdev, m, must_move) || !from_vma))
+		return;
 	for (i = 0; i < npages; i++) {
-		struct page *spage = migrate_pfn_to_page(m->src[i]);
+		unsigned long e = src_entry(m, i);
+		struct page *spage = migrate_pfn_to_page(e);
 
-		m->dst[i] = 0;
-		if (spage && (m->src[i] & MIGRATE_PFN_MIGRATE) &&
+		if (spage && (e & MIGRATE_PFN_MIGRATE) &&
 		    hmmgpu_is_hmmgpu_page(spage))
 			need++;
 	}
@@ -221,18 +335,23 @@ static void to_system_submit(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
 	}
 	for (; must_move && got < need; got++)
 		m->pages[got] = alloc_page(GFP_HIGHUSER_MOVABLE | __GFP_NOFAIL);
+	if (compound && got < need) {
+		while (got)
+			__free_page(m->pages[--got]);
+	}
 
 	for (i = 0; i < npages && k < got; i++) {
-		struct page *spage = migrate_pfn_to_page(m->src[i]);
+		unsigned long e = src_entry(m, i);
+		struct page *spage = migrate_pfn_to_page(e);
 		struct page *dpage;
 
-		if (!spage || !(m->src[i] & MIGRATE_PFN_MIGRATE) ||
+		if (!spage || !(e & MIGRATE_PFN_MIGRATE) ||
 		    !hmmgpu_is_hmmgpu_page(spage))
 			continue;
 		dpage = m->pages[k++];
 		lock_page(dpage);
 		m->dst[i] = migrate_pfn(page_to_pfn(dpage));
-		if (m->src[i] & MIGRATE_PFN_WRITE)
+		if (e & MIGRATE_PFN_WRITE)
 			m->dst[i] |= MIGRATE_PFN_WRITE;
 		m->ops[nops].src = hmmgpu_backing_page(spage);
 		m->ops[nops].dst = dpage;
@@ -246,21 +365,32 @@ static void to_system_submit(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
 static unsigned long prepare_to_system(struct hmmgpu_device *hdev,
 				       struct hmmgpu_mig *m,
 				       unsigned long npages, u64 *busy_ns,
-				       unsigned long *nfailed, bool must_move)
+				       unsigned long *nfailed, bool must_move,
+				       bool from_vma)
 {
-	to_system_submit(hdev, m, npages, must_move);
+	to_system_submit(hdev, m, npages, must_move, from_vma);
 	*nfailed = copy_wait(m, busy_ns, must_move);
 	return must_move ? m->nops : m->nops - *nfailed;
 }
 
-/* Counts the entries that kept their destination after *_pages(). */
+/*
+ * Whether page @i of @m moved, after *_pages(): its entry kept its
+ * destination, or the 2 MiB folio it is part of moved whole.
+ */
+static bool page_moved(const struct hmmgpu_mig *m, unsigned long i)
+{
+	if (mig_compound(m))
+		i = 0;
+	return m->dst[i] && (m->src[i] & MIGRATE_PFN_MIGRATE);
+}
+
+/* Counts the pages that moved, after *_pages(). */
 static unsigned long count_moved(struct hmmgpu_mig *m, unsigned long npages)
 {
 	unsigned long i, moved = 0;
 
 	for (i = 0; i < npages; i++)
-		if (m->dst[i] && (m->src[i] & MIGRATE_PFN_MIGRATE))
-			moved++;
+		moved += page_moved(m, i);
 	return moved;
 }
 
@@ -279,7 +409,7 @@ static void trace_evicted(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
 	for (i = 0; i < npages; i++) {
 		struct hmmgpu_dpage *dp = &dps[i];
 
-		if (!m->dst[i] || !(m->src[i] & MIGRATE_PFN_MIGRATE))
+		if (!page_moved(m, i))
 			continue;
 		if (n && dp->tgid == tgid &&
 		    dp->addr == start + (n << PAGE_SHIFT)) {
@@ -329,7 +459,7 @@ int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
 		migrate_device_range(m->src, dmem->pfn_first + first + done,
 				     npages);
 		prepare_to_system(hdev, m, npages, &busy, &nfailed,
-				  cause == HMMGPU_CAUSE_REMOVAL);
+				  cause == HMMGPU_CAUSE_REMOVAL, false);
 		migrate_device_pages(m->src, m->dst, npages);
 		moved = count_moved(m, npages);
 		if (moved && trace_hmmgpu_evicted_enabled())
@@ -379,6 +509,53 @@ static bool on_this_device(struct hmmgpu_device *hdev, struct page *page)
 }
 
 /*
+ * A compound source (a 2 MiB system THP, an empty aligned 2 MiB range, or
+ * a 2 MiB folio of another device): one 2 MiB device folio for it, and
+ * the copies of its pages (zeroes for the empty range). False, with
+ * nothing done, when the source is on this device already or the device
+ * has no wholly free block even after an eviction pass: the caller then
+ * moves it as 512 pages.
+ */
+static bool to_device_folio(struct hmmgpu_file *hfile,
+			    struct vm_area_struct *vma, struct hmmgpu_mig *m)
+{
+	struct hmmgpu_dmem *dmem = &hfile->hdev->dmem;
+	struct page *spage = migrate_pfn_to_page(m->src[0]), *dpage;
+	struct folio *sfolio = spage ? page_folio(spage) : NULL, *dfolio;
+	unsigned long k;
+
+	if (!(m->src[0] & MIGRATE_PFN_MIGRATE) ||
+	    on_this_device(hfile->hdev, spage))
+		return false;
+	dpage = hmmgpu_dmem_alloc_folio(dmem);
+	if (!dpage && hmmgpu_dmem_evict(dmem, HMMGPU_BLOCK_PAGES, hfile))
+		dpage = hmmgpu_dmem_alloc_folio(dmem);
+	if (!dpage)
+		return false;
+	dfolio = page_folio(dpage);
+	for (k = 0; k < HMMGPU_BLOCK_PAGES; k++) {
+		struct page *d = folio_page(dfolio, k);
+		struct hmmgpu_dpage *dp = hmmgpu_dpage(d);
+		struct page *sp = sfolio ? folio_page(sfolio, k) : NULL;
+
+		dp->addr = m->args.start + (k << PAGE_SHIFT);
+		dp->tgid = m->tgid;
+		m->ops[k].src = !sp ? NULL :
+				is_device_private_page(sp) ?
+				hmmgpu_backing_page(sp) : sp;
+		m->ops[k].dst = hmmgpu_backing_page(d);
+		m->op_idx[k] = 0;
+	}
+	m->dst[0] = migrate_pfn(page_to_pfn(dpage)) |
+		    HMMGPU_MIGRATE_PFN_COMPOUND;
+	if ((m->src[0] & MIGRATE_PFN_WRITE) ||
+	    (!spage && (vma->vm_flags & VM_WRITE)))
+		m->dst[0] |= MIGRATE_PFN_WRITE;
+	copy_submit(hfile->hdev, m, HMMGPU_BLOCK_PAGES, false);
+	return true;
+}
+
+/*
  * First half of a batch to the device: collects [@start, @end) of @vma,
  * gets device pages and starts the copies. to_device_finish() completes
  * it; in between, the caller may start the next batch, so that the copy
@@ -417,35 +594,49 @@ static int to_device_start(struct hmmgpu_file *hfile,
 	    cause == HMMGPU_CAUSE_PREFETCH) {
 		m->args.pgmap_owner = &hmmgpu_fill_owner;
 		m->args.flags = MIGRATE_VMA_SELECT_SYSTEM;
+	} else if (want_compound(vma, start, end)) {
+		m->args.flags |= HMMGPU_MIGRATE_VMA_SELECT_COMPOUND;
 	}
 	ret = migrate_vma_setup(&m->args);
 	if (ret)
 		return ret;
+	if (mig_compound(m) && to_device_folio(hfile, vma, m))
+		return 0;
 
 	for (i = 0; i < m->npages; i++) {
-		if (!(m->src[i] & MIGRATE_PFN_MIGRATE))
+		unsigned long e = src_entry(m, i);
+
+		if (!(e & MIGRATE_PFN_MIGRATE))
 			continue;
-		if (on_this_device(hdev, migrate_pfn_to_page(m->src[i])))
+		if (on_this_device(hdev, migrate_pfn_to_page(e)))
 			m->already++;
 		else
 			need++;
 	}
 	got = need ? alloc_device_pages(hfile, m, need) : 0;
+	/* a 2 MiB source moves whole or not at all (release_all_dst()) */
+	if (mig_compound(m) && got < need) {
+		for (i = 0; i < got; i++) {
+			unlock_page(m->pages[i]);
+			put_page(m->pages[i]);
+		}
+		got = 0;
+	}
 
 	for (i = 0; i < m->npages && k < got; i++) {
-		struct page *spage = migrate_pfn_to_page(m->src[i]);
+		unsigned long e = src_entry(m, i);
+		struct page *spage = migrate_pfn_to_page(e);
 		struct hmmgpu_dpage *dp;
 		struct page *dpage;
 
-		if (!(m->src[i] & MIGRATE_PFN_MIGRATE) ||
-		    on_this_device(hdev, spage))
+		if (!(e & MIGRATE_PFN_MIGRATE) || on_this_device(hdev, spage))
 			continue;
 		dpage = m->pages[k++];
 		dp = hmmgpu_dpage(dpage);
 		dp->addr = start + (i << PAGE_SHIFT);
 		dp->tgid = m->tgid;
 		m->dst[i] = migrate_pfn(page_to_pfn(dpage));
-		if ((m->src[i] & MIGRATE_PFN_WRITE) ||
+		if ((e & MIGRATE_PFN_WRITE) ||
 		    (!spage && (vma->vm_flags & VM_WRITE)))
 			m->dst[i] |= MIGRATE_PFN_WRITE;
 		/* No source page: a hole or the zero page, zero-filled. */
@@ -473,9 +664,9 @@ static void to_device_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
 	nfailed = copy_wait(m, &busy, false);
 	migrate_vma_pages(&m->args);
 	for (i = 0; i < m->npages; i++) {
-		struct page *spage = migrate_pfn_to_page(m->src[i]);
+		struct page *spage = migrate_pfn_to_page(src_entry(m, i));
 
-		if (!m->dst[i] || !(m->src[i] & MIGRATE_PFN_MIGRATE))
+		if (!page_moved(m, i))
 			continue;
 		moved++;
 		if (spage && is_device_private_page(spage))
@@ -526,18 +717,21 @@ static int to_system_start(struct hmmgpu_file *hfile,
 		.pgmap_owner = &hmmgpu_owner,
 		.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
 	};
+	if (want_compound(vma, start, end))
+		m->args.flags |= HMMGPU_MIGRATE_VMA_SELECT_COMPOUND;
 	ret = migrate_vma_setup(&m->args);
 	if (ret)
 		return ret;
 	/* Not on a device (system pages, holes) counts as already there. */
 	for (i = 0; i < m->npages; i++) {
-		struct page *spage = migrate_pfn_to_page(m->src[i]);
+		unsigned long e = src_entry(m, i);
+		struct page *spage = migrate_pfn_to_page(e);
 
-		if (!spage || !(m->src[i] & MIGRATE_PFN_MIGRATE) ||
+		if (!spage || !(e & MIGRATE_PFN_MIGRATE) ||
 		    !hmmgpu_is_hmmgpu_page(spage))
 			m->already++;
 	}
-	to_system_submit(hfile->hdev, m, m->npages, false);
+	to_system_submit(hfile->hdev, m, m->npages, false, true);
 	return 0;
 }
 
@@ -614,7 +808,7 @@ static bool vma_locked_in_ram(struct vm_area_struct *vma)
 
 /*
  * An explicit migration shared by several *units*: the calling thread and
- * helpers on the unbound workqueue. Each unit holds the mm's mmap_lock for
+ * helpers on hmmgpu's unbound workqueue. Each unit holds the mm's mmap_lock for
  * reading, claims the next unclaimed 2 MiB block of the range, migrates
  * it (overlapping its own batches as the caller alone would) and claims
  * the next, until none is left or the caller has a fatal signal.
@@ -729,7 +923,7 @@ static int migrate_unit_run(struct hmmgpu_migrate_job *job,
 	return ret;
 }
 
-/* A helper unit, on the unbound workqueue. */
+/* A helper unit, on hmmgpu_migrate_wq. */
 static void migrate_unit_work(struct work_struct *work)
 {
 	struct hmmgpu_migrate_unit *u =
@@ -748,10 +942,19 @@ static void migrate_unit_work(struct work_struct *work)
 	mig_free(m[0]);
 }
 
-/* How many units share a migration of @nblocks blocks. */
+/*
+ * How many units share a migration of @nblocks blocks. One while
+ * hmmgpu's migration events are traced: tracers such as hmmprof select
+ * events by the task that emits them (set_event_pid), and a helper's
+ * events would be charged to no process.
+ */
 static unsigned int migrate_units(unsigned long nblocks)
 {
 	unsigned int n = READ_ONCE(hmmgpu_migrate_workers);
+
+	if (trace_hmmgpu_migrate_batch_enabled() ||
+	    trace_hmmgpu_evicted_enabled())
+		return 1;
 
 	if (!n)
 		n = num_online_cpus();
@@ -770,7 +973,7 @@ static unsigned int migrate_units(unsigned long nblocks)
  * @res: pages moved, already there and skipped, accumulated.
  *
  * A range of several 2 MiB blocks is shared by up to migrate_workers
- * units (the caller and helpers on the unbound workqueue), one block at a
+ * units (the caller and helpers on hmmgpu_migrate_wq), one block at a
  * time, so that page-table work and copies of different blocks proceed on
  * every CPU. The caller drops the mmap_lock after checking the range and
  * before the helpers start, and takes it again as one of the units: a
@@ -835,7 +1038,7 @@ int hmmgpu_migrate_range(struct hmmgpu_file *hfile, unsigned long start,
 	for (i = 1; i < nunits; i++) {
 		units[i].job = &job;
 		INIT_WORK(&units[i].work, migrate_unit_work);
-		queue_work(system_unbound_wq, &units[i].work);
+		queue_work(hmmgpu_migrate_wq, &units[i].work);
 	}
 	mmap_read_lock(job.mm);
 	ret = migrate_unit_run(&job, m, res);
@@ -919,7 +1122,20 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 	struct hmmgpu_mig *m;
 	u64 t0 = ktime_get_ns(), busy;
 	vm_fault_t ret = 0;
+	bool compound;
 
+	/*
+	 * A 2 MiB device folio mapped by a PMD comes back whole, to a 2 MiB
+	 * system folio when there is one: one copy batch for all its pages
+	 * on every channel, and the CPU keeps a huge page. (Splitting it to
+	 * bring back fault_kib would cost a split now and leave a PTE-mapped
+	 * folio that no later migration collects whole.) Its copies are done
+	 * again by the CPU if the engine fails them, since the access cannot
+	 * go on without its page and the folio moves whole or not at all.
+	 */
+	compound = !vmf->pte && folio_test_large(page_folio(vmf->page));
+	if (compound)
+		gran = SZ_2M;
 	start = max(ALIGN_DOWN(vmf->address, gran), vma->vm_start);
 	end = min(ALIGN_DOWN(vmf->address, gran) + gran, vma->vm_end);
 	npages = (end - start) >> PAGE_SHIFT;
@@ -936,13 +1152,16 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 	args.dst = m->dst;
 	args.pgmap_owner = &hmmgpu_owner;
 	args.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE;
+	if (compound)
+		args.flags |= HMMGPU_MIGRATE_VMA_SELECT_COMPOUND;
 	args.fault_page = vmf->page;
 	if (migrate_vma_setup(&args)) {
 		ret = VM_FAULT_SIGBUS;
 		goto out_free;
 	}
 
-	prepare_to_system(hdev, m, npages, &busy, &nfailed, false);
+	prepare_to_system(hdev, m, npages, &busy, &nfailed, mig_compound(m),
+			  true);
 	/*
 	 * The faulting page has to come back or the access cannot go on. If
 	 * the copy engine failed it (its data is intact on the device), copy
@@ -982,7 +1201,7 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 	 * CPU (a soft lockup, found by the fuzzer on 6.1). Give the CPU
 	 * away for a tick before the access faults again.
 	 */
-	if (!(m->src[fidx] & MIGRATE_PFN_MIGRATE))
+	if (!(src_entry(m, fidx) & MIGRATE_PFN_MIGRATE))
 		schedule_timeout_uninterruptible(1);
 out_free:
 	mig_free(m);
@@ -1113,12 +1332,21 @@ static void residency_walk(struct hmmgpu_device *hdev, struct mm_struct *mm,
 							    next - addr,
 							    residency_pte, &w);
 			break;
-		case RESIDENCY_PMD_HUGE:
-			/* hmmgpu maps no device page with a PMD */
+		case RESIDENCY_PMD_HUGE: {
+			/* a 2 MiB device folio, or a huge page in RAM */
+			struct page *page = NULL;
+			u8 where = HMMGPU_RESIDENCY_SYSTEM;
+			pmd_t pmd;
+
+			if (hmmgpu_pmd_read(mm, addr, &pmd) && !pmd_present(pmd))
+				page = hmmgpu_pmd_swap_page(pmd);
+			if (page)
+				where = residency_of_page(hdev, page);
 			for (i = first; i < first + n; i++)
 				if (loc[i] == RESIDENCY_UNKNOWN)
-					loc[i] = HMMGPU_RESIDENCY_SYSTEM;
+					loc[i] = where;
 			break;
+		}
 		case RESIDENCY_PMD_EMPTY:
 			break;
 		}

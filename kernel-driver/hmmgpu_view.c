@@ -770,7 +770,8 @@ again:
 		if (!(hmm_pfns[i] & HMM_PFN_VALID) ||
 		    (hmm_pfns[i] & HMM_PFN_ERROR))
 			continue;
-		page = hmm_pfn_to_page(hmm_pfns[i]);
+		page = hmmgpu_hmm_pfn_to_page(hmm_pfns[i],
+					      start + (i << PAGE_SHIFT));
 		pfns[i] = page_to_pfn(hmmgpu_is_hmmgpu_page(page) ?
 				      hmmgpu_backing_page(page) : page);
 	}

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <xf86drm.h>
@@ -68,6 +69,40 @@ unsigned long long kt_module_param_or(const char *name,
 	if (ret)
 		HMMT_FAIL("read hmmgpu parameter %s: %s", name, strerror(-ret));
 	return strtoull(buf, NULL, 0);
+}
+
+int kt_module_bool(const char *name)
+{
+	char buf[64];
+
+	if (kt_read_param(name, buf, sizeof(buf)))
+		return -1;
+	return buf[0] == 'Y' || buf[0] == 'y' || buf[0] == '1';
+}
+
+bool kt_device_thp_kernel(void)
+{
+	unsigned int major = 0, minor = 0;
+	struct utsname u;
+
+	if (uname(&u) || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+		return false;
+	return major > 6 || (major == 6 && minor >= 19);
+}
+
+static int kt_thp_saved = -1;
+
+void kt_device_thp_off(void)
+{
+	kt_thp_saved = kt_module_bool("device_thp");
+	if (kt_thp_saved == 1)
+		kt_sysfs_write("/sys/module/hmmgpu/parameters/device_thp", "0");
+}
+
+void kt_device_thp_restore(void)
+{
+	if (kt_thp_saved == 1)
+		kt_sysfs_write("/sys/module/hmmgpu/parameters/device_thp", "1");
 }
 
 int kt_sysfs_write(const char *path, const char *text)

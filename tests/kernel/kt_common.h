@@ -28,6 +28,30 @@ unsigned long long kt_module_param(const char *name);
 unsigned long long kt_module_param_or(const char *name,
 				      unsigned long long def);
 
+/* hmmgpu's boolean parameter @name: 1 (Y), 0 (N), -1 when it has none. */
+int kt_module_bool(const char *name);
+
+/* Whether the running kernel has device-private THP (6.19 and later). */
+bool kt_device_thp_kernel(void);
+
+/*
+ * For test programs whose expected counts assume 4 KiB device pages (a
+ * CPU fault brings back fault_kib): KT_WITHOUT_DEVICE_THP() at file scope
+ * turns the device_thp parameter off while the program runs and back on
+ * when it exits.  test_thp covers 2 MiB device pages.
+ */
+void kt_device_thp_off(void);
+void kt_device_thp_restore(void);
+#define KT_WITHOUT_DEVICE_THP()                                              \
+	__attribute__((constructor)) static void kt_thp_off_(void)           \
+	{                                                                    \
+		kt_device_thp_off();                                         \
+	}                                                                    \
+	__attribute__((destructor)) static void kt_thp_on_(void)             \
+	{                                                                    \
+		kt_device_thp_restore();                                     \
+	}
+
 /* Writes @text to the sysfs file @path; 0 or -errno. */
 int kt_sysfs_write(const char *path, const char *text);
 

@@ -73,7 +73,12 @@ TEST(get_info_reports_the_device)
 		ASSERT_TRUE(info.copy_engine == HMMGPU_COPY_ENGINE_SOFTWARE ||
 			    info.copy_engine == HMMGPU_COPY_ENGINE_DMAENGINE);
 		/* only bits the header names */
-		ASSERT_EQ(info.caps & ~HMMGPU_CAP_VIEW, 0);
+		ASSERT_EQ(info.caps & ~(HMMGPU_CAP_VIEW | HMMGPU_CAP_DEVICE_THP),
+			  0);
+		/* device THP exactly where the driver has it and it is on */
+		ASSERT_EQ(!!(info.caps & HMMGPU_CAP_DEVICE_THP),
+			  kt_module_bool("device_thp") == 1 &&
+			  kt_device_thp_kernel());
 		for (unsigned int r = 0; r < 3; r++)
 			ASSERT_EQ(info.reserved[r], 0);
 		ASSERT_EQ(info.flags, 0);

@@ -24,6 +24,12 @@
 
 #include <hmm/hmm.h>
 
+/*
+ * The expected counts assume 4 KiB device pages (a CPU fault brings back
+ * fault_kib); 2 MiB device pages are test_thp's.
+ */
+KT_WITHOUT_DEVICE_THP()
+
 #define PAT_SIZE (8ul << 20)  /* allocation, 2 MiB-aligned by hmm_malloc */
 #define PAT_READ (1ul << 20)  /* read back by the CPU */
 #define PAT_DEV (2ul << 20)   /* read by the device */

@@ -17,6 +17,12 @@
 #include <limits.h>
 #include <unistd.h>
 
+/*
+ * The expected counts assume 4 KiB device pages (a CPU fault brings back
+ * fault_kib); 2 MiB device pages are test_thp's.
+ */
+KT_WITHOUT_DEVICE_THP()
+
 /* The summary line of a sample (format: samples/sample_common.h). */
 struct summary {
 	unsigned long long cpu_faults, device_faults, evictions;

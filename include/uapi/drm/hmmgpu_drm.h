@@ -64,6 +64,16 @@ extern "C" {
  * which is the device's) VIEW_REGISTER fails with -EOPNOTSUPP.
  */
 #define HMMGPU_CAP_VIEW (1ULL << 0)
+/*
+ * HMMGPU_CAP_DEVICE_THP: device memory comes in 2 MiB pages too (Linux
+ * 6.19 and later, with the device_thp module parameter on).  MIGRATE
+ * moves each whole, 2 MiB-aligned 2 MiB of a VMA not marked
+ * MADV_NOHUGEPAGE as one 2 MiB device page when the source is a huge page,
+ * an untouched range or a 2 MiB page of another device, and a CPU access
+ * to one brings all of it back to a huge page.  Counts and residency stay
+ * per 4 KiB page.
+ */
+#define HMMGPU_CAP_DEVICE_THP (1ULL << 1)
 
 /* Values of &drm_hmmgpu_get_info.copy_engine. */
 #define HMMGPU_COPY_ENGINE_SOFTWARE 0 /* the device's own copy threads */
