@@ -42,6 +42,9 @@ HMM_EXPORT const char *hmm_strerror(int err)
 		       "after eviction)";
 	case EAGAIN:
 		return "could not start a thread of the library; try again";
+	case ESTALE:
+		return "range moved by mremap() or unmapped: the library "
+		       "forgot it and touched nothing at its old address";
 	case ECHILD:
 		return "stream or event of the parent process (not usable "
 		       "after fork())";

@@ -8,6 +8,8 @@
  *   error.c   - hmm_strerror()
  *   memory.c  - managed allocations, the interval map, views, devptr
  *   migrate.c - prefetch, advice, attributes, residency
+ *   memops.c  - hmm_memcpy(), hmm_memset(), hmm_discard(),
+ *               hmm_prefetch_batch() and their queued forms
  *   stats.c   - hmm_get_stats() and the runtime's own counters
  *   stream.c  - streams, events, callbacks, device synchronize,
  *               hmm_shutdown() and the library's destructor
@@ -109,13 +111,60 @@ int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
 		       uint32_t *remote, int *last_prefetch,
 		       uint64_t *granularity);
 
+/*
+ * 0 when [@ptr, @ptr + @size) can be accessed as @prot (PROT_READ and/or
+ * PROT_WRITE) without a fault, any memory; -EFAULT when not; -ENOMEM.
+ */
+int hmm__mem_accessible(const void *ptr, size_t size, int prot);
+
+/*
+ * Discards the whole pages of [@ptr, @ptr + @size), which must be
+ * managed and still mapped as they were (MADV_DONTNEED): 0, -EINVAL,
+ * -ESTALE, or madvise()'s error.
+ */
+int hmm__mem_discard(const void *ptr, size_t size);
+
 /* Frees the interval map's array when no range is left (hmm_shutdown()). */
 void hmm__mem_shutdown(void);
 
 /* MIGRATE of the page range [@start, @start + @len) to @dst; 0 or -errno. */
 int hmm__migrate_raw(uintptr_t start, size_t len, int dst);
 
+/* --- memops.c ----------------------------------------------------------- */
+
+/* What a memory operation queued on a stream does. */
+enum hmm__memop_kind {
+	HMM__MEMOP_COPY,
+	HMM__MEMOP_SET,
+	HMM__MEMOP_PREFETCH_BATCH,
+};
+
+/* A memory operation, run at once or queued on a stream (stream.c). */
+struct hmm__memop {
+	enum hmm__memop_kind kind;
+	void *dst;               /* COPY, SET */
+	const void *src;         /* COPY */
+	size_t size;             /* COPY, SET */
+	int value;               /* SET */
+	const void **ptrs;       /* PREFETCH_BATCH: owned copies of the */
+	size_t *sizes;           /* caller's arrays, freed by _release() */
+	size_t count;
+	int loc;                 /* PREFETCH_BATCH: where to */
+};
+
+/* Runs @op: 0 or -errno. */
+int hmm__memop_run(const struct hmm__memop *op);
+
+/* Frees what @op owns (not @op). */
+void hmm__memop_release(struct hmm__memop *op);
+
 /* --- stream.c / launch.c ------------------------------------------------- */
+
+/*
+ * Queues @op on @s (a copy of it; it owns what @op owned), or releases
+ * it: 0, -EINVAL, -ECHILD, -ENOMEM.
+ */
+int hmm__stream_memop(struct hmm_stream *s, const struct hmm__memop *op);
 
 /* Queues a launch of @kernel over @grid on @s (arguments already checked). */
 int hmm__stream_launch(struct hmm_stream *s, hmm_kernel_fn kernel,

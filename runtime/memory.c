@@ -34,6 +34,23 @@
  * back to system memory: the application's memory keeps its contents and
  * no device memory stays held by memory the library no longer tracks.
  *
+ * Registrations: hmm_register() manages whole pages, and several
+ * registrations may share a registered range: one whose pages lie inside
+ * it is recorded in its list (hmm_alloc.regs, the reference count) rather
+ * than refused, so two malloc() buffers in one page both register, and
+ * the range, its views (device pointers stay valid) and its advice live
+ * until the last is unregistered.  Registrations never overlap in bytes,
+ * so an address names at most one.  A registered range whose memory is
+ * gone (not mapped private anonymous any more) is evicted when its
+ * addresses are registered again.
+ *
+ * Moved memory: the library cannot follow mremap().  hmm_free(),
+ * hmm_unregister(), hmm_devptr(), hmm_discard() and
+ * hmm_pointer_get_attributes() check that the range is still mapped
+ * private anonymous memory (range_check()); when it is not they say
+ * -ESTALE, and the releases forget the range and its views without
+ * touching the memory now at that address.
+ *
  * Locking
  * -------
  *   map.lock (rwlock, writer-preferring)  >  hmm_alloc.lock (mutex)
@@ -72,6 +89,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -88,12 +107,24 @@ struct hmm_view {
 	uint64_t gran;    /**< granularity last applied, 0: driver default */
 };
 
+/** One hmm_register() call: the bytes it named. */
+struct hmm_reg {
+	uintptr_t start, end;
+};
+
 /** A managed range: an hmm_malloc() allocation or a registered range. */
 struct hmm_alloc {
 	uintptr_t base;   /**< page-aligned */
 	size_t size;      /**< page multiple */
 	bool registered;  /**< hmm_register()ed, not hmm_malloc()ed */
 	bool stale;       /**< its memory is gone: tear down views only */
+	/*
+	 * A registered range: the hmm_register() calls sharing its pages
+	 * (their byte ranges never overlap), the reference count being
+	 * nregs.  Changed under map.lock write-held, read under it held.
+	 */
+	struct hmm_reg *regs;
+	size_t nregs;
 	pthread_mutex_t lock; /**< protects the fields below */
 	struct hmm_view views[HMM_MAX_DEVICES];
 	int preferred;        /**< device, HMM_CPU or HMM_LOC_NONE */
@@ -426,6 +457,292 @@ err_unregister:
 	return ret;
 }
 
+/* --- what is mapped at a range ------------------------------------------ */
+
+/*
+ * PROCMAP_QUERY (Linux 6.11, <linux/fs.h>): one VMA of /proc/self/maps
+ * by address, in O(log n) instead of reading the whole file.  Declared
+ * here because the build's kernel headers may predate it; it is uapi, so
+ * its layout is fixed.
+ */
+struct hmm_procmap_query {
+	uint64_t size;
+	uint64_t query_flags;
+	uint64_t query_addr;
+	uint64_t vma_start;
+	uint64_t vma_end;
+	uint64_t vma_flags;
+	uint64_t vma_page_size;
+	uint64_t vma_offset;
+	uint64_t inode;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint32_t vma_name_size;
+	uint32_t build_id_size;
+	uint64_t vma_name_addr;
+	uint64_t build_id_addr;
+};
+#define HMM_PROCMAP_QUERY _IOWR('f', 17, struct hmm_procmap_query)
+#define HMM_PROCMAP_READABLE 0x01
+#define HMM_PROCMAP_WRITABLE 0x02
+#define HMM_PROCMAP_EXECUTABLE 0x04
+#define HMM_PROCMAP_SHARED 0x08
+
+/* A VMA as /proc/self/maps describes it. */
+struct vma_desc {
+	bool r, w, x, shared;
+	unsigned long inode;
+	const char *name;     /* "" for none */
+};
+
+/* What a walk wants of every VMA of a range: why not, or NULL. */
+typedef const char *(*vma_check_fn)(const struct vma_desc *v, int want);
+
+/*
+ * Why @v is not private anonymous memory (readable, when @want is
+ * PROT_READ), or NULL when it is.  Special mappings (the vDSO, vvar) are
+ * not: only no name, [heap], [stack] and [anon:NAME] pass.
+ */
+static const char *vma_not_anon(const struct vma_desc *v, int want)
+{
+	if (want == PROT_READ && !v->r && !v->w && !v->x)
+		return "PROT_NONE memory (not accessible)";
+	if (want == PROT_READ && !v->r)
+		return "memory that is not readable";
+	if (v->shared)
+		return "shared memory, not private";
+	if (v->inode)
+		return "a file mapping, not anonymous memory";
+	if (!*v->name || !strcmp(v->name, "[heap]") ||
+	    !strncmp(v->name, "[stack", 6) || !strncmp(v->name, "[anon:", 6))
+		return NULL;
+	return "a special mapping, not anonymous memory";
+}
+
+/* Why @v cannot be accessed as @want (PROT_READ, PROT_WRITE), or NULL. */
+static const char *vma_not_accessible(const struct vma_desc *v, int want)
+{
+	if ((want & PROT_READ) && !v->r)
+		return "memory that is not readable";
+	if ((want & PROT_WRITE) && !v->w)
+		return "memory that is not writable";
+	return NULL;
+}
+
+/*
+ * vma_walk_file() - vma_walk() by reading /proc/self/maps, for kernels
+ * without PROCMAP_QUERY; without /proc, only "is it mapped" is checked
+ * (mincore()).
+ */
+static int vma_walk_file(uintptr_t start, uintptr_t end, vma_check_fn fn,
+			 int want, const char **why)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	uintptr_t covered = start;
+	char *line = NULL;
+	size_t cap = 0;
+	int ret = -EINVAL;
+
+	if (!f) {
+		unsigned char vec;
+
+		hmm__log(HMM_LOG_DEBUG, "/proc/self/maps: %s; checking only "
+			 "that the range is mapped", strerror(errno));
+		for (uintptr_t p = start; p < end; p += page_size()) {
+			if (mincore((void *)p, page_size(), &vec)) {
+				*why = "memory that is not mapped";
+				return -EINVAL;
+			}
+		}
+		return 0;
+	}
+	*why = "memory that is not mapped";
+	while (getline(&line, &cap, f) > 0) {
+		unsigned long lo, hi, off, inode;
+		unsigned int maj, min;
+		char perms[8], *path;
+		struct vma_desc v;
+		int pos = 0;
+		size_t len;
+
+		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu %n", &lo, &hi,
+			   perms, &off, &maj, &min, &inode, &pos) < 7 || !pos ||
+		    strlen(perms) < 4)
+			continue;
+		if (hi <= covered)
+			continue;
+		if (lo > covered)
+			break; /* a hole */
+		path = line + pos;
+		len = strlen(path);
+		while (len && (path[len - 1] == '\n' || path[len - 1] == ' '))
+			path[--len] = '\0';
+		v = (struct vma_desc){
+			.r = perms[0] == 'r', .w = perms[1] == 'w',
+			.x = perms[2] == 'x', .shared = perms[3] != 'p',
+			.inode = inode, .name = path,
+		};
+		*why = fn(&v, want);
+		if (*why)
+			break;
+		*why = "memory that is not mapped";
+		covered = hi;
+		if (covered >= end) {
+			ret = 0;
+			break;
+		}
+	}
+	if (ferror(f) && ret) {
+		*why = "memory that /proc/self/maps could not be read for";
+		ret = -ENOMEM;
+	}
+	free(line);
+	fclose(f);
+	return ret;
+}
+
+/**
+ * vma_walk() - does every VMA of [@start, @end) pass @fn?
+ * @start: page-aligned
+ * @end: page-aligned, above @start
+ * @fn: the check of one VMA, given @want
+ * @want: passed to @fn
+ * @why: set to what is wrong when the answer is -EINVAL
+ *
+ * The range must be mapped without a gap.  One PROCMAP_QUERY ioctl per
+ * VMA of the range (a few microseconds), reading /proc/self/maps where
+ * the kernel predates it.
+ *
+ * Return: 0; -EINVAL; -ENOMEM (the maps could not be read).
+ */
+static int vma_walk(uintptr_t start, uintptr_t end, vma_check_fn fn,
+		    int want, const char **why)
+{
+	uintptr_t covered = start;
+	int fd, ret = 0;
+
+	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vma_walk_file(start, end, fn, want, why);
+	while (covered < end) {
+		/* long names are file paths: anon and special ones are short */
+		char name[128];
+		struct hmm_procmap_query q = {
+			.size = sizeof(q),
+			.query_addr = covered,
+			.vma_name_size = sizeof(name),
+			.vma_name_addr = (uintptr_t)name,
+		};
+		struct vma_desc v;
+
+		/* (valgrind does not know what the ioctl writes there) */
+		memset(name, 0, sizeof(name));
+		if (ioctl(fd, HMM_PROCMAP_QUERY, &q)) {
+			if (errno == ENOENT) {
+				*why = "memory that is not mapped";
+				ret = -EINVAL;
+			} else if (errno == ENAMETOOLONG) {
+				*why = "a file mapping, not anonymous memory";
+				ret = -EINVAL;
+			} else if (covered == start) {
+				/* no PROCMAP_QUERY (before Linux 6.11) */
+				close(fd);
+				return vma_walk_file(start, end, fn, want, why);
+			} else {
+				*why = "memory that /proc/self/maps could not "
+				       "be read for";
+				ret = -ENOMEM;
+			}
+			break;
+		}
+		if (q.vma_start > covered) {
+			*why = "memory that is not mapped";
+			ret = -EINVAL;
+			break;
+		}
+		if (!q.vma_name_size)
+			name[0] = '\0';
+		v = (struct vma_desc){
+			.r = q.vma_flags & HMM_PROCMAP_READABLE,
+			.w = q.vma_flags & HMM_PROCMAP_WRITABLE,
+			.x = q.vma_flags & HMM_PROCMAP_EXECUTABLE,
+			.shared = q.vma_flags & HMM_PROCMAP_SHARED,
+			.inode = (unsigned long)q.inode,
+			.name = name,
+		};
+		*why = fn(&v, want);
+		if (*why) {
+			ret = -EINVAL;
+			break;
+		}
+		covered = (uintptr_t)q.vma_end;
+	}
+	close(fd);
+	return ret;
+}
+
+/**
+ * range_check() - is [@start, @end) still private anonymous memory?
+ * @need_read: also readable (what VIEW_REGISTER wants, for hmm_register())
+ *
+ * Mapped without a gap, private, no file (inode 0) and no special
+ * mapping.  hmm_register() checks this before it takes memory (it works
+ * with no device and answers at once, not at the first hmm_devptr()).
+ * hmm_free(), hmm_unregister() and hmm_devptr() check it (without
+ * @need_read: mprotect() of managed memory is fine) to find a range the
+ * application moved with mremap() or unmapped: the library must then
+ * touch nothing at the old address, where someone else's memory may be.
+ * A private anonymous mapping made at the very same address since cannot
+ * be told from the original from user space (the kernels we run on have
+ * no VMA names to mark ours with): that case goes unnoticed.
+ *
+ * Return: as vma_walk().
+ */
+static int range_check(uintptr_t start, uintptr_t end, bool need_read,
+		       const char **why)
+{
+	return vma_walk(start, end, vma_not_anon, need_read ? PROT_READ : 0,
+			why);
+}
+
+/*
+ * hmm__mem_accessible() - can [@ptr, @ptr + @size) be accessed as @prot
+ * (PROT_READ, PROT_WRITE) without a fault?  Any memory: managed or not.
+ * Return: 0; -EFAULT (a hole, or the wrong protection); -ENOMEM.
+ */
+int hmm__mem_accessible(const void *ptr, size_t size, int prot)
+{
+	size_t ps = page_size();
+	uintptr_t start = (uintptr_t)ptr & ~(uintptr_t)(ps - 1);
+	uintptr_t end = ((uintptr_t)ptr + size + ps - 1) & ~(uintptr_t)(ps - 1);
+	const char *why = NULL;
+	int ret;
+
+	ret = vma_walk(start, end, vma_not_accessible, prot, &why);
+	if (ret)
+		hmm__log(HMM_LOG_DEBUG, "%p+%zu: %s", ptr, size,
+			 why ? why : strerror(-ret));
+	return ret == -EINVAL ? -EFAULT : ret;
+}
+
+/*
+ * Whether the memory of @a is still the memory it managed (see
+ * range_check()); says why not at info level, as a call of @who.
+ * -ENOMEM (cannot tell) counts as yes: better the old behaviour than a
+ * leak of every allocation when /proc is short of memory.
+ */
+static bool alloc_still_there(const char *who, const struct hmm_alloc *a)
+{
+	const char *why = NULL;
+
+	if (range_check(a->base, a->base + a->size, false, &why) != -EINVAL)
+		return true;
+	hmm__log(HMM_LOG_INFO, "%s: %#" PRIxPTR "+%zu is now %s: moved by "
+		 "mremap() or unmapped; the library forgets it and touches "
+		 "nothing there", who, a->base, a->size, why);
+	return false;
+}
+
 /* --- allocations ---------------------------------------------------------- */
 
 static struct hmm_alloc *alloc_new(uintptr_t base, size_t size,
@@ -445,6 +762,14 @@ static struct hmm_alloc *alloc_new(uintptr_t base, size_t size,
 	a->preferred = HMM_LOC_NONE;
 	a->last_prefetch = HMM_LOC_NONE;
 	return a;
+}
+
+/* Frees @a itself (its views and memory are someone else's business). */
+static void alloc_free(struct hmm_alloc *a)
+{
+	pthread_mutex_destroy(&a->lock);
+	free(a->regs);
+	free(a);
 }
 
 /*
@@ -486,8 +811,7 @@ static void alloc_destroy(struct hmm_alloc *a)
 				 a->base, a->size, strerror(errno));
 		}
 	}
-	pthread_mutex_destroy(&a->lock);
-	free(a);
+	alloc_free(a);
 }
 
 static void destroy_dead(struct hmm_alloc *dead)
@@ -583,8 +907,7 @@ HMM_EXPORT void *hmm_malloc(size_t size)
 	return p;
 
 err_free:
-	pthread_mutex_destroy(&a->lock);
-	free(a);
+	alloc_free(a);
 err_unmap:
 	munmap(p, len);
 	errno = ENOMEM;
@@ -616,14 +939,32 @@ static bool release_check(const char *who, void *ptr, bool registered)
 }
 
 /*
+ * The registration of @a that address @p names: the one whose bytes hold
+ * @p, else the only one (@p in the rest of its pages); -1 when @p is in
+ * none of several.  map.lock held.
+ */
+static ssize_t reg_find(const struct hmm_alloc *a, uintptr_t p)
+{
+	for (size_t k = 0; k < a->nregs; k++) {
+		if (p >= a->regs[k].start && p < a->regs[k].end)
+			return (ssize_t)k;
+	}
+	return a->nregs == 1 ? 0 : -1;
+}
+
+/*
  * hmm_free() (@registered false) and hmm_unregister(): waits for the
- * streams' work, then takes the range out of the map and ends it.
- * Return: 0, -EINVAL or -EDEADLK.
+ * streams' work, then drops the registration @ptr names, or takes the
+ * range out of the map and ends it when no registration is left (always
+ * for hmm_free()).  A range that is no longer the memory the library
+ * managed (moved by mremap(), unmapped; see range_check()) is forgotten
+ * with its views and nothing at its address is touched: -ESTALE.
+ * Return: 0, -EINVAL, -EDEADLK or -ESTALE.
  */
 static int release(const char *who, void *ptr, bool registered)
 {
 	struct hmm_alloc *a;
-	ssize_t i;
+	ssize_t i, r;
 	int ret;
 
 	if (!release_check(who, ptr, registered))
@@ -639,10 +980,30 @@ static int release(const char *who, void *ptr, bool registered)
 		return -EINVAL;
 	}
 	a = map.v[i];
+	if (registered) {
+		r = reg_find(a, (uintptr_t)ptr);
+		if (r < 0) {
+			pthread_rwlock_unlock(&map.lock);
+			hmm__log(HMM_LOG_DEBUG, "%s(%p): in pages several "
+				 "registrations share, but in the bytes of "
+				 "none", who, ptr);
+			return -EINVAL;
+		}
+		if (a->nregs > 1) {
+			/* the others keep the pages, views and advice */
+			a->regs[r] = a->regs[--a->nregs];
+			pthread_rwlock_unlock(&map.lock);
+			return 0;
+		}
+	}
 	map_remove_at((size_t)i);
 	pthread_rwlock_unlock(&map.lock);
+	if (!alloc_still_there(who, a)) {
+		a->stale = true;
+		ret = -ESTALE;
+	}
 	alloc_destroy(a);
-	return 0;
+	return ret;
 }
 
 HMM_EXPORT int hmm_free(void *ptr)
@@ -655,96 +1016,75 @@ HMM_EXPORT int hmm_free(void *ptr)
 }
 
 /*
- * Why a /proc/self/maps entry is not private anonymous readable memory,
- * or NULL when it is.
+ * Takes out of the map the registered ranges touching [@start, @end)
+ * whose memory is gone (unmapped, or replaced by memory that is not
+ * private anonymous: say, a large malloc() buffer freed without
+ * hmm_unregister()), so that the memory now there can be registered.
+ * The checks run with no lock held.
  */
-static const char *maps_entry_problem(const char *perms, unsigned long inode,
-				      const char *path)
+static void evict_stale_regs(uintptr_t start, uintptr_t end)
 {
-	if (!strncmp(perms, "---", 3))
-		return "PROT_NONE memory (not accessible)";
-	if (perms[0] != 'r')
-		return "memory that is not readable";
-	if (perms[3] != 'p')
-		return "shared memory, not private";
-	if (inode)
-		return "a file mapping, not anonymous memory";
-	if (!*path || !strcmp(path, "[heap]") ||
-	    !strncmp(path, "[stack", 6) || !strncmp(path, "[anon:", 6))
-		return NULL;
-	return "a special mapping, not anonymous memory";
+	struct { uintptr_t base; size_t size; bool stale; } cand[8];
+	struct hmm_alloc *a, *dead = NULL;
+	size_t n = 0, i;
+	bool any = false;
+
+	pthread_rwlock_rdlock(&map.lock);
+	for_each_alloc_touching(a, i, start, end) {
+		if (a->registered && n < sizeof(cand) / sizeof(cand[0]))
+			cand[n++] = (typeof(cand[0])){ a->base, a->size, false };
+	}
+	pthread_rwlock_unlock(&map.lock);
+	for (size_t k = 0; k < n; k++) {
+		const char *why;
+
+		cand[k].stale = range_check(cand[k].base,
+					    cand[k].base + cand[k].size, false,
+					    &why) == -EINVAL;
+		any |= cand[k].stale;
+	}
+	if (!any)
+		return;
+	pthread_rwlock_wrlock(&map.lock);
+	for (size_t k = 0; k < n; k++) {
+		ssize_t j = cand[k].stale ? map_index(cand[k].base) : -1;
+
+		if (j < 0 || map.v[j]->base != cand[k].base ||
+		    map.v[j]->size != cand[k].size || !map.v[j]->registered)
+			continue;
+		a = map.v[j];
+		map_remove_at((size_t)j);
+		a->stale = true;
+		a->next_dead = dead;
+		dead = a;
+	}
+	pthread_rwlock_unlock(&map.lock);
+	destroy_dead(dead);
 }
 
 /*
- * Checks that [@start, @end) is private anonymous readable memory, as
- * VIEW_REGISTER will want it, from /proc/self/maps: mapped without a
- * gap, private ('p'), readable, no file (inode 0) and no special mapping
- * (the vDSO, vvar; only no name, [heap], [stack] and [anon:NAME] pass).
- * This works with no device and answers at hmm_register() time, not at
- * the first hmm_devptr().  Without /proc, only "is it mapped" is checked
- * (mincore()).  *@why says what is wrong when it is -EINVAL.
- *
- * Return: 0, -EINVAL, or -ENOMEM.
+ * Adds the registration @reg (pages [@start, @end)) to the registered
+ * range that holds those pages, if there is one.  map.lock write-held.
+ * Return: 0 (added), 1 (no such range), -EEXIST (@reg overlaps the bytes
+ * of a registration there), -ENOMEM.
  */
-static int check_private_anon(uintptr_t start, uintptr_t end,
-			      const char **why)
+static int reg_share(uintptr_t start, uintptr_t end, struct hmm_reg reg)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
-	uintptr_t covered = start;
-	char *line = NULL;
-	size_t cap = 0;
-	int ret = -EINVAL;
+	struct hmm_alloc *a = map_find(start);
+	struct hmm_reg *v;
 
-	if (!f) {
-		unsigned char vec;
-
-		hmm__log(HMM_LOG_DEBUG, "/proc/self/maps: %s; checking only "
-			 "that the range is mapped", strerror(errno));
-		for (uintptr_t p = start; p < end; p += page_size()) {
-			if (mincore((void *)p, page_size(), &vec)) {
-				*why = "memory that is not mapped";
-				return -EINVAL;
-			}
-		}
-		return 0;
+	if (!a || !a->registered || end > a->base + a->size)
+		return 1;
+	for (size_t k = 0; k < a->nregs; k++) {
+		if (reg.start < a->regs[k].end && a->regs[k].start < reg.end)
+			return -EEXIST;
 	}
-	*why = "memory that is not mapped";
-	while (getline(&line, &cap, f) > 0) {
-		unsigned long lo, hi, off, inode;
-		unsigned int maj, min;
-		char perms[8], *path;
-		int pos = 0;
-		size_t len;
-
-		if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu %n", &lo, &hi,
-			   perms, &off, &maj, &min, &inode, &pos) < 7 || !pos ||
-		    strlen(perms) < 4)
-			continue;
-		if (hi <= covered)
-			continue;
-		if (lo > covered)
-			break; /* a hole */
-		path = line + pos;
-		len = strlen(path);
-		while (len && (path[len - 1] == '\n' || path[len - 1] == ' '))
-			path[--len] = '\0';
-		*why = maps_entry_problem(perms, inode, path);
-		if (*why)
-			break;
-		*why = "memory that is not mapped";
-		covered = hi;
-		if (covered >= end) {
-			ret = 0;
-			break;
-		}
-	}
-	if (ferror(f) && ret) {
-		*why = "memory that /proc/self/maps could not be read for";
-		ret = -ENOMEM;
-	}
-	free(line);
-	fclose(f);
-	return ret;
+	v = realloc(a->regs, (a->nregs + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	a->regs = v;
+	a->regs[a->nregs++] = reg;
+	return 0;
 }
 
 HMM_EXPORT int hmm_register(void *ptr, size_t size)
@@ -753,6 +1093,7 @@ HMM_EXPORT int hmm_register(void *ptr, size_t size)
 	size_t ps = page_size();
 	uintptr_t start, end;
 	struct hmm_alloc *a;
+	struct hmm_reg reg;
 	const char *why = NULL;
 	int ret;
 
@@ -761,30 +1102,45 @@ HMM_EXPORT int hmm_register(void *ptr, size_t size)
 	if ((uintptr_t)ptr > UINTPTR_MAX - size ||
 	    (uintptr_t)ptr + size > UINTPTR_MAX - ps)
 		return -EINVAL;
+	reg = (struct hmm_reg){ (uintptr_t)ptr, (uintptr_t)ptr + size };
 	start = (uintptr_t)ptr & ~(uintptr_t)(ps - 1);
 	end = ((uintptr_t)ptr + size + ps - 1) & ~(uintptr_t)(ps - 1);
 
-	ret = check_private_anon(start, end, &why);
+	ret = range_check(start, end, true, &why);
 	if (ret) {
 		hmm__log(HMM_LOG_INFO, "hmm_register(%p, %zu): %s", ptr, size,
 			 why ? why : hmm_strerror(ret));
 		return ret;
 	}
 	pthread_once(&atfork_once, atfork_register);
+	evict_stale_regs(start, end);
 	a = alloc_new(start, end - start, true);
 	if (!a)
 		return -ENOMEM;
+	a->regs = malloc(sizeof(*a->regs));
+	if (!a->regs) {
+		alloc_free(a);
+		return -ENOMEM;
+	}
+	a->regs[0] = reg;
+	a->nregs = 1;
 	pthread_rwlock_wrlock(&map.lock);
-	ret = map_insert(a, false, NULL);
+	ret = reg_share(start, end, reg);
+	if (ret == 1)
+		ret = map_insert(a, false, NULL);
+	else if (!ret)
+		ret = 1; /* shared: @a is not needed */
 	pthread_rwlock_unlock(&map.lock);
 	if (ret) {
 		if (ret == -EEXIST)
 			hmm__log(HMM_LOG_DEBUG, "hmm_register(%p, %zu): "
-				 "overlaps a managed range", ptr, size);
-		pthread_mutex_destroy(&a->lock);
-		free(a);
+				 "overlaps a managed range (memory freed and "
+				 "reused without hmm_unregister()? "
+				 "hmm_unregister() drops that registration)",
+				 ptr, size);
+		alloc_free(a);
 	}
-	return ret;
+	return ret == 1 ? 0 : ret;
 }
 
 HMM_EXPORT int hmm_unregister(void *ptr)
@@ -820,6 +1176,13 @@ HMM_EXPORT void *hmm_devptr(const void *ptr, int dev)
 		hmm__log(HMM_LOG_DEBUG, "hmm_devptr(%p, %d): range not managed",
 			 ptr, dev);
 		err = EINVAL;
+	} else if (!alloc_still_there("hmm_devptr", a)) {
+		/*
+		 * Moved by mremap() or unmapped: a view would show whatever
+		 * is at the old address now.  (A few microseconds under the
+		 * read lock: PROCMAP_QUERY, see range_check().)
+		 */
+		err = ESTALE;
 	} else if (dev == HMM_CPU) {
 		ret = (void *)ptr;
 	} else {
@@ -833,6 +1196,51 @@ HMM_EXPORT void *hmm_devptr(const void *ptr, int dev)
 	}
 	pthread_rwlock_unlock(&map.lock);
 	errno = ret ? saved : err;
+	return ret;
+}
+
+HMM_EXPORT int hmm_pointer_get_attributes(const void *ptr, int dev,
+					  struct hmm_pointer_attributes *attr)
+{
+	HMM_KEEP_ERRNO();
+	struct hmm_alloc *a;
+	int ret = 0;
+
+	if (!ptr || !attr)
+		return -EINVAL;
+	if (dev != HMM_CPU &&
+	    (dev < 0 || dev >= HMM_MAX_DEVICES || hmm__device_fd(dev) < 0))
+		return -ENODEV;
+	memset(attr, 0, sizeof(*attr));
+	attr->type = HMM_MEMORY_UNMANAGED;
+	attr->device = dev;
+	pthread_rwlock_rdlock(&map.lock);
+	a = map_find((uintptr_t)ptr);
+	if (!a) {
+		/* not an error: the answer is "unmanaged" */
+	} else if (!alloc_still_there("hmm_pointer_get_attributes", a)) {
+		ret = -ESTALE;
+	} else {
+		ssize_t r = a->registered ? reg_find(a, (uintptr_t)ptr) : -1;
+
+		attr->type = a->registered ? HMM_MEMORY_REGISTERED :
+					     HMM_MEMORY_MANAGED;
+		attr->range_base = (void *)a->base;
+		attr->range_size = a->size;
+		attr->base = (void *)(r >= 0 ? a->regs[r].start : a->base);
+		attr->size = r >= 0 ? a->regs[r].end - a->regs[r].start :
+				      a->size;
+		if (dev == HMM_CPU) {
+			attr->devptr = (void *)ptr;
+		} else {
+			pthread_mutex_lock(&a->lock);
+			if (a->views[dev].addr)
+				attr->devptr = (char *)a->views[dev].addr +
+					       ((uintptr_t)ptr - a->base);
+			pthread_mutex_unlock(&a->lock);
+		}
+	}
+	pthread_rwlock_unlock(&map.lock);
 	return ret;
 }
 
@@ -863,6 +1271,45 @@ int hmm__mem_check(const char *who, const void *ptr, size_t size)
 	if (ret)
 		log_unmanaged(who, ptr, size);
 	return ret;
+}
+
+/*
+ * hmm__mem_discard() - MADV_DONTNEED on the whole pages of [@ptr, @ptr +
+ * @size): the kernel drops them wherever they are (a device page is
+ * freed by the driver, not copied back) and the next access reads zeros.
+ * The partial pages at either end keep their data.  The range must be
+ * managed, and still mapped as it was (a moved range would have someone
+ * else's memory at its address).  madvise() runs with no lock held.
+ * Return: 0, -EINVAL, -ESTALE, or the errno of madvise() (-EINVAL for
+ * mlock()ed pages).
+ */
+int hmm__mem_discard(const void *ptr, size_t size)
+{
+	size_t ps = page_size(), first = 0, count = 0;
+	uintptr_t start, end;
+	bool live = true;
+	int ret;
+
+	if (!ptr || !size || (uintptr_t)ptr > UINTPTR_MAX - size)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&map.lock);
+	ret = map_run((uintptr_t)ptr, (uintptr_t)ptr + size, &first, &count);
+	for (size_t i = first; !ret && i < first + count; i++)
+		live = live && alloc_still_there("hmm_discard", map.v[i]);
+	pthread_rwlock_unlock(&map.lock);
+	if (ret) {
+		log_unmanaged("hmm_discard", ptr, size);
+		return ret;
+	}
+	if (!live)
+		return -ESTALE;
+	start = ((uintptr_t)ptr + ps - 1) & ~(uintptr_t)(ps - 1);
+	end = ((uintptr_t)ptr + size) & ~(uintptr_t)(ps - 1);
+	if (start >= end)
+		return 0;
+	if (madvise((void *)start, end - start, MADV_DONTNEED))
+		return -errno;
+	return 0;
 }
 
 void hmm__mem_shutdown(void)

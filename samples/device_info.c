@@ -5,11 +5,13 @@
  *   $ device_info
  *   hmmgpu0  /dev/dri/renderD128  256 MiB memory, 256 MiB free, ...
  *
- * Exits 0 when at least one device was found and described, 1 otherwise.
+ * Exits 0 when at least one device was found and described, 1 otherwise
+ * (2 for a bad command line).
  */
 #include <hmm/hmm.h>
 
 #include <stdio.h>
+#include <string.h>
 
 static const char *engine_name(uint32_t engine)
 {
@@ -23,9 +25,28 @@ static const char *engine_name(uint32_t engine)
 	}
 }
 
-int main(void)
+static void usage(FILE *f)
 {
-	int n = hmm_device_count();
+	fprintf(f, "usage: device_info\n"
+		"Lists the hmmgpu devices this process can use and what each reports.\n"
+		"Exits 0 when at least one device was found and described, 1 otherwise.\n"
+		"  -h, --help  this text\n");
+}
+
+int main(int argc, char **argv)
+{
+	int n;
+
+	if (argc > 1) {
+		if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+			usage(stdout);
+			return 0;
+		}
+		fprintf(stderr, "device_info: unexpected argument '%s'; it takes none (see device_info --help)\n",
+			argv[1]);
+		return 2;
+	}
+	n = hmm_device_count();
 
 	if (n < 0) {
 		fprintf(stderr, "device_info: cannot enumerate devices: %s\n",

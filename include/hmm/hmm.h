@@ -137,35 +137,73 @@ void *hmm_malloc(size_t size);
  * Views of it on every device go away; device pointers to it become
  * invalid.
  *
+ * mremap() of managed memory: the library does not follow the memory
+ * to its new address (it is plain memory there, not managed; hmm_malloc()
+ * or hmm_register() it anew if needed).  At the old address, hmm_free(),
+ * hmm_unregister() and hmm_devptr() check that the range is still mapped
+ * private anonymous memory; when it is not (the range was moved away,
+ * unmapped, or something shared, file-backed or special was mapped
+ * there since) they fail with -ESTALE / ESTALE, the library forgets the
+ * range and its views, and nothing at that address is unmapped or
+ * migrated.  The application unmaps the moved memory itself.  A private
+ * anonymous mapping made at exactly the old address since cannot be told
+ * from the original from user space: do not do that with managed memory.
+ * mprotect() and madvise() are not moves: they are fine.
+ *
  * @return 0; -EINVAL when @p ptr is inside no hmm_malloc() allocation
  *         (memory from hmm_register() is released with hmm_unregister());
  *         -EDEADLK when called from work running on a stream (a callback
  *         or a kernel: it would wait for itself; nothing is freed);
- *         hmm_free(NULL) returns 0.
+ *         -ESTALE when the allocation was moved by mremap() or unmapped
+ *         (see above: forgotten, nothing unmapped); hmm_free(NULL)
+ *         returns 0.
  */
 int hmm_free(void *ptr);
 
 /**
  * Makes memory the application already has (from malloc() or mmap()) managed:
  * [@p ptr, @p ptr + @p size) rounded out to whole pages.  It must be
- * private anonymous memory (not shared, not a file) and must not overlap
- * a managed range.  The memory stays the application's: hmm_unregister()
- * before freeing it.
+ * private anonymous memory (not shared, not a file).  The memory stays
+ * the application's: hmm_unregister() before freeing it.
+ *
+ * Pages are managed as a whole, and registrations may share them: a
+ * range whose pages lie inside a registered range (say, two small
+ * malloc() buffers in one page) is a further registration of that range,
+ * counted; its pages, views and advice stay until the last registration
+ * sharing them is unregistered.  Registrations must not overlap in their
+ * bytes, and a range whose pages reach beyond a registered range, or
+ * overlap an hmm_malloc() allocation, is -EEXIST (register the larger
+ * range first).
+ *
+ * Memory freed without hmm_unregister(): a registration whose memory is
+ * no longer mapped private anonymous (a large malloc() buffer goes back
+ * to the kernel) is found and dropped when its addresses are registered
+ * again.  Heap memory stays mapped when freed, so a registration of it
+ * cannot be told from a live one: hmm_unregister() at the old address
+ * drops it (that touches nothing but bringing its pages back from
+ * devices).
  *
  * @return 0; -EINVAL for NULL, size 0, or memory that is not private
- *         anonymous and readable; -EEXIST when it overlaps a managed
- *         range; -ENOMEM.
+ *         anonymous and readable; -EEXIST when it overlaps the bytes of
+ *         a registration, or overlaps a managed range without lying in a
+ *         registered one; -ENOMEM.
  */
 int hmm_register(void *ptr, size_t size);
 
 /**
- * Ends hmm_register(); any address inside the range names it.  Like
- * hmm_free(), it first waits until the work queued so far on every stream
- * of the process has run.  Data on a device comes back to system memory
- * then, so the application's memory keeps its contents.
+ * Ends an hmm_register(): the one whose bytes hold @p ptr, or, when
+ * the pages of @p ptr belong to a single registration, that one (any
+ * address of its pages names it).  Like hmm_free(), it first waits until
+ * the work queued so far on every stream of the process has run.  When
+ * no other registration shares the pages, data on a device comes back to
+ * system memory then, so the application's memory keeps its contents;
+ * otherwise nothing changes for the pages.  A range moved by mremap() or
+ * unmapped is forgotten as hmm_free() says: -ESTALE.
  *
- * @return 0; -EINVAL when @p ptr is inside no registered range; -EDEADLK
- *         when called from work running on a stream (nothing is done).
+ * @return 0; -EINVAL when @p ptr is inside no registered range, or in
+ *         pages several registrations share but in the bytes of none;
+ *         -EDEADLK when called from work running on a stream (nothing is
+ *         done); -ESTALE.
  */
 int hmm_unregister(void *ptr);
 
@@ -176,9 +214,54 @@ int hmm_unregister(void *ptr);
  * fault pages over on demand.  hmm_devptr(ptr, HMM_CPU) is @p ptr.
  *
  * @return the device address, or NULL with errno EINVAL (@p ptr not
- *         managed) or ENODEV (no such device).
+ *         managed), ENODEV (no such device), ESTALE (the range was moved
+ *         by mremap() or unmapped: see hmm_free()), or, when the first
+ *         call maps the view: EOPNOTSUPP (the device has no views on this
+ *         kernel, see HMM_DEVICE_CAP_VIEW), ENOSPC (too many views on
+ *         the device), ENOMEM, or another errno of VIEW_REGISTER or
+ *         mmap().
  */
 void *hmm_devptr(const void *ptr, int dev);
+
+/** What hmm_pointer_get_attributes() says a pointer is. */
+enum hmm_memory_type {
+	HMM_MEMORY_UNMANAGED = 0,  /**< not managed by libhmm */
+	HMM_MEMORY_MANAGED = 1,    /**< in an hmm_malloc() allocation */
+	HMM_MEMORY_REGISTERED = 2, /**< in an hmm_register()ed range */
+};
+
+/** What hmm_pointer_get_attributes() reports of a pointer. */
+struct hmm_pointer_attributes {
+	uint32_t type;      /**< enum hmm_memory_type */
+	int32_t device;     /**< the device asked about, or HMM_CPU */
+	/** the allocation, or the registration (the bytes hmm_register()
+	 *  named) holding the pointer; NULL when unmanaged */
+	void *base;
+	uint64_t size;      /**< its bytes (an allocation's, page-rounded) */
+	/** the managed pages holding the pointer: the allocation, or the
+	 *  pages the registrations sharing them cover */
+	void *range_base;
+	uint64_t range_size; /**< their bytes */
+	/** the pointer's address in the view of @c device (the pointer
+	 *  itself for HMM_CPU), NULL while no view is mapped: the query
+	 *  maps none, hmm_devptr() does */
+	void *devptr;
+	uint64_t reserved[4]; /**< zero */
+};
+
+/**
+ * Says what @p ptr is: managed (hmm_malloc()), registered, or neither;
+ * the allocation or registration holding it; its address in the view of
+ * @p dev.  Any pointer may be asked about.
+ *
+ * @param dev   a device, or HMM_CPU
+ * @return 0 and *@p attr (type HMM_MEMORY_UNMANAGED, other fields zero,
+ *         for memory libhmm does not manage); -EINVAL (@p ptr or @p attr
+ *         NULL); -ENODEV (no such device); -ESTALE (the range was moved
+ *         by mremap() or unmapped, see hmm_free()).
+ */
+int hmm_pointer_get_attributes(const void *ptr, int dev,
+			       struct hmm_pointer_attributes *attr);
 
 /** @} */
 
@@ -262,8 +345,9 @@ int hmm_stream_wait_event(struct hmm_stream *s, struct hmm_event *e);
 /**
  * Waits until every stream of @p dev (HMM_CPU: the host streams) has run
  * all its work.  In a fork child, the parent's streams are not waited for.
- * @return 0, -ENODEV, or the first error found on those streams (then
- *         cleared, as by hmm_stream_synchronize()).
+ * @return 0, -ENODEV, -EDEADLK (called from work running on one of those
+ *         streams: it would wait for itself), or the first error found on
+ *         those streams (then cleared, as by hmm_stream_synchronize()).
  */
 int hmm_device_synchronize(int dev);
 
@@ -330,6 +414,38 @@ int hmm_prefetch(const void *ptr, size_t size, int dst);
  */
 int hmm_prefetch_async(const void *ptr, size_t size, int dst,
 		       struct hmm_stream *s);
+
+/**
+ * Prefetches @p count ranges (@p ptrs[i], @p sizes[i]) to @p dst in one
+ * call: hmm_prefetch() of each, in order, queued on @p s as one item
+ * (@p s NULL: now, on the calling thread).  Every range is checked before
+ * anything moves, so a bad range fails the call with nothing done.  The
+ * arrays are copied: they may be reused when the call returns.  When a
+ * migration fails, the ranges after it are not prefetched (with @p s, the
+ * error is the stream's).
+ *
+ * @return 0; -EINVAL (NULL arrays, @p count 0, or a range hmm_prefetch()
+ *         refuses); -ENODEV; -ENOMEM; -ECHILD for the stream; without a
+ *         stream, the errors of hmm_prefetch().
+ */
+int hmm_prefetch_batch(const void *const *ptrs, const size_t *sizes,
+		       size_t count, int dst, struct hmm_stream *s);
+
+/**
+ * Says that the contents of [@p ptr, @p ptr + @p size) are no longer
+ * needed: its whole pages are dropped wherever they are, and a page on a
+ * device is freed there without being copied back to system memory
+ * (madvise(MADV_DONTNEED) of the managed memory).  Afterwards a read of a
+ * discarded page returns zeros, on the CPU and through a device view; the
+ * next access populates it again where it happens.  The partial pages at
+ * either end of the range keep their contents.  The range must be managed
+ * (it may span allocations).  It does not wait for stream work: work
+ * queued on the range may see zeros.
+ *
+ * @return 0; -EINVAL (NULL, size 0, range not managed, mlock()ed pages);
+ *         -ESTALE (moved by mremap() or unmapped, see hmm_free()).
+ */
+int hmm_discard(void *ptr, size_t size);
 
 /** Advice for hmm_advise(). */
 enum hmm_advice {
@@ -399,6 +515,52 @@ int hmm_range_get_attr(const void *ptr, size_t size, enum hmm_attr attr,
  *         too small, unmapped range); -EFAULT.
  */
 int hmm_residency(const void *ptr, size_t size, int8_t *loc, size_t npages);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Copies and fills */
+/** @{ */
+
+/**
+ * Copies @p size bytes from @p src to @p dst, between any memory:
+ * managed, registered or plain, and returns when done.  The copy runs on
+ * the CPU: a page of either side that is on a device comes to system
+ * memory as the copy touches it (a CPU fault), as any CPU access does,
+ * also when both sides are on one device.  Before copying, the process's
+ * mappings are checked, so a bad pointer is an error, not a crash.
+ *
+ * @return 0 (also for @p size 0); -EINVAL (NULL, a wrapping range, or
+ *         ranges that overlap); -EFAULT (part of @p src is not mapped
+ *         readable, or part of @p dst not writable; nothing is copied).
+ */
+int hmm_memcpy(void *dst, const void *src, size_t size);
+
+/**
+ * hmm_memcpy() queued on @p s, in stream order.  Arguments and mappings
+ * are checked now and again when it runs (memory unmapped in between is
+ * the stream's -EFAULT).  @p s NULL: a synchronous hmm_memcpy().
+ * @return the errors of hmm_memcpy(); -EINVAL or -ECHILD for the stream;
+ *         -ENOMEM.
+ */
+int hmm_memcpy_async(void *dst, const void *src, size_t size,
+		     struct hmm_stream *s);
+
+/**
+ * Sets @p size bytes at @p dst to (unsigned char)@p value, any memory, on
+ * the CPU (device-resident pages come to system memory first).
+ * @return 0 (also for @p size 0); -EINVAL (NULL, a wrapping range);
+ *         -EFAULT (part of it is not mapped writable; nothing is set).
+ */
+int hmm_memset(void *dst, int value, size_t size);
+
+/**
+ * hmm_memset() queued on @p s, in stream order (checks as for
+ * hmm_memcpy_async()).  @p s NULL: a synchronous hmm_memset().
+ * @return the errors of hmm_memset(); -EINVAL or -ECHILD for the stream;
+ *         -ENOMEM.
+ */
+int hmm_memset_async(void *dst, int value, size_t size, struct hmm_stream *s);
 
 /** @} */
 

@@ -35,6 +35,7 @@
 #include <CL/cl.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -393,8 +394,18 @@ out:
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: " PROG " [-s MIB] [-k FILE.cl]\n");
+	fprintf(f, "usage: " PROG " [-s MIB] [-k FILE.cl]\n"
+		"  -s, --size MIB        bytes of each vector, in MiB (1 to 1024, default 8)\n"
+		"  -k, --kernel FILE.cl  build this OpenCL C source instead of vecadd.cl\n"
+		"  -h, --help            this text\n");
 }
+
+static const struct option long_options[] = {
+	{ "size", required_argument, NULL, 's' },
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
 
 int main(int argc, char **argv)
 {
@@ -409,7 +420,8 @@ int main(int argc, char **argv)
 	size_t size_mib = 8;
 	int opt, ndev, ret, status = 1;
 
-	while ((opt = getopt(argc, argv, "s:k:h")) != -1) {
+	opterr = 0; /* one line of our own instead */
+	while ((opt = getopt_long(argc, argv, "s:k:h", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 's':
 			size_mib = strtoul(optarg, NULL, 0);
@@ -425,9 +437,15 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
-			return 1;
+			fprintf(stderr, PROG ": bad option '%s'; see " PROG " --help\n",
+				argv[optind - 1]);
+			return 2;
 		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, PROG ": unexpected argument '%s'; see " PROG " --help\n",
+			argv[optind]);
+		return 2;
 	}
 
 	ndev = hmm_device_count();

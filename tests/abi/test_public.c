@@ -51,6 +51,24 @@ TEST(dim3_layout)
 	ASSERT_EQ(offsetof(struct hmm_dim3, z), 8);
 }
 
+TEST(pointer_attributes_layout)
+{
+	if (sizeof(void *) != 8)
+		SKIP("layout pinned for 64-bit pointers");
+	ASSERT_EQ(sizeof(struct hmm_pointer_attributes), 80);
+	ASSERT_EQ(offsetof(struct hmm_pointer_attributes, type), 0);
+	ASSERT_EQ(offsetof(struct hmm_pointer_attributes, device), 4);
+	ASSERT_EQ(offsetof(struct hmm_pointer_attributes, base), 8);
+	ASSERT_EQ(offsetof(struct hmm_pointer_attributes, size), 16);
+	ASSERT_EQ(offsetof(struct hmm_pointer_attributes, range_base), 24);
+	ASSERT_EQ(offsetof(struct hmm_pointer_attributes, range_size), 32);
+	ASSERT_EQ(offsetof(struct hmm_pointer_attributes, devptr), 40);
+	ASSERT_EQ(offsetof(struct hmm_pointer_attributes, reserved), 48);
+	ASSERT_EQ(HMM_MEMORY_UNMANAGED, 0);
+	ASSERT_EQ(HMM_MEMORY_MANAGED, 1);
+	ASSERT_EQ(HMM_MEMORY_REGISTERED, 2);
+}
+
 TEST(locations)
 {
 	ASSERT_EQ(HMM_CPU, -1);

@@ -562,6 +562,168 @@ TEST_TIMEOUT(register_prefetch_use_unregister, RT_TIMEOUT)
 	free(b);
 }
 
+/*
+ * Two buffers in one page, registered one after the other: unregistering
+ * the first leaves the page, its device residency and the device pointer
+ * of the second alone; unregistering the second brings it back.
+ */
+TEST_TIMEOUT(registrations_sharing_a_page_on_a_device, RT_TIMEOUT)
+{
+	size_t ps = kt_page_size();
+	char *page, *a, *b, *db;
+
+	need_devices(1);
+	page = mmap(NULL, ps, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_TRUE(page != MAP_FAILED);
+	kt_fill(page, ps, 61);
+	a = page + 64;
+	b = page + 2048;
+	ASSERT_EQ(hmm_register(a, 256), 0);
+	ASSERT_EQ(hmm_register(b, 256), 0);
+	db = devptr(b, 0);
+	ASSERT_EQ(hmm_prefetch(b, 256, 0), 0);
+	EXPECT_WHERE(page, 1, 0);
+	ASSERT_EQ(hmm_unregister(a), 0);
+	/* b's registration keeps the page where it is, and its view */
+	EXPECT_WHERE(page, 1, 0);
+	ASSERT_TRUE(hmm_devptr(b, 0) == db);
+	/* the device reads b's bytes through it (the page's pattern) */
+	EXPECT_DEV_DATA(db - 2048, 2048, 256, 61);
+	ASSERT_EQ(hmm_unregister(b), 0);
+	EXPECT_WHERE(page, 1, HMM_CPU);
+	KT_EXPECT_DATA(page, ps, 61);
+	munmap(page, ps);
+}
+
+/*
+ * An allocation on a device moved away by mremap(), something else
+ * mapped at its old address: no stale view from hmm_devptr(), and
+ * hmm_free() leaves the newcomer alone; the moved data is intact and its
+ * device memory comes back when the application unmaps it.
+ */
+TEST_TIMEOUT(mremap_of_device_resident_memory, RT_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = REGION, npages = size / ps;
+	uint64_t free0;
+	char *p, *q, *to, *other;
+
+	need_devices(1);
+	free0 = mem_free(0);
+	p = hmm_malloc(size);
+	ASSERT_TRUE(p);
+	kt_fill(p, size, 51);
+	(void)devptr(p, 0);
+	ASSERT_EQ(hmm_prefetch(p, size, 0), 0);
+	EXPECT_WHERE(p, npages, 0);
+
+	to = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_TRUE(to != MAP_FAILED);
+	q = mremap(p, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	ASSERT_TRUE(q == to);
+	other = mmap(p, size, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_TRUE(other == p);
+	kt_fill(other, size, 52);
+
+	ASSERT_ERRNO(hmm_devptr(p, 0) ? 0 : -1, ESTALE);
+	ASSERT_ERRNO(hmm_devptr(p + ps, HMM_CPU) ? 0 : -1, ESTALE);
+	ASSERT_EQ(hmm_free(p), -ESTALE);
+	ASSERT_EQ(hmm_free(p), -EINVAL);
+	KT_EXPECT_DATA(other, size, 52);
+	/* the moved pages: still on the device, the data intact */
+	EXPECT_WHERE(q, npages, 0);
+	KT_EXPECT_DATA(q, size, 51);
+	ASSERT_EQ(munmap(q, size), 0);
+	ASSERT_EQ(wait_mem_free(0, free0, 2000), free0);
+	munmap(other, size);
+}
+
+/* --- copies, fills, discard, batches, pointer attributes ------------------ */
+
+/*
+ * hmm_discard() of device-resident memory: the device memory comes back
+ * without a page copied home, the pages are populated nowhere, and the
+ * CPU and the device read zeros.
+ */
+TEST_TIMEOUT(discard_frees_device_pages_without_copying_back, RT_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = REGION, npages = size / ps;
+	struct hmm_stats st0, st1;
+	uint64_t free0;
+	char *p, *d;
+
+	need_devices(1);
+	free0 = mem_free(0);
+	p = hmm_malloc(size);
+	ASSERT_TRUE(p);
+	kt_fill(p, size, 71);
+	d = devptr(p, 0);
+	ASSERT_EQ(hmm_prefetch(p, size, 0), 0);
+	EXPECT_WHERE(p, npages, 0);
+	ASSERT_LT(mem_free(0), free0);
+
+	get_stats(0, &st0);
+	ASSERT_EQ(hmm_discard(p, size), 0);
+	get_stats(0, &st1);
+	for (int c = 0; c < HMM_CAUSE_COUNT; c++)
+		ASSERT_EQ(moved(&st0, &st1, TO_HOST, c), 0);
+	ASSERT_EQ(wait_mem_free(0, free0, 2000), free0);
+	EXPECT_WHERE(p, npages, HMM_LOC_NONE);
+	ASSERT_EQ(dev_check_zero(d, 0, size), -1);
+	ASSERT_EQ(kt_check_zero(p, size), -1);
+	ASSERT_EQ(hmm_free(p), 0);
+}
+
+/*
+ * hmm_memcpy() and hmm_memset() on device-resident memory, to and from
+ * plain memory; hmm_prefetch_batch() to a device; the view address in
+ * hmm_pointer_get_attributes().
+ */
+TEST_TIMEOUT(memcpy_memset_and_batch_on_a_device, RT_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = REGION, npages = size / ps;
+	struct hmm_pointer_attributes at;
+	char *a, *b, *plain, *d;
+	const void *ptrs[2];
+	size_t sizes[2] = { size, size };
+
+	need_devices(1);
+	a = hmm_malloc(size);
+	b = hmm_malloc(size);
+	plain = malloc(size);
+	ASSERT_TRUE(a && b && plain);
+	kt_fill(a, size, 81);
+	ASSERT_EQ(hmm_pointer_get_attributes(a + 100, 0, &at), 0);
+	ASSERT_EQ(at.type, HMM_MEMORY_MANAGED);
+	ASSERT_TRUE(at.devptr == NULL); /* no view yet: the query maps none */
+	ASSERT_EQ(hmm_pointer_get_attributes(a + 100, 0, &at), 0);
+	ASSERT_TRUE(at.devptr == NULL);
+
+	ptrs[0] = a;
+	ptrs[1] = b;
+	ASSERT_EQ(hmm_prefetch_batch(ptrs, sizes, 2, 0, NULL), 0);
+	EXPECT_WHERE(a, npages, 0);
+	EXPECT_WHERE(b, npages, 0);
+	/* a prefetch to a device maps the views (see hmm_prefetch()) */
+	d = devptr(a, 0);
+	ASSERT_EQ(hmm_pointer_get_attributes(a + 100, 0, &at), 0);
+	ASSERT_TRUE(at.devptr == d + 100);
+
+	ASSERT_EQ(hmm_memcpy(b, a, size), 0);
+	KT_EXPECT_DATA(b, size, 81);
+	ASSERT_EQ(hmm_memcpy(plain, a, size), 0);
+	KT_EXPECT_DATA(plain, size, 81);
+	ASSERT_EQ(hmm_prefetch(a, size, 0), 0);
+	ASSERT_EQ(hmm_memset(a, 0, size), 0);
+	ASSERT_EQ(kt_check_zero(a, size), -1);
+	ASSERT_EQ(dev_check_zero(d, 0, size), -1);
+	ASSERT_EQ(hmm_free(a), 0);
+	ASSERT_EQ(hmm_free(b), 0);
+	free(plain);
+}
+
 /* --- fork ----------------------------------------------------------------- */
 
 TEST_TIMEOUT(fork_after_prefetch, RT_TIMEOUT)

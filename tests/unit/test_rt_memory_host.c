@@ -501,6 +501,199 @@ TEST(malloc_over_a_stale_registration)
 	}
 }
 
+/*
+ * Registrations share pages: two buffers in one page are registered one
+ * after the other, each unregistered by its own address; the pages stay
+ * managed while one is left.
+ */
+TEST(registrations_share_a_page)
+{
+	char *page = plain_map(ps());
+	char *a = page + 100, *b = page + 300;
+
+	fill(page, ps(), 21);
+	ASSERT_EQ(hmm_register(a, 100), 0);
+	ASSERT_EQ(hmm_register(b, 100), 0);
+	/* the same bytes again, or bytes overlapping either: -EEXIST */
+	ASSERT_EQ(hmm_register(a, 100), -EEXIST);
+	ASSERT_EQ(hmm_register(a + 50, 200), -EEXIST);
+	/* between the two buffers, in neither: which one is meant? */
+	ASSERT_EQ(hmm_unregister(page + 250), -EINVAL);
+	ASSERT_EQ(hmm_unregister(a + 99), 0);
+	ASSERT_TRUE(managed(b));
+	ASSERT_TRUE(managed(a));    /* the page is b's still */
+	ASSERT_EQ(hmm_prefetch(b, 100, HMM_CPU), 0);
+	ASSERT_EQ(hmm_unregister(a), 0); /* the only one left: b's */
+	ASSERT_FALSE(managed(b));
+	ASSERT_EQ(hmm_unregister(b), -EINVAL);
+	ASSERT_EQ(check(page, ps(), 21), -1);
+	munmap(page, ps());
+}
+
+/* Two small malloc() buffers, as a CUDA program registers them. */
+TEST(register_two_malloc_buffers)
+{
+	char *x = malloc(64), *y = malloc(64);
+
+	ASSERT_TRUE(x && y);
+	ASSERT_EQ(hmm_register(x, 64), 0);
+	ASSERT_EQ(hmm_register(y, 64), 0);
+	ASSERT_EQ(hmm_unregister(y), 0);
+	ASSERT_TRUE(managed(x));
+	ASSERT_EQ(hmm_unregister(x), 0);
+	ASSERT_FALSE(managed(x));
+	free(x);
+	free(y);
+}
+
+/* A registration inside the pages of another shares them too. */
+TEST(registration_inside_a_registered_range)
+{
+	char *m = plain_map(4 * ps());
+
+	ASSERT_EQ(hmm_register(m, 2 * ps() + 10), 0);
+	ASSERT_EQ(hmm_register(m + 2 * ps() + 20, 100), 0);
+	/* pages beyond the first registration: -EEXIST */
+	ASSERT_EQ(hmm_register(m + 2 * ps() + 200, ps()), -EEXIST);
+	ASSERT_EQ(hmm_unregister(m + ps()), 0);
+	ASSERT_TRUE(managed(m));
+	ASSERT_TRUE(managed(m + 2 * ps() + 20));
+	ASSERT_EQ(hmm_unregister(m + 2 * ps() + 20), 0);
+	ASSERT_FALSE(managed(m + 2 * ps()));
+	munmap(m, 4 * ps());
+}
+
+/*
+ * Memory freed without hmm_unregister() and mapped again: the stale
+ * registration is found (its memory is no longer all mapped) and dropped,
+ * and the new memory registers.
+ */
+TEST(register_again_after_unmap_and_remap)
+{
+	char *m = plain_map(4 * ps()), *n;
+
+	ASSERT_EQ(hmm_register(m, 4 * ps()), 0);
+	ASSERT_EQ(munmap(m, 4 * ps()), 0);
+	n = mmap(m, 2 * ps(), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_TRUE(n == m);
+	fill(n, 2 * ps(), 23);
+	ASSERT_EQ(hmm_register(n, 2 * ps()), 0);
+	ASSERT_TRUE(managed(n + 2 * ps() - 1));
+	ASSERT_FALSE(managed(n + 2 * ps()));
+	ASSERT_EQ(hmm_unregister(n), 0);
+	ASSERT_EQ(check(n, 2 * ps(), 23), -1);
+	munmap(n, 2 * ps());
+}
+
+/*
+ * Heap memory freed without hmm_unregister() stays mapped, so the library
+ * cannot tell: hmm_unregister() drops the old registration, which touches
+ * nothing but brings pages back from devices.
+ */
+TEST(stale_heap_registration_is_dropped_by_unregister)
+{
+	char *b = malloc(200), *c;
+	volatile uintptr_t old = (uintptr_t)b; /* (not a pointer use after free) */
+
+	ASSERT_TRUE(b);
+	ASSERT_EQ(hmm_register(b, 200), 0);
+	free(b);
+	c = malloc(200);
+	ASSERT_TRUE(c);
+	if ((uintptr_t)c == old)
+		ASSERT_EQ(hmm_register(c, 200), -EEXIST);
+	/* the address names the registration; nothing is dereferenced */
+	ASSERT_EQ(hmm_unregister((void *)old), 0);
+	ASSERT_EQ(hmm_register(c, 200), 0);
+	ASSERT_EQ(hmm_unregister(c), 0);
+	free(c);
+}
+
+/* --- mremap() of managed memory ------------------------------------------- */
+
+/* Moves [@p, @p + @len) elsewhere with mremap(); returns the new address. */
+static char *move_away(char *p, size_t len)
+{
+	char *to = plain_map(len);
+	void *q = mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+
+	ASSERT_TRUE(q == to);
+	return q;
+}
+
+/*
+ * hmm_free() of an allocation moved away, with other memory mapped at
+ * its old address since: -ESTALE, and that memory stays.  Before, it
+ * returned 0 and unmapped the newcomer.
+ */
+TEST(free_after_mremap_leaves_the_new_mapping_alone)
+{
+	size_t len = 4 * ps();
+	char *p = hmm_malloc(len), *q, *other;
+
+	ASSERT_TRUE(p);
+	fill(p, len, 31);
+	q = move_away(p, len);
+	ASSERT_FALSE(mapped(p, len));
+	other = mmap(p, len, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_TRUE(other == p);
+	fill(other, len, 32);
+	ASSERT_EQ(hmm_free(p), -ESTALE);
+	ASSERT_TRUE(mapped(other, len));
+	ASSERT_EQ(check(other, len, 32), -1);
+	/* forgotten now */
+	ASSERT_FALSE(managed(p));
+	ASSERT_EQ(hmm_free(p), -EINVAL);
+	/* the moved memory is the application's, intact */
+	ASSERT_EQ(check(q, len, 31), -1);
+	ASSERT_FALSE(managed(q));
+	munmap(other, len);
+	munmap(q, len);
+}
+
+/* No device view, no host pointer for a moved range: ESTALE. */
+TEST(devptr_after_mremap_is_estale)
+{
+	size_t len = 2 * MIB;
+	char *p = hmm_malloc(len), *q;
+
+	ASSERT_TRUE(p);
+	ASSERT_TRUE(managed(p + len - 1));
+	q = move_away(p, len);
+	errno = 0;
+	ASSERT_TRUE(hmm_devptr(p, HMM_CPU) == NULL);
+	ASSERT_EQ(errno, ESTALE);
+	ASSERT_EQ(hmm_free(p + 5), -ESTALE);
+	ASSERT_FALSE(mapped(p, len));
+	munmap(q, len);
+}
+
+/* A registered range moved away: hmm_unregister() says so. */
+TEST(unregister_after_mremap_is_estale)
+{
+	char *m = plain_map(2 * ps()), *q;
+
+	ASSERT_EQ(hmm_register(m, 2 * ps()), 0);
+	q = move_away(m, 2 * ps());
+	ASSERT_EQ(hmm_unregister(m), -ESTALE);
+	ASSERT_EQ(hmm_unregister(m), -EINVAL);
+	munmap(q, 2 * ps());
+}
+
+/* mprotect() of managed memory is not a move: hmm_free() frees it. */
+TEST(free_after_mprotect_frees)
+{
+	char *p = hmm_malloc(3 * ps());
+
+	ASSERT_TRUE(p);
+	ASSERT_EQ(mprotect(p + ps(), ps(), PROT_NONE), 0);
+	ASSERT_TRUE(managed(p));
+	ASSERT_EQ(hmm_free(p), 0);
+	ASSERT_FALSE(mapped(p, 3 * ps()));
+}
+
 /* --- host fallbacks ------------------------------------------------------- */
 
 TEST(host_prefetch_and_devptr)

@@ -25,7 +25,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,7 +66,8 @@ static void run_usage(FILE *f)
 "  --svg FILE|-       plots: bytes migrated over time, residency maps\n"
 "  --html FILE|-      the summary and the plots in one self-contained page\n"
 "  -o, --output FILE|-  write the summary to FILE instead of stderr\n"
-"  (at most one of these may be '-', standard output)\n"
+"  (at most one of these may be '-', standard output; a FILE is replaced\n"
+"  only when the profile is complete: a failed run leaves it as it was)\n"
 "  -q, --quiet        no summary\n"
 "  --no-trace         counters only (whole device), no tracepoints\n"
 "  --buffer-kib N     trace buffer per CPU in KiB (default %d)\n"
@@ -76,25 +79,61 @@ static void run_usage(FILE *f)
 "See docs/hmmprof.md for what every number means.\n", DEFAULT_BUFFER_KIB);
 }
 
+/*
+ * Output files are written under a temporary name in the same directory
+ * and renamed over FILE only when the profile was written whole: a run
+ * that fails (no device, a program that cannot start, a write error)
+ * leaves an existing FILE as it was, instead of truncated.
+ */
 struct outputs {
 	const char *json, *csv, *svg, *html, *summary;
 	FILE *json_f, *csv_f, *svg_f, *html_f, *summary_f;
+	/* the temporary names, NULL for stdout or when not asked for */
+	char *json_tmp, *csv_tmp, *svg_tmp, *html_tmp, *summary_tmp;
 	bool quiet;
 	bool csv_at_end; /* to stdout: after the program, not amid its output */
+	bool complete;   /* the profile was written: rename the files */
 };
 
-static FILE *open_out(const char *path, const char *what)
+static FILE *open_out(const char *path, const char *what, char **tmp)
 {
+	mode_t mask;
 	FILE *f;
+	int fd;
 
+	*tmp = NULL;
 	if (!path)
 		return NULL;
 	if (!strcmp(path, "-"))
 		return stdout;
-	f = fopen(path, "we");
-	if (!f)
+	if (asprintf(tmp, "%s.XXXXXX", path) < 0) {
+		*tmp = NULL;
+		hp_err("cannot write the %s to '%s': out of memory", what,
+		       path);
+		return NULL;
+	}
+	fd = mkostemp(*tmp, O_CLOEXEC);
+	if (fd < 0) {
 		hp_err("cannot write the %s to '%s': %s", what, path,
 		       strerror(errno));
+		free(*tmp);
+		*tmp = NULL;
+		return NULL;
+	}
+	/* the mode fopen() would have given, not mkostemp()'s 0600 */
+	mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, 0666 & ~mask))
+		hp_warn("'%s': %s", *tmp, strerror(errno));
+	f = fdopen(fd, "w");
+	if (!f) {
+		hp_err("cannot write the %s to '%s': %s", what, path,
+		       strerror(errno));
+		close(fd);
+		unlink(*tmp);
+		free(*tmp);
+		*tmp = NULL;
+	}
 	return f;
 }
 
@@ -111,28 +150,45 @@ static int open_outputs(struct outputs *o)
 		hp_err("only one output can go to stdout ('-')");
 		return -EINVAL;
 	}
-	if ((o->json && !(o->json_f = open_out(o->json, "JSON"))) ||
-	    (o->csv && !(o->csv_f = open_out(o->csv, "CSV"))) ||
-	    (o->svg && !(o->svg_f = open_out(o->svg, "SVG"))) ||
-	    (o->html && !(o->html_f = open_out(o->html, "HTML"))) ||
-	    (o->summary && !(o->summary_f = open_out(o->summary, "summary"))))
+	if ((o->json &&
+	     !(o->json_f = open_out(o->json, "JSON", &o->json_tmp))) ||
+	    (o->csv && !(o->csv_f = open_out(o->csv, "CSV", &o->csv_tmp))) ||
+	    (o->svg && !(o->svg_f = open_out(o->svg, "SVG", &o->svg_tmp))) ||
+	    (o->html &&
+	     !(o->html_f = open_out(o->html, "HTML", &o->html_tmp))) ||
+	    (o->summary && !(o->summary_f = open_out(o->summary, "summary",
+						      &o->summary_tmp))))
 		return -EIO;
 	o->csv_at_end = o->csv_f == stdout;
 	return 0;
 }
 
-static int close_out(FILE *f, const char *path)
+/*
+ * Closes @f; its temporary file @tmp (freed) becomes @path when @keep
+ * and everything was written, else goes.
+ */
+static int close_out(FILE *f, const char *path, char *tmp, bool keep)
 {
 	int ret = 0;
 
-	if (!f)
-		return 0;
-	if (fflush(f) || ferror(f)) {
+	if (f && (fflush(f) || ferror(f))) {
 		hp_err("writing '%s' failed: %s", path, strerror(errno));
 		ret = -EIO;
 	}
-	if (f != stdout && f != stderr)
-		fclose(f);
+	if (f && f != stdout && f != stderr && fclose(f) && !ret) {
+		hp_err("writing '%s' failed: %s", path, strerror(errno));
+		ret = -EIO;
+	}
+	if (tmp) {
+		if (keep && !ret && rename(tmp, path)) {
+			hp_err("cannot write '%s' (renaming '%s'): %s", path,
+			       tmp, strerror(errno));
+			ret = -EIO;
+		}
+		if (!keep || ret)
+			unlink(tmp);
+		free(tmp);
+	}
 	return ret;
 }
 
@@ -394,6 +450,7 @@ int hp_cmd_run(int argc, char **argv)
 		hp_plot_svg(out.svg_f, &prof, true);
 	if (out.html_f)
 		hp_plot_html(out.html_f, &prof);
+	out.complete = true;
 
 	if (WIFEXITED(prof.status))
 		ret = WEXITSTATUS(prof.status);
@@ -407,9 +464,12 @@ out_trace:
 	hp_profile_free(&prof);
 	hp_devices_close(&devs);
 out_files:
-	if (close_out(out.json_f, out.json) | close_out(out.csv_f, out.csv) |
-	    close_out(out.svg_f, out.svg) | close_out(out.html_f, out.html) |
-	    close_out(out.summary_f, out.summary))
+	if (close_out(out.json_f, out.json, out.json_tmp, out.complete) |
+	    close_out(out.csv_f, out.csv, out.csv_tmp, out.complete) |
+	    close_out(out.svg_f, out.svg, out.svg_tmp, out.complete) |
+	    close_out(out.html_f, out.html, out.html_tmp, out.complete) |
+	    close_out(out.summary_f, out.summary, out.summary_tmp,
+		      out.complete))
 		if (!ret)
 			ret = 1;
 	return ret;

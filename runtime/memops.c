@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+/*
+ * memops.c - hmm_memcpy(), hmm_memset(), hmm_discard(),
+ * hmm_prefetch_batch(), and their forms queued on a stream.
+ *
+ * Design
+ * ------
+ * Copies and fills run on the CPU, on whatever memory the caller names:
+ * managed, registered or plain.  Before touching a byte they check with
+ * the VMAs of the process (memory.c's hmm__mem_accessible(): one
+ * PROCMAP_QUERY per mapping) that the source is readable and the
+ * destination writable, so a bad pointer is -EFAULT, not a SIGSEGV of the
+ * application.  A page of either side that is on a device comes back to
+ * system memory by a CPU fault as the copy touches it, as any CPU access
+ * would: there is no device-side copy yet (the driver has no copy ioctl
+ * between two CPU ranges), so a copy between two ranges resident on one
+ * device does bounce through system memory.
+ *
+ * Queued forms check their arguments when called, and again when they
+ * run (the memory may have been unmapped in between: then the stream's
+ * error is -EFAULT, never a crash).
+ *
+ * hmm_discard() is MADV_DONTNEED on the whole pages of a managed range:
+ * the kernel drops the pages wherever they are, and a device page is
+ * freed by the driver without being copied back.  The next access of a
+ * discarded page reads zeros, on the CPU or through a device view.
+ */
+#define _GNU_SOURCE
+#include "hmm_private.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* Whether [@a, @a + @n) and [@b, @b + @n) share a byte. */
+static bool overlap(const void *a, const void *b, size_t n)
+{
+	uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+
+	return x < y + n && y < x + n;
+}
+
+/* Arguments of a copy: 0 or -EINVAL (NULL, wrapping or overlapping). */
+static int copy_args(void *dst, const void *src, size_t size)
+{
+	if (!dst || !src)
+		return -EINVAL;
+	if ((uintptr_t)dst > UINTPTR_MAX - size ||
+	    (uintptr_t)src > UINTPTR_MAX - size)
+		return -EINVAL;
+	if (size && overlap(dst, src, size))
+		return -EINVAL;
+	return 0;
+}
+
+static int set_args(void *dst, size_t size)
+{
+	if (!dst || (uintptr_t)dst > UINTPTR_MAX - size)
+		return -EINVAL;
+	return 0;
+}
+
+int hmm__memop_run(const struct hmm__memop *op)
+{
+	int ret = 0;
+
+	switch (op->kind) {
+	case HMM__MEMOP_COPY:
+		if (!op->size)
+			break;
+		ret = hmm__mem_accessible(op->src, op->size, PROT_READ);
+		if (!ret)
+			ret = hmm__mem_accessible(op->dst, op->size,
+						  PROT_WRITE);
+		if (!ret)
+			memcpy(op->dst, op->src, op->size);
+		break;
+	case HMM__MEMOP_SET:
+		if (!op->size)
+			break;
+		ret = hmm__mem_accessible(op->dst, op->size, PROT_WRITE);
+		if (!ret)
+			memset(op->dst, op->value, op->size);
+		break;
+	case HMM__MEMOP_PREFETCH_BATCH:
+		/* in order; the first error ends the batch */
+		for (size_t i = 0; i < op->count && !ret; i++)
+			ret = hmm__prefetch(op->ptrs[i], op->sizes[i],
+					    op->loc);
+		break;
+	}
+	return ret;
+}
+
+void hmm__memop_release(struct hmm__memop *op)
+{
+	free(op->ptrs);
+	free(op->sizes);
+	op->ptrs = NULL;
+	op->sizes = NULL;
+}
+
+/* Runs @op now (@s NULL) or queues it on @s; releases it either way. */
+static int run_or_queue(struct hmm__memop *op, struct hmm_stream *s)
+{
+	int ret;
+
+	if (s)
+		return hmm__stream_memop(s, op);
+	ret = hmm__memop_run(op);
+	hmm__memop_release(op);
+	return ret;
+}
+
+HMM_EXPORT int hmm_memcpy(void *dst, const void *src, size_t size)
+{
+	HMM_KEEP_ERRNO();
+	struct hmm__memop op = {
+		.kind = HMM__MEMOP_COPY, .dst = dst, .src = src, .size = size,
+	};
+	int ret = copy_args(dst, src, size);
+
+	return ret ? ret : hmm__memop_run(&op);
+}
+
+HMM_EXPORT int hmm_memcpy_async(void *dst, const void *src, size_t size,
+				struct hmm_stream *s)
+{
+	HMM_KEEP_ERRNO();
+	struct hmm__memop op = {
+		.kind = HMM__MEMOP_COPY, .dst = dst, .src = src, .size = size,
+	};
+	int ret = copy_args(dst, src, size);
+
+	if (!ret && size) {
+		ret = hmm__mem_accessible(src, size, PROT_READ);
+		if (!ret)
+			ret = hmm__mem_accessible(dst, size, PROT_WRITE);
+	}
+	return ret ? ret : run_or_queue(&op, s);
+}
+
+HMM_EXPORT int hmm_memset(void *dst, int value, size_t size)
+{
+	HMM_KEEP_ERRNO();
+	struct hmm__memop op = {
+		.kind = HMM__MEMOP_SET, .dst = dst, .value = value, .size = size,
+	};
+	int ret = set_args(dst, size);
+
+	return ret ? ret : hmm__memop_run(&op);
+}
+
+HMM_EXPORT int hmm_memset_async(void *dst, int value, size_t size,
+				struct hmm_stream *s)
+{
+	HMM_KEEP_ERRNO();
+	struct hmm__memop op = {
+		.kind = HMM__MEMOP_SET, .dst = dst, .value = value, .size = size,
+	};
+	int ret = set_args(dst, size);
+
+	if (!ret && size)
+		ret = hmm__mem_accessible(dst, size, PROT_WRITE);
+	return ret ? ret : run_or_queue(&op, s);
+}
+
+HMM_EXPORT int hmm_discard(void *ptr, size_t size)
+{
+	HMM_KEEP_ERRNO();
+
+	return hmm__mem_discard(ptr, size);
+}
+
+HMM_EXPORT int hmm_prefetch_batch(const void *const *ptrs,
+				  const size_t *sizes, size_t count, int dst,
+				  struct hmm_stream *s)
+{
+	HMM_KEEP_ERRNO();
+	struct hmm__memop op = {
+		.kind = HMM__MEMOP_PREFETCH_BATCH, .count = count, .loc = dst,
+	};
+	int ret;
+
+	if (!ptrs || !sizes || !count)
+		return -EINVAL;
+	/* all or nothing: every range is checked before any moves */
+	for (size_t i = 0; i < count; i++) {
+		ret = hmm__prefetch_check(ptrs[i], sizes[i], dst);
+		if (ret)
+			return ret;
+	}
+	if (count > SIZE_MAX / sizeof(*sizes))
+		return -ENOMEM;
+	op.ptrs = malloc(count * sizeof(*op.ptrs));
+	op.sizes = malloc(count * sizeof(*op.sizes));
+	if (!op.ptrs || !op.sizes) {
+		hmm__memop_release(&op);
+		return -ENOMEM;
+	}
+	memcpy(op.ptrs, ptrs, count * sizeof(*op.ptrs));
+	memcpy(op.sizes, sizes, count * sizeof(*op.sizes));
+	return run_or_queue(&op, s);
+}
