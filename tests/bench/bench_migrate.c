@@ -29,6 +29,13 @@
  * share of the buffer; timed from the start line to the last thread's
  * end, then checked like the single-threaded fault-back.
  *
+ * Then, where hmmgpu has 2 MiB device pages (GET_INFO's
+ * HMMGPU_CAP_DEVICE_THP; -H: not at all), huge pages against 4 KiB pages:
+ * the same rounds with a 2 MiB-aligned buffer, MADV_HUGEPAGE against
+ * MADV_NOHUGEPAGE, for both drivers, at 2 MiB and every size measured,
+ * with how much of the THP buffer the kernel backed with huge pages
+ * (AnonHugePages) after the fill, after to system and after fault-back.
+ *
  * Then the device view (-V: only that, -N: not that): fault-driven first
  * touch through a view, for every fault granularity, with density
  * prefetch on and off, against explicit prefetch (MIGRATE) of the same
@@ -79,6 +86,11 @@ static const unsigned int fault_threads[] = { 1, 2, 4 };
 enum bench_op { OP_TO_DEVICE, OP_TO_SYSTEM, OP_FAULT_BACK, OP_COUNT };
 enum bench_drv { DRV_HMMGPU, DRV_TEST_HMM, DRV_COUNT };
 enum bench_where { WHERE_SYSTEM, WHERE_DEVICE };
+/* The buffers of the huge-page table: 2 MiB pages, 4 KiB pages. */
+enum bench_pages { PAGES_HUGE, PAGES_4K, PAGES_COUNT };
+/* When a round looks at how much of a THP buffer is in huge pages. */
+enum bench_huge_stage { HUGE_FILLED, HUGE_TO_SYSTEM, HUGE_FAULT_BACK,
+			HUGE_STAGES };
 
 static const char *const op_names[OP_COUNT] = {
 	[OP_TO_DEVICE] = "to device",
@@ -112,6 +124,8 @@ struct bench_driver {
 	char why[160];   /* why it is not available */
 	char desc[160];  /* what it is, for the header */
 	char features[160]; /* hmmgpu: what it runs with, for the header */
+	bool device_thp; /* hmmgpu: 2 MiB device pages (HMMGPU_CAP_DEVICE_THP) */
+	char thp_why[160]; /* hmmgpu: why not */
 	int fd;
 	uint64_t mem_total; /* device memory, 0 when unbounded */
 	/* per-round scratch */
@@ -119,6 +133,11 @@ struct bench_driver {
 	void *bounce;    /* test_hmm: its device's copy of the data */
 	bool have_stats; /* hmmgpu: the STATS ioctl answers */
 	bool reads_back; /* test_hmm: TO_DEV copies the data to @bounce */
+	/*
+	 * test_hmm: its TO_SYS counts a 2 MiB folio as one page (its cpages
+	 * counts the core's src entries, one per folio)
+	 */
+	bool counts_folios;
 };
 
 struct bench_stats_delta {
@@ -148,6 +167,23 @@ struct bench_result {
 	struct bench_rates threads[DRV_COUNT][FAULT_THREAD_ROWS];
 	char skipped[DRV_COUNT][96];      /* why a driver was not measured */
 	struct bench_stats_delta stats;
+};
+
+/*
+ * A row of the huge-page table: one size, both drivers, THP buffers
+ * against 4 KiB ones (hmmgpu with HMMGPU_CAP_DEVICE_THP only).
+ */
+struct thp_result {
+	size_t size;
+	struct bench_rates rate[DRV_COUNT][PAGES_COUNT][OP_COUNT];
+	/* of the THP buffers, % in huge pages, the least of the rounds; <0: unknown */
+	double huge_pct[DRV_COUNT][HUGE_STAGES];
+	char skipped[DRV_COUNT][96]; /* why a driver was not measured */
+};
+
+static const char *const pages_names[PAGES_COUNT] = {
+	[PAGES_HUGE] = "THP",
+	[PAGES_4K] = "4K",
 };
 
 static size_t page_size;
@@ -281,8 +317,12 @@ static void *map_buffer(size_t size)
 	return p;
 }
 
-/* A fresh buffer aligned to @align (a multiple of the page size). */
-static void *map_aligned(size_t size, size_t align)
+/*
+ * A fresh buffer aligned to @align (a multiple of the page size), with
+ * MADV_HUGEPAGE when @huge (the kernel may back it with 2 MiB pages, if
+ * @align is 2 MiB), else MADV_NOHUGEPAGE.
+ */
+static void *map_aligned(size_t size, size_t align, bool huge)
 {
 	uint8_t *p = mmap(NULL, size + align, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -295,8 +335,46 @@ static void *map_aligned(size_t size, size_t align)
 		munmap(p, start - (uintptr_t)p);
 	if ((uintptr_t)p + align > start)
 		munmap((void *)(start + size), (uintptr_t)p + align - start);
-	madvise((void *)start, size, MADV_NOHUGEPAGE);
+	madvise((void *)start, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 	return (void *)start;
+}
+
+/*
+ * KiB of [@buf, @buf + @size) in huge pages: the AnonHugePages of its
+ * mappings in /proc/self/smaps.  -1 when that cannot be told: no smaps,
+ * or a mapping that reaches outside the buffer (its huge pages could be
+ * anywhere in it) or a hole in it.
+ */
+static long anon_huge_kib(const void *buf, size_t size)
+{
+	uintptr_t lo = (uintptr_t)buf, hi = lo + size;
+	bool inside = false, exact = true;
+	size_t len = 0, covered = 0;
+	char *line = NULL;
+	long kib = 0;
+	FILE *f;
+
+	f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return -1;
+	while (getline(&line, &len, f) > 0) {
+		unsigned long start, end, v;
+
+		/* a mapping's first line: "start-end perms offset dev inode path" */
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+			inside = start < hi && end > lo;
+			if (inside && (start < lo || end > hi))
+				exact = false;
+			if (inside)
+				covered += end - start;
+		} else if (inside &&
+			   sscanf(line, "AnonHugePages: %lu kB", &v) == 1) {
+			kib += (long)v;
+		}
+	}
+	free(line);
+	fclose(f);
+	return exact && covered == size ? kib : -1;
 }
 
 /* --- hmmgpu -------------------------------------------------------------- */
@@ -380,13 +458,31 @@ static void module_param(const char *name, char *buf, size_t len)
 }
 
 /*
- * Whether hmmgpu runs with 2 MiB device pages (device-private THP).
- * GET_INFO has no flag for it yet and every device page is order-0 (issue
- * #13): read the flag here once the driver has one.
+ * Whether hmmgpu makes 2 MiB device pages (device-private THP) now:
+ * GET_INFO's HMMGPU_CAP_DEVICE_THP, the one place that decides it.  When
+ * not, @why says why: a driver before device THP, the writable device_thp
+ * parameter off, or a kernel without device-private THP (before 6.19).
  */
-static const char *hmmgpu_device_thp(const struct drm_hmmgpu_get_info *info)
+static bool hmmgpu_device_thp(const struct drm_hmmgpu_get_info *info,
+			      char *why, size_t len)
 {
-	return "no (order-0 device pages)";
+	char param[16];
+	struct utsname u;
+
+	why[0] = '\0';
+	if (info->abi_version >= 4 && (info->caps & HMMGPU_CAP_DEVICE_THP))
+		return true;
+	module_param("device_thp", param, sizeof(param));
+	if (!param[0])
+		snprintf(why, len, "the running driver (ABI %u) has no device THP",
+			 info->abi_version);
+	else if (param[0] == 'N' || param[0] == 'n' || param[0] == '0')
+		snprintf(why, len, "device_thp is off (/sys/module/hmmgpu/parameters/device_thp is %s)",
+			 param);
+	else
+		snprintf(why, len, "kernel %s has no device-private THP (it came in 6.19)",
+			 uname(&u) == 0 ? u.release : "?");
+	return false;
 }
 
 /* What the driver can do on this kernel, for the header. */
@@ -396,10 +492,13 @@ static void hmmgpu_features(struct bench_driver *d,
 	/* a driver of ABI 3 or less has no caps and can do everything */
 	bool view = info->abi_version < 4 || (info->caps & HMMGPU_CAP_VIEW);
 
+	d->device_thp = hmmgpu_device_thp(info, d->thp_why,
+					  sizeof(d->thp_why));
 	snprintf(d->features, sizeof(d->features),
 		 "ABI %u, device page %" PRIu64 " B, device THP: %s, device views: %s",
 		 info->abi_version, (uint64_t)info->page_size,
-		 hmmgpu_device_thp(info), view ? "yes" : "no");
+		 d->device_thp ? "yes (2 MiB device pages)" : "no",
+		 view ? "yes" : "no");
 }
 
 static void hmmgpu_open(struct bench_driver *d, unsigned int index)
@@ -533,6 +632,7 @@ static void test_hmm_open(struct bench_driver *d, const char *path)
 #if BENCH_HAVE_TEST_HMM
 	d->ops = &test_hmm_ops;
 	d->reads_back = true;
+	d->counts_folios = true;
 	d->fd = open(path, O_RDWR | O_CLOEXEC);
 	if (d->fd < 0) {
 		snprintf(d->why, sizeof(d->why), "%s: %s%s", path,
@@ -552,10 +652,19 @@ static void test_hmm_open(struct bench_driver *d, const char *path)
 
 /* --- measurement ----------------------------------------------------------- */
 
+/*
+ * Did a migration of @npages pages move them all?  Where @d counts a 2 MiB
+ * folio as one page (@folios), @moved lies between one per 2 MiB and one
+ * per page, and the residency check that follows is what tells.
+ */
 static bool check_moved(struct bench_driver *d, const char *what,
-			uint64_t moved, size_t npages)
+			uint64_t moved, size_t npages, bool folios)
 {
-	if (moved == npages)
+	size_t per_folio = REGION / page_size;
+
+	if (moved == npages ||
+	    (folios && moved <= npages &&
+	     moved >= (npages + per_folio - 1) / per_folio))
 		return true;
 	fprintf(stderr,
 		"bench_migrate: CHECK FAILED %s %s: %" PRIu64 " of %zu pages moved\n",
@@ -583,9 +692,12 @@ static bool check_at(struct bench_driver *d, void *buf, size_t size,
 	return false;
 }
 
-/* Timed migration of the whole buffer, with its checks; <0 on failure. */
-static double timed_migrate(struct bench_driver *d, void *buf, size_t size,
-			    enum bench_where to)
+/*
+ * Timed migration of the whole buffer, with its checks; <0 on failure.
+ * @huge: the buffer may hold huge pages (see check_moved()).
+ */
+static double timed_migrate_pages(struct bench_driver *d, void *buf,
+				  size_t size, enum bench_where to, bool huge)
 {
 	const char *what = to == WHERE_DEVICE ? "to device" : "to system";
 	char when[32];
@@ -602,10 +714,18 @@ static double timed_migrate(struct bench_driver *d, void *buf, size_t size,
 		return -1;
 	}
 	snprintf(when, sizeof(when), "after %s", what);
-	if (!check_moved(d, what, moved, size / page_size) ||
+	if (!check_moved(d, what, moved, size / page_size,
+			 huge && to == WHERE_SYSTEM && d->counts_folios) ||
 	    !check_at(d, buf, size, to, when))
 		return -1;
 	return t1 - t0;
+}
+
+/* The same, of a buffer of 4 KiB pages. */
+static double timed_migrate(struct bench_driver *d, void *buf, size_t size,
+			    enum bench_where to)
+{
+	return timed_migrate_pages(d, buf, size, to, false);
 }
 
 /* Undoes round_begin(); @buf may be NULL. */
@@ -621,14 +741,14 @@ static void round_end(struct bench_driver *d, void *buf, size_t size)
 }
 
 /*
- * A round's fresh buffer of @size bytes (aligned to @align, when not 0),
- * filled from @seed, and @d's scratch for it; NULL when out of memory.
- * round_end() undoes it.
+ * A round's fresh buffer of @size bytes (aligned to @align, when not 0;
+ * MADV_HUGEPAGE when @huge, else MADV_NOHUGEPAGE), filled from @seed, and
+ * @d's scratch for it; NULL when out of memory.  round_end() undoes it.
  */
 static void *round_begin(struct bench_driver *d, size_t size, size_t align,
-			 uint64_t seed)
+			 bool huge, uint64_t seed)
 {
-	void *buf = align ? map_aligned(size, align) : map_buffer(size);
+	void *buf = align ? map_aligned(size, align, huge) : map_buffer(size);
 
 	d->where = malloc(size / page_size);
 	d->bounce = d->reads_back ? map_buffer(size) : NULL;
@@ -645,23 +765,38 @@ static void *round_begin(struct bench_driver *d, size_t size, size_t align,
 }
 
 /*
- * One round on @d with a fresh buffer of @size bytes: the times of the
- * three operations go to @t[op], the time of every hmmgpu operation of the
- * round (the untimed migration too) is added to *@wall_s.  Returns false
- * when a check failed.
+ * The buffer of a round: where it is, whether it asks for huge pages and,
+ * when it does, how much of it the kernel backed with them (KiB, -1: not
+ * known) after the fill, after to system and after the fault-back.
+ */
+struct round_buf {
+	size_t align; /* 0: wherever mmap() puts it */
+	bool huge;    /* MADV_HUGEPAGE, else MADV_NOHUGEPAGE */
+	long huge_kib[HUGE_STAGES];
+};
+
+/*
+ * One round on @d with a fresh buffer of @size bytes as @rb says: the
+ * times of the three operations go to @t[op], the time of every hmmgpu
+ * operation of the round (the untimed migration too) is added to
+ * *@wall_s.  Returns false when a check failed.
  */
 static bool driver_round(struct bench_driver *d, size_t size, uint64_t seed,
-			 double t[OP_COUNT], double *wall_s)
+			 struct round_buf *rb, double t[OP_COUNT],
+			 double *wall_s)
 {
 	double t0, t1, again;
 	bool ok = false;
 	void *buf;
 
-	buf = round_begin(d, size, 0, seed);
+	buf = round_begin(d, size, rb->align, rb->huge, seed);
 	if (!buf)
 		return false;
+	if (rb->huge)
+		rb->huge_kib[HUGE_FILLED] = anon_huge_kib(buf, size);
 
-	t[OP_TO_DEVICE] = timed_migrate(d, buf, size, WHERE_DEVICE);
+	t[OP_TO_DEVICE] = timed_migrate_pages(d, buf, size, WHERE_DEVICE,
+					      rb->huge);
 	if (t[OP_TO_DEVICE] < 0)
 		goto out;
 	/* test_hmm hands back what its device holds: check it too */
@@ -669,12 +804,15 @@ static bool driver_round(struct bench_driver *d, size_t size, uint64_t seed,
 	    !verify(d->bounce, size, seed, "in test_hmm's device copy"))
 		goto out;
 
-	t[OP_TO_SYSTEM] = timed_migrate(d, buf, size, WHERE_SYSTEM);
+	t[OP_TO_SYSTEM] = timed_migrate_pages(d, buf, size, WHERE_SYSTEM,
+					      rb->huge);
 	if (t[OP_TO_SYSTEM] < 0 ||
 	    !verify(buf, size, seed, "after to system"))
 		goto out;
+	if (rb->huge)
+		rb->huge_kib[HUGE_TO_SYSTEM] = anon_huge_kib(buf, size);
 
-	again = timed_migrate(d, buf, size, WHERE_DEVICE);
+	again = timed_migrate_pages(d, buf, size, WHERE_DEVICE, rb->huge);
 	if (again < 0)
 		goto out;
 
@@ -685,6 +823,8 @@ static bool driver_round(struct bench_driver *d, size_t size, uint64_t seed,
 	if (!check_at(d, buf, size, WHERE_SYSTEM, "after CPU fault-back") ||
 	    !verify(buf, size, seed, "after CPU fault-back"))
 		goto out;
+	if (rb->huge)
+		rb->huge_kib[HUGE_FAULT_BACK] = anon_huge_kib(buf, size);
 
 	*wall_s += t[OP_TO_DEVICE] + t[OP_TO_SYSTEM] + again + t[OP_FAULT_BACK];
 	ok = true;
@@ -819,7 +959,7 @@ static double fault_threads_round(struct bench_driver *d, size_t size,
 	char when[64];
 	void *buf;
 
-	buf = round_begin(d, size, REGION, seed);
+	buf = round_begin(d, size, REGION, false, seed);
 	if (!buf)
 		return -1;
 	if (timed_migrate(d, buf, size, WHERE_DEVICE) < 0)
@@ -924,13 +1064,14 @@ static bool run_size(struct bench_driver *drivers, size_t size,
 			       size / MIB, r + 1, tm[r] * 1e3, MEMCPY_REPS);
 		for (int k = 0; k < DRV_COUNT; k++) {
 			int drv = r % 2 ? DRV_COUNT - 1 - k : k;
+			struct round_buf rb = { 0 };
 			double ot[OP_COUNT], wall = 0;
 
 			if (!run[drv])
 				continue;
 			if (!driver_round(&drivers[drv], size,
-					  seed ^ ((uint64_t)(drv + 1) << 4), ot,
-					  &wall))
+					  seed ^ ((uint64_t)(drv + 1) << 4), &rb,
+					  ot, &wall))
 				return false;
 			for (int op = 0; op < OP_COUNT; op++)
 				t[drv][op][r] = ot[op];
@@ -1018,6 +1159,73 @@ static void size_drivers(const struct bench_driver *drivers, size_t size,
 			run[drv] = false;
 		}
 	}
+}
+
+/*
+ * The huge-page table's rounds of one size: hmmgpu and test_hmm, each
+ * with a THP buffer and a 4 KiB one, the four in an order that reverses
+ * from round to round.  Returns false when a check failed.
+ */
+static bool run_thp_size(struct bench_driver *drivers, size_t size,
+			 unsigned int rounds, struct thp_result *res)
+{
+	double t[DRV_COUNT][PAGES_COUNT][OP_COUNT][MAX_ROUNDS];
+	const int nruns = DRV_COUNT * PAGES_COUNT;
+	bool run[DRV_COUNT];
+	struct bench_result sr = { 0 };
+
+	size_drivers(drivers, size, &sr, run);
+	res->size = size;
+	memcpy(res->skipped, sr.skipped, sizeof(res->skipped));
+	for (int drv = 0; drv < DRV_COUNT; drv++)
+		for (int st = 0; st < HUGE_STAGES; st++)
+			res->huge_pct[drv][st] = 100;
+
+	for (unsigned int r = 0; r < rounds; r++) {
+		fprintf(stderr, "bench_migrate: %zu MiB huge pages round %u/%u\n",
+			size / MIB, r + 1, rounds);
+		for (int k = 0; k < nruns; k++) {
+			int i = r % 2 ? nruns - 1 - k : k;
+			int drv = i / PAGES_COUNT, pg = i % PAGES_COUNT;
+			struct round_buf rb = {
+				.align = REGION,
+				.huge = pg == PAGES_HUGE,
+			};
+			uint64_t seed = ((uint64_t)size << 8) ^ r ^
+					((uint64_t)(drv + 1) << 4) ^
+					((uint64_t)(pg + 1) << 48);
+			double ot[OP_COUNT], wall = 0;
+
+			if (!run[drv])
+				continue;
+			if (!driver_round(&drivers[drv], size, seed, &rb, ot,
+					  &wall))
+				return false;
+			for (int op = 0; op < OP_COUNT; op++)
+				t[drv][pg][op][r] = ot[op];
+			for (int st = 0; rb.huge && st < HUGE_STAGES; st++) {
+				double pct = rb.huge_kib[st] < 0 ? -1 :
+					     (double)rb.huge_kib[st] * 1024 * 100 /
+						     (double)size;
+				double *min = &res->huge_pct[drv][st];
+
+				if (*min >= 0 && (pct < 0 || pct < *min))
+					*min = pct;
+			}
+			if (verbose)
+				printf("# %4zu MiB round %u %-8s %-3s to device %10.3f ms, to system %10.3f ms, fault-back %10.3f ms\n",
+				       size / MIB, r + 1, drivers[drv].name,
+				       pages_names[pg], ot[OP_TO_DEVICE] * 1e3,
+				       ot[OP_TO_SYSTEM] * 1e3,
+				       ot[OP_FAULT_BACK] * 1e3);
+		}
+	}
+	for (int drv = 0; drv < DRV_COUNT; drv++)
+		for (int pg = 0; pg < PAGES_COUNT && run[drv]; pg++)
+			for (int op = 0; op < OP_COUNT; op++)
+				rates_of(size, t[drv][pg][op], rounds,
+					 &res->rate[drv][pg][op]);
+	return true;
 }
 
 /* One size: the migration table's rounds, then the threads' rounds. */
@@ -1190,6 +1398,199 @@ static void print_threads(const struct bench_result *res, int nres)
 	printf("(a size with fewer 2 MiB blocks than threads is not measured with that many threads)\n");
 }
 
+#define HUGE_WIDTH 32 /* " %10s %10s %10s" less its first space */
+
+/* The kernel's THP mode, the bracketed word of its sysfs file, or "?". */
+static void thp_mode(char *buf, size_t len)
+{
+	char line[128] = "", *open_br, *close_br;
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+
+	snprintf(buf, len, "?");
+	if (!f)
+		return;
+	if (fgets(line, sizeof(line), f)) {
+		open_br = strchr(line, '[');
+		close_br = open_br ? strchr(open_br, ']') : NULL;
+		if (close_br)
+			snprintf(buf, len, "%.*s", (int)(close_br - open_br - 1),
+				 open_br + 1);
+	}
+	fclose(f);
+}
+
+static void print_pct(double v, int width)
+{
+	if (v >= 0)
+		printf(" %*.0f", width, v);
+	else
+		printf(" %*s", width, "-");
+}
+
+/* A driver of a huge-page row was measured. */
+static bool thp_measured(const struct thp_result *r, int drv)
+{
+	return r->rate[drv][PAGES_4K][OP_TO_DEVICE].best > 0;
+}
+
+/*
+ * The huge-page table of the best or the median rounds; the best one
+ * also shows how much of the THP buffers was in huge pages.
+ */
+static void print_thp_table(const struct thp_result *res, int nres,
+			    bool median)
+{
+	printf("\n%s round:\n%8s %-8s", median ? "median" : "best", "", "");
+	for (int op = 0; op < OP_COUNT; op++)
+		print_group(op_names[op], THREADS_WIDTH);
+	if (!median)
+		print_group("THP buffer in huge pages", HUGE_WIDTH);
+	printf("\n%8s %-8s", "size", "driver");
+	for (int op = 0; op < OP_COUNT; op++)
+		printf(" | %8s %8s %9s", "THP", "4K", "THP/4K");
+	if (!median)
+		printf(" | %10s %10s %10s", "filled", "to system", "fault-back");
+	printf("\n%8s %-8s", "MiB", "");
+	for (int op = 0; op < OP_COUNT; op++)
+		printf(" | %8s %8s %9s", "MB/s", "MB/s", "x");
+	if (!median)
+		printf(" | %10s %10s %10s", "%", "%", "%");
+	printf("\n");
+	for (int i = 0; i < nres; i++) {
+		for (int drv = 0; drv < DRV_COUNT; drv++) {
+			const struct thp_result *r = &res[i];
+
+			printf("%8zu %-8s", r->size / MIB,
+			       drv == DRV_HMMGPU ? "hmmgpu" : "test_hmm");
+			for (int op = 0; op < OP_COUNT; op++) {
+				double h = rate_of(&r->rate[drv][PAGES_HUGE][op],
+						   median);
+				double f = rate_of(&r->rate[drv][PAGES_4K][op],
+						   median);
+
+				printf(" |");
+				print_rate(h);
+				print_rate(f);
+				print_ratio(h, f);
+			}
+			if (!median) {
+				printf(" |");
+				for (int st = 0; st < HUGE_STAGES; st++)
+					print_pct(thp_measured(r, drv) ?
+							  r->huge_pct[drv][st] : -1,
+						  10);
+			}
+			printf("\n");
+		}
+	}
+}
+
+/* The spread of the huge-page table's rounds. */
+static void print_thp_spreads(const struct thp_result *res, int nres)
+{
+	printf("\nspread of the rounds, (fastest - slowest) / median, %% of the median MB/s:\n");
+	printf("%8s %-8s", "", "");
+	for (int op = 0; op < OP_COUNT; op++)
+		print_group(op_short_names[op], SPREAD_WIDTH);
+	printf("\n%8s %-8s", "size", "driver");
+	for (int op = 0; op < OP_COUNT; op++)
+		printf(" | %8s %8s", "THP", "4K");
+	printf("\n%8s %-8s", "MiB", "");
+	for (int op = 0; op < OP_COUNT; op++)
+		printf(" | %8s %8s", "%", "%");
+	printf("\n");
+	for (int i = 0; i < nres; i++) {
+		for (int drv = 0; drv < DRV_COUNT; drv++) {
+			printf("%8zu %-8s", res[i].size / MIB,
+			       drv == DRV_HMMGPU ? "hmmgpu" : "test_hmm");
+			for (int op = 0; op < OP_COUNT; op++) {
+				printf(" |");
+				print_spread(&res[i].rate[drv][PAGES_HUGE][op]);
+				print_spread(&res[i].rate[drv][PAGES_4K][op]);
+			}
+			printf("\n");
+		}
+	}
+}
+
+/* Where the kernel did not give a THP buffer huge pages, or took them away. */
+static void print_thp_notes(const struct thp_result *res, int nres)
+{
+	static const char *const stage_names[HUGE_STAGES] = {
+		[HUGE_FILLED] = "after the fill",
+		[HUGE_TO_SYSTEM] = "after to system",
+		[HUGE_FAULT_BACK] = "after CPU fault-back",
+	};
+
+	for (int i = 0; i < nres; i++) {
+		for (int drv = 0; drv < DRV_COUNT; drv++) {
+			const struct thp_result *r = &res[i];
+			const double *pct = r->huge_pct[drv];
+			const char *name = drv == DRV_HMMGPU ? "hmmgpu" : "test_hmm";
+
+			if (r->skipped[drv][0]) {
+				printf("%zu MiB: %s\n", r->size / MIB,
+				       r->skipped[drv]);
+				continue;
+			}
+			if (!thp_measured(r, drv))
+				continue;
+			if (pct[HUGE_FILLED] < 0) {
+				printf("note: %zu MiB, %s: /proc/self/smaps did not tell how much of the THP buffer was in huge pages\n",
+				       r->size / MIB, name);
+				continue;
+			}
+			if (pct[HUGE_FILLED] < 100) {
+				printf("note: %zu MiB, %s: THE KERNEL DID NOT GIVE HUGE PAGES: only %.0f%% of a THP buffer was in huge pages\n"
+				       "      after the fill (AnonHugePages), so its THP row measures 4 KiB pages in part\n",
+				       r->size / MIB, name, pct[HUGE_FILLED]);
+				continue;
+			}
+			for (int st = HUGE_TO_SYSTEM; st < HUGE_STAGES; st++)
+				if (pct[st] < 100)
+					printf("note: %zu MiB, %s: the THP buffer came back partly in 4 KiB pages: %s, %.0f%% was in huge pages\n",
+					       r->size / MIB, name,
+					       stage_names[st], pct[st]);
+		}
+	}
+}
+
+/*
+ * The huge-page table: THP buffers against 4 KiB ones, with hmmgpu's
+ * device THP; one line saying why not without it.
+ */
+static void print_thp(const struct bench_driver *hg,
+		      const struct thp_result *res, int nres,
+		      const char *not_sized)
+{
+	char mode[32];
+
+	if (!hg->available) {
+		printf("\nhuge pages against 4 KiB pages: not measured: hmmgpu: %s\n",
+		       hg->why);
+		return;
+	}
+	if (!hg->device_thp) {
+		printf("\nhuge pages against 4 KiB pages: not measured: device THP is not available on this kernel: %s\n",
+		       hg->thp_why);
+		return;
+	}
+	thp_mode(mode, sizeof(mode));
+	printf("\nhuge pages against 4 KiB pages (hmmgpu with 2 MiB device pages), MB/s = 1e6 bytes/s:\n"
+	       "  method    per round, driver and buffer: a fresh 2 MiB-aligned buffer, MADV_HUGEPAGE (THP) or\n"
+	       "            MADV_NOHUGEPAGE (4K), filled; then the steps and checks of the migration table; the four\n"
+	       "            interleaved, their order reversing from round to round.  THP buffer in huge pages:\n"
+	       "            AnonHugePages of the buffer in /proc/self/smaps, %% of its size, the least of the rounds,\n"
+	       "            after the fill, after to system, after CPU fault-back (transparent_hugepage: %s)\n",
+	       mode);
+	if (not_sized[0])
+		printf("  sizes     %s\n", not_sized);
+	print_thp_table(res, nres, false);
+	print_thp_table(res, nres, true);
+	print_thp_spreads(res, nres);
+	print_thp_notes(res, nres);
+}
+
 struct bench_target {
 	enum bench_op op;
 	bool vs_memcpy; /* else vs test_hmm */
@@ -1197,10 +1598,8 @@ struct bench_target {
 };
 
 /*
- * The targets of issue #13, at 64 MiB, for order-0 device pages (every
- * kernel).  With device THP (7.3) the issue asks for 0.7x memcpy in both
- * directions instead of 0.5x: those do not apply until hmmgpu has device
- * THP (hmmgpu_device_thp()).
+ * The targets of issue #13 at 64 MiB for order-0 device pages (every
+ * kernel), from the migration table.
  */
 static const struct bench_target targets[] = {
 	{ OP_TO_DEVICE, true, 0.5 },
@@ -1210,42 +1609,86 @@ static const struct bench_target targets[] = {
 };
 
 /*
- * A target's ratio in the best (or median) rounds and whether it is met,
- * padded to @width columns.
+ * Its targets with device THP (7.3), from the huge-page table: hmmgpu's
+ * THP buffers against its 4 KiB ones (vs_memcpy false) and against
+ * memcpy of the migration table, in both directions.
  */
-static void print_target_ratio(const struct bench_result *r,
-			       const struct bench_target *t, bool median,
-			       int width)
-{
-	double a = r ? rate_of(&r->rate[DRV_HMMGPU][t->op], median) : 0;
-	double b = !r ? 0 :
-		   t->vs_memcpy ? rate_of(&r->memcpy_rate, median) :
-				  rate_of(&r->rate[DRV_TEST_HMM][t->op], median);
+static const struct bench_target thp_targets[] = {
+	{ OP_TO_DEVICE, false, 3.0 },
+	{ OP_TO_SYSTEM, false, 3.0 },
+	{ OP_TO_DEVICE, true, 0.7 },
+	{ OP_TO_SYSTEM, true, 0.7 },
+};
 
-	if (a > 0 && b > 0)
-		printf(" %5.2fx %-*s", a / b, width ? width - 7 : 0,
-		       a / b >= t->min ? "met" : "NOT met");
-	else
-		printf(" %-*s", width, "not measured");
+#define TARGET_SIZE (64 * MIB)
+
+/*
+ * One target's line: @a / @b of the best rounds, then of the median
+ * rounds (index 0, 1), against @min; a rate of 0 was not measured.
+ */
+static void print_target_line(const char *op, const char *what, double min,
+			      const double a[2], const double b[2])
+{
+	printf("  %-14s %-17s >= %.1fx:", op, what, min);
+	for (int m = 0; m < 2; m++) {
+		int width = m ? 0 : 16;
+
+		if (a[m] > 0 && b[m] > 0)
+			printf(" %5.2fx %-*s", a[m] / b[m], width ? width - 7 : 0,
+			       a[m] / b[m] >= min ? "met" : "NOT met");
+		else
+			printf(" %-*s", width, "not measured");
+	}
+	printf("\n");
 }
 
-static void print_targets(const struct bench_result *res, int nres)
+static void print_targets(const struct bench_result *res, int nres,
+			  const struct thp_result *thp, int nthp)
 {
 	const struct bench_result *r = NULL;
+	const struct thp_result *h = NULL;
 
 	for (int i = 0; i < nres; i++)
-		if (res[i].size == 64 * MIB)
+		if (res[i].size == TARGET_SIZE)
 			r = &res[i];
-	printf("\n%-41s %-16s %s\n", "targets at 64 MiB (informational):",
+	for (int i = 0; i < nthp; i++)
+		if (thp[i].size == TARGET_SIZE)
+			h = &thp[i];
+	printf("\n%-43s %-16s %s\n", "targets at 64 MiB (informational):",
 	       "best round", "median round");
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
 		const struct bench_target *t = &targets[i];
+		double a[2] = { 0, 0 }, b[2] = { 0, 0 };
 
-		printf("  %-14s hmmgpu/%-8s >= %.1fx:", op_names[t->op],
-		       t->vs_memcpy ? "memcpy" : "test_hmm", t->min);
-		print_target_ratio(r, t, false, 16);
-		print_target_ratio(r, t, true, 0);
-		printf("\n");
+		for (int m = 0; r && m < 2; m++) {
+			a[m] = rate_of(&r->rate[DRV_HMMGPU][t->op], m);
+			b[m] = t->vs_memcpy ?
+				       rate_of(&r->memcpy_rate, m) :
+				       rate_of(&r->rate[DRV_TEST_HMM][t->op], m);
+		}
+		print_target_line(op_names[t->op],
+				  t->vs_memcpy ? "hmmgpu/memcpy" :
+						 "hmmgpu/test_hmm",
+				  t->min, a, b);
+	}
+	if (nthp < 0)
+		return; /* no device THP: print_thp() said why */
+	for (size_t i = 0; i < sizeof(thp_targets) / sizeof(thp_targets[0]); i++) {
+		const struct bench_target *t = &thp_targets[i];
+		double a[2] = { 0, 0 }, b[2] = { 0, 0 };
+
+		for (int m = 0; h && m < 2; m++) {
+			a[m] = rate_of(&h->rate[DRV_HMMGPU][PAGES_HUGE][t->op], m);
+			if (!t->vs_memcpy)
+				b[m] = rate_of(&h->rate[DRV_HMMGPU][PAGES_4K][t->op],
+					       m);
+			else if (r)
+				b[m] = rate_of(&r->memcpy_rate, m);
+		}
+		print_target_line(op_names[t->op],
+				  t->vs_memcpy ? "hmmgpu THP/memcpy" :
+					       "hmmgpu THP/4K",
+				  t->min, a, b);
 	}
 }
 
@@ -1721,7 +2164,7 @@ static double view_touch_round(struct bench_driver *d, size_t size,
 	void *buf;
 	int ret;
 
-	buf = map_aligned(size, REGION);
+	buf = map_aligned(size, REGION, false);
 	if (!buf) {
 		fprintf(stderr, "bench_migrate: out of memory for %zu MiB\n",
 			size / MIB);
@@ -1765,7 +2208,7 @@ static bool view_explicit_round(struct bench_driver *d, size_t size,
 	void *buf;
 	int ret;
 
-	buf = map_aligned(size, REGION);
+	buf = map_aligned(size, REGION, false);
 	if (!buf) {
 		fprintf(stderr, "bench_migrate: out of memory for %zu MiB\n",
 			size / MIB);
@@ -2077,9 +2520,10 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bench_migrate [-s MIB[,MIB..]] [-r ROUNDS] [-m] [-d DEVICE] [-t PATH] [-v]\n"
-		"                     [-V | -N] [-w MIB] [-g KIB[,KIB..]]\n"
+		"                     [-H] [-V | -N] [-w MIB] [-g KIB[,KIB..]]\n"
 		"  -s  buffer sizes in MiB (default 4,16,64,256), for the migration and the\n"
-		"      fault-back-by-threads tables\n"
+		"      fault-back-by-threads tables, and with 2 MiB for the huge-page table\n"
+		"      (multiples of 2 MiB only)\n"
 		"  -r  rounds per size and driver, and per row of the view table (default 5, at most %d)\n"
 		"  -m  device view: report the median round (default: the best, i.e. fastest,\n"
 		"      round); the migration tables always show the best round, the median\n"
@@ -2087,6 +2531,7 @@ static void usage(FILE *f)
 		"  -d  hmmgpu device index (default 0)\n"
 		"  -t  test_hmm device (default /dev/hmm_dmirror0, device-private)\n"
 		"  -v  print the time of every round\n"
+		"  -H  no huge-page table (it runs where hmmgpu has device THP)\n"
 		"  -V  the device-view section only (no migration table)\n"
 		"  -N  no device-view section\n"
 		"  -w  device-view buffer size in MiB (default 64)\n"
@@ -2096,6 +2541,46 @@ static void usage(FILE *f)
 		"restores it afterwards (root).\n"
 		"Exit status: 0, or 1 when a data or residency check failed.\n",
 		MAX_ROUNDS, MAX_GRANS);
+}
+
+/*
+ * The sizes of the huge-page table: 2 MiB and the multiples of 2 MiB of
+ * the @n @sizes, ascending, each once; the others are listed in
+ * @not_sized.  Returns how many.
+ */
+static int thp_sizes(const size_t *sizes, int n, size_t *out,
+		     char *not_sized, size_t len)
+{
+	size_t pos = 0;
+	int m = 0;
+
+	not_sized[0] = '\0';
+	out[m++] = REGION;
+	for (int i = 0; i < n; i++) {
+		int j;
+
+		if (sizes[i] % REGION) {
+			pos += (size_t)snprintf(not_sized + pos, len - pos,
+						"%s%zu", pos ? ", " : "",
+						sizes[i] / MIB);
+			if (pos >= len)
+				pos = len - 1;
+			continue;
+		}
+		for (j = 0; j < m && out[j] != sizes[i]; j++)
+			;
+		if (j < m || m == MAX_SIZES + 1)
+			continue;
+		/* insert in order */
+		for (j = m; j > 0 && out[j - 1] > sizes[i]; j--)
+			out[j] = out[j - 1];
+		out[j] = sizes[i];
+		m++;
+	}
+	if (pos && pos + 40 < len)
+		snprintf(not_sized + pos, len - pos,
+			 " MiB: not multiples of 2 MiB, not measured");
+	return m;
 }
 
 static int parse_sizes(const char *arg, size_t *sizes)
@@ -2150,6 +2635,9 @@ int main(int argc, char **argv)
 						256 * MIB };
 	struct bench_driver drivers[DRV_COUNT] = { 0 };
 	struct bench_result res[MAX_SIZES];
+	struct thp_result thp[MAX_SIZES + 1];
+	size_t thp_size[MAX_SIZES + 1];
+	char not_sized[128];
 	const char *test_hmm_path = "/dev/hmm_dmirror0";
 	static const size_t default_grans[] = { 4 * KIB, 16 * KIB, 64 * KIB,
 						256 * KIB, 1024 * KIB,
@@ -2157,15 +2645,15 @@ int main(int argc, char **argv)
 	static struct view_section view;
 	size_t sizes[MAX_SIZES], grans[MAX_GRANS], view_size = 64 * MIB;
 	unsigned int rounds = 5, device = 0;
-	int nsizes = 4, ngrans = 6, opt, rc = 0, nres = 0;
-	bool migration = true, do_view = true;
+	int nsizes = 4, ngrans = 6, opt, rc = 0, nres = 0, nthp = 0, nthp_sizes;
+	bool migration = true, do_view = true, do_thp = true;
 	const char *grans_arg = NULL;
 	unsigned long v;
 	char *end;
 
 	memcpy(sizes, default_sizes, sizeof(default_sizes));
 	memcpy(grans, default_grans, sizeof(default_grans));
-	while ((opt = getopt(argc, argv, "s:r:md:t:vVNw:g:h")) != -1) {
+	while ((opt = getopt(argc, argv, "s:r:md:t:vHVNw:g:h")) != -1) {
 		switch (opt) {
 		case 's':
 			nsizes = parse_sizes(optarg, sizes);
@@ -2192,6 +2680,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			verbose = true;
+			break;
+		case 'H':
+			do_thp = false;
 			break;
 		case 'V':
 			migration = false;
@@ -2231,8 +2722,17 @@ int main(int argc, char **argv)
 	print_header(drivers, rounds, migration);
 
 	memset(res, 0, sizeof(res));
+	memset(thp, 0, sizeof(thp));
 	for (int i = 0; migration && i < nsizes && !rc; i++)
 		if (!measure_size(drivers, sizes[i], rounds, &res[nres++]))
+			rc = 1;
+	/* the huge-page table: only where hmmgpu has device THP */
+	do_thp = do_thp && migration && drivers[DRV_HMMGPU].available &&
+		 drivers[DRV_HMMGPU].device_thp;
+	nthp_sizes = thp_sizes(sizes, nsizes, thp_size, not_sized,
+			       sizeof(not_sized));
+	for (int i = 0; do_thp && i < nthp_sizes && !rc; i++)
+		if (!run_thp_size(drivers, thp_size[i], rounds, &thp[nthp++]))
 			rc = 1;
 	if (do_view && !rc &&
 	    !run_view(&drivers[DRV_HMMGPU], view_size, grans, ngrans, rounds,
@@ -2247,7 +2747,12 @@ int main(int argc, char **argv)
 			print_spreads(res, nres);
 			print_skipped(res, nres);
 			print_threads(res, nres);
-			print_targets(res, nres);
+			if (do_thp || !drivers[DRV_HMMGPU].device_thp)
+				print_thp(&drivers[DRV_HMMGPU], thp, nthp,
+					  not_sized);
+			/* -1: no THP targets, print_thp() said why */
+			print_targets(res, nres, thp,
+				      drivers[DRV_HMMGPU].device_thp ? nthp : -1);
 			print_stats(res, nres);
 		}
 		if (do_view)
