@@ -92,17 +92,19 @@ bool kt_device_thp_kernel(void)
 
 static int kt_thp_saved = -1;
 
-void kt_device_thp_off(void)
+void kt_device_thp_set(bool on)
 {
 	kt_thp_saved = kt_module_bool("device_thp");
-	if (kt_thp_saved == 1)
-		kt_sysfs_write("/sys/module/hmmgpu/parameters/device_thp", "0");
+	if (kt_thp_saved >= 0 && kt_thp_saved != on)
+		kt_sysfs_write("/sys/module/hmmgpu/parameters/device_thp",
+			       on ? "1" : "0");
 }
 
 void kt_device_thp_restore(void)
 {
-	if (kt_thp_saved == 1)
-		kt_sysfs_write("/sys/module/hmmgpu/parameters/device_thp", "1");
+	if (kt_thp_saved >= 0)
+		kt_sysfs_write("/sys/module/hmmgpu/parameters/device_thp",
+			       kt_thp_saved ? "1" : "0");
 }
 
 int kt_sysfs_write(const char *path, const char *text)

@@ -35,22 +35,25 @@ int kt_module_bool(const char *name);
 bool kt_device_thp_kernel(void);
 
 /*
- * For test programs whose expected counts assume 4 KiB device pages (a
- * CPU fault brings back fault_kib): KT_WITHOUT_DEVICE_THP() at file scope
- * turns the device_thp parameter off while the program runs and back on
- * when it exits.  test_thp covers 2 MiB device pages.
+ * For test programs that need the device_thp parameter one way while
+ * they run: at file scope, KT_WITHOUT_DEVICE_THP() (expected counts that
+ * assume 4 KiB device pages, a CPU fault bringing back fault_kib) or
+ * KT_WITH_DEVICE_THP() (test_thp; on kernels without device THP the
+ * parameter changes nothing).  It is set back when the program exits.
  */
-void kt_device_thp_off(void);
+void kt_device_thp_set(bool on);
 void kt_device_thp_restore(void);
-#define KT_WITHOUT_DEVICE_THP()                                              \
-	__attribute__((constructor)) static void kt_thp_off_(void)           \
+#define KT_DEVICE_THP_(on)                                                   \
+	__attribute__((constructor)) static void kt_thp_set_(void)           \
 	{                                                                    \
-		kt_device_thp_off();                                         \
+		kt_device_thp_set(on);                                       \
 	}                                                                    \
-	__attribute__((destructor)) static void kt_thp_on_(void)             \
+	__attribute__((destructor)) static void kt_thp_restore_(void)        \
 	{                                                                    \
 		kt_device_thp_restore();                                     \
 	}
+#define KT_WITHOUT_DEVICE_THP() KT_DEVICE_THP_(false)
+#define KT_WITH_DEVICE_THP() KT_DEVICE_THP_(true)
 
 /* Writes @text to the sysfs file @path; 0 or -errno. */
 int kt_sysfs_write(const char *path, const char *text);

@@ -12,7 +12,8 @@
  * AnonHugePages of /proc/self/smaps for the CPU side, and the CPU fault
  * counters (one fault bringing 512 pages back) for the device side.
  * Skipped on kernels without device THP (GET_INFO has no
- * HMMGPU_CAP_DEVICE_THP).
+ * HMMGPU_CAP_DEVICE_THP).  The device_thp parameter (experimental, off by
+ * default) is turned on while the program runs.
  */
 #define _GNU_SOURCE
 #include "kt_common.h"
@@ -32,6 +33,9 @@
 #define AT_DEVICE HMMGPU_RESIDENCY_THIS_DEVICE
 #define AT_OTHER HMMGPU_RESIDENCY_OTHER_DEVICE
 #define THP_PARAM "/sys/module/hmmgpu/parameters/device_thp"
+
+/* device_thp is experimental and off by default: on while this runs. */
+KT_WITH_DEVICE_THP()
 
 /* Opens device @index, skipping the test without device THP. */
 static int open_thp_device(unsigned int index)

@@ -66,7 +66,7 @@ extern "C" {
 #define HMMGPU_CAP_VIEW (1ULL << 0)
 /*
  * HMMGPU_CAP_DEVICE_THP: device memory comes in 2 MiB pages too (Linux
- * 6.19 and later, with the device_thp module parameter on).  MIGRATE
+ * 6.19 and later, with the experimental device_thp module parameter on).  MIGRATE
  * moves each whole, 2 MiB-aligned 2 MiB of a VMA not marked
  * MADV_NOHUGEPAGE as one 2 MiB device page when the source is a huge page,
  * an untouched range or a 2 MiB page of another device, and a CPU access
