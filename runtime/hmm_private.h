@@ -170,9 +170,27 @@ int hmm__stream_memop(struct hmm_stream *s, const struct hmm__memop *op);
 int hmm__stream_launch(struct hmm_stream *s, hmm_kernel_fn kernel,
 		       struct hmm_dim3 grid, void *args);
 
-/* Runs @kernel over @grid on @dev's pool and waits; 0 or -errno. */
+/*
+ * Runs @kernel over @grid on @dev's pool and waits: 0, -ENODEV, -EAGAIN,
+ * or -EFAULT when a point faulted (SIGSEGV, SIGBUS; logged, the points
+ * not started are skipped).  @owner is the stream the launch belongs to,
+ * what hmm__exec_stream() says on the threads running it.
+ */
 int hmm__launch_run(int dev, hmm_kernel_fn kernel, struct hmm_dim3 grid,
-		    void *args);
+		    void *args, const void *owner);
+
+/*
+ * Unblocks SIGSEGV and SIGBUS in the calling thread of the library (its
+ * other signals stay blocked): a fault there reaches the application's
+ * handler, or kills the process, as on any thread of the application.
+ */
+void hmm__unblock_fault_signals(void);
+
+/*
+ * The @owner of the launch whose kernel the calling execution thread
+ * runs, NULL on other threads.
+ */
+const void *hmm__exec_stream(void);
 
 /*
  * Waits for the work queued so far on every stream of this process, for

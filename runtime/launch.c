@@ -29,12 +29,37 @@
  * fork(): the child has none of the pool threads; a pthread_atfork
  * handler forgets the pools there, and the child's first launch starts
  * new ones.
+ *
+ * Faults in kernels.  A GPU reports a kernel's bad access as an error of
+ * the launch; here the kernel is a function on a pool thread, and a bad
+ * access (an unmapped or stale device pointer, a write to read-only
+ * memory, a view of a device that went away, a stack overflow) raises
+ * SIGSEGV or SIGBUS in that thread.  When the first pool starts, the
+ * library installs a handler for both signals (SA_ONSTACK, keeping the
+ * handlers installed before it), and each pool thread runs on an
+ * alternate signal stack of its own with the two signals unblocked.
+ * Around every chunk of points a pool thread arms a sigsetjmp() buffer in
+ * its struct exec_ctx, reached through one initial-exec TLS pointer (no
+ * allocation or lock in the handler).  The handler takes only a
+ * kernel-raised signal (si_code > 0) on an armed pool thread: it records
+ * the signal, code and address and siglongjmp()s back to the pool
+ * thread, which marks the job faulted.  Every other signal, and a fault
+ * on any other thread or outside a kernel, goes to the handler that was
+ * there before (with its sa_mask), or to the default action, which kills
+ * the process as without libhmm.  A faulted job hands out its remaining
+ * points without running them; the chunks other threads are running
+ * finish; the launch returns -EFAULT, logged at error level with the
+ * address and the grid point.  What the kernel held when it faulted
+ * (a lock, memory from malloc()) stays held: only the kernel's own
+ * frames are left.  hmm_shutdown() puts the previous handlers back if
+ * ours are still installed.
  */
 #define _GNU_SOURCE
 #include "hmm_private.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +77,12 @@ struct job {
 	uint64_t total;     /* points */
 	uint64_t chunk;     /* points per chunk */
 	uint64_t next;      /* first point not handed out yet */
-	uint64_t done;      /* points that have run */
+	uint64_t done;      /* points that have run, or were skipped */
+	const void *owner;  /* the stream that launched it (identity only) */
+	int fault_sig;      /* first fault: signal, 0 when none */
+	int fault_code;     /* its si_code */
+	void *fault_addr;   /* its address */
+	uint64_t fault_point; /* the point that faulted */
 	struct job *link;   /* next job of the pool */
 	pthread_cond_t cond; /* done reached total */
 };
@@ -64,6 +94,14 @@ struct pool {
 	pthread_cond_t work;     /* a job was queued, or stop */
 	struct job *head, *tail; /* jobs with points not handed out; lock */
 	bool stop;               /* the threads end when idle; lock */
+	/*
+	 * The threads' alternate signal stacks, one block so that it stays
+	 * reachable (and is freed) when a fork child forgets the threads;
+	 * NULL when it could not be allocated.
+	 */
+	char *altstacks;
+	size_t altstack_size;
+	int started;             /* threads that took their stack; lock */
 	int nthreads;
 	pthread_t threads[];
 };
@@ -92,6 +130,8 @@ static void fork_child(void)
 {
 	/* no thread of the child uses them: the memory can go */
 	for (int i = 0; i <= HMM_MAX_DEVICES; i++) {
+		if (exec.pools[i])
+			free(exec.pools[i]->altstacks);
 		free(exec.pools[i]);
 		exec.pools[i] = NULL;
 	}
@@ -106,13 +146,185 @@ static void exec_init(void)
 /* Set in the execution threads: hmm_free() from a kernel is -EDEADLK. */
 static __thread bool exec_thread;
 
+/* The stream whose kernel the calling execution thread runs, or NULL. */
+static __thread const void *exec_owner;
+
 bool hmm__in_exec_thread(void)
 {
 	return exec_thread;
 }
 
+const void *hmm__exec_stream(void)
+{
+	return exec_owner;
+}
+
+/* --- faults in kernels ---------------------------------------------------- */
+
+/* A pool thread's state for the fault handler. */
+struct exec_ctx {
+	sigjmp_buf env;
+	volatile sig_atomic_t armed; /* a kernel runs: faults are caught */
+	volatile uint64_t point;     /* the point running */
+	int sig, code;               /* the caught fault */
+	void *addr;
+};
+
+/*
+ * The calling pool thread's context, NULL on other threads.  Initial-exec,
+ * so that the handler reads it without __tls_get_addr(), which may
+ * allocate.
+ */
+static __thread struct exec_ctx *fault_ctx
+	__attribute__((tls_model("initial-exec")));
+
+static const int fault_signals[] = { SIGSEGV, SIGBUS };
+#define NFAULT_SIGNALS (sizeof(fault_signals) / sizeof(fault_signals[0]))
+
+/* The handlers before ours; written before ours is installed; exec.lock. */
+static struct sigaction fault_prev[NFAULT_SIGNALS];
+static bool fault_installed; /* exec.lock */
+
+/* Passes a signal that is not a kernel's fault to the previous handler. */
+static void fault_chain(int sig, siginfo_t *si, void *uc)
+{
+	const struct sigaction *prev = NULL;
+	struct sigaction dfl;
+
+	for (size_t i = 0; i < NFAULT_SIGNALS; i++)
+		if (fault_signals[i] == sig)
+			prev = &fault_prev[i];
+	if (prev && (prev->sa_flags & SA_SIGINFO)) {
+		pthread_sigmask(SIG_BLOCK, &prev->sa_mask, NULL);
+		prev->sa_sigaction(sig, si, uc);
+		return;
+	}
+	if (prev && prev->sa_handler != SIG_DFL &&
+	    prev->sa_handler != SIG_IGN) {
+		pthread_sigmask(SIG_BLOCK, &prev->sa_mask, NULL);
+		prev->sa_handler(sig);
+		return;
+	}
+	if (prev && prev->sa_handler == SIG_IGN && si->si_code <= 0)
+		return; /* sent, and ignored before us */
+	/*
+	 * The default action: a fault happens again on return and ends the
+	 * process as it would have without us; a sent signal is sent again,
+	 * delivered on return.
+	 */
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	sigaction(sig, &dfl, NULL);
+	if (si->si_code <= 0)
+		raise(sig);
+}
+
+/* SIGSEGV and SIGBUS; async-signal-safe. */
+static void fault_handler(int sig, siginfo_t *si, void *uc)
+{
+	struct exec_ctx *c = fault_ctx;
+
+	if (c && c->armed && si->si_code > 0) {
+		c->armed = 0;
+		c->sig = sig;
+		c->code = si->si_code;
+		c->addr = si->si_addr;
+		siglongjmp(c->env, 1);
+	}
+	fault_chain(sig, si, uc);
+}
+
+/* Installs fault_handler() once; exec.lock held. */
+static void fault_install(void)
+{
+	struct sigaction sa;
+
+	if (fault_installed)
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = fault_handler;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < NFAULT_SIGNALS; i++) {
+		sigaction(fault_signals[i], NULL, &fault_prev[i]);
+		sigaction(fault_signals[i], &sa, NULL);
+	}
+	fault_installed = true;
+}
+
+/* Puts the previous handlers back where ours is still there; exec.lock. */
+static void fault_uninstall(void)
+{
+	if (!fault_installed)
+		return;
+	for (size_t i = 0; i < NFAULT_SIGNALS; i++) {
+		struct sigaction cur;
+
+		if (sigaction(fault_signals[i], NULL, &cur) == 0 &&
+		    (cur.sa_flags & SA_SIGINFO) &&
+		    cur.sa_sigaction == fault_handler)
+			sigaction(fault_signals[i], &fault_prev[i], NULL);
+	}
+	fault_installed = false;
+}
+
+/* Bytes of a pool thread's alternate signal stack. */
+static size_t altstack_size(void)
+{
+	long min = sysconf(_SC_SIGSTKSZ);
+	size_t size = 64 * 1024;
+
+	if (min > 0 && (size_t)min > size)
+		size = ((size_t)min + 4095) & ~(size_t)4095;
+	return size;
+}
+
+/*
+ * Gives the calling pool thread the alternate signal stack @stack (so
+ * that a kernel's stack overflow can be caught too; NULL: none) and
+ * unblocks the fault signals; whether the stack is in use.
+ */
+static bool fault_thread_init(struct exec_ctx *c, void *stack, size_t size)
+{
+	stack_t ss = { .ss_sp = stack, .ss_size = size };
+	bool on = stack && !sigaltstack(&ss, NULL);
+
+	if (!on)
+		hmm__log(HMM_LOG_DEBUG, "no alternate signal stack: a "
+			 "kernel's stack overflow is not caught");
+	hmm__unblock_fault_signals();
+	fault_ctx = c;
+	return on;
+}
+
+void hmm__unblock_fault_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < NFAULT_SIGNALS; i++)
+		sigaddset(&set, fault_signals[i]);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+static void fault_thread_exit(bool altstack)
+{
+	stack_t ss = { .ss_flags = SS_DISABLE };
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < NFAULT_SIGNALS; i++)
+		sigaddset(&set, fault_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	fault_ctx = NULL;
+	if (altstack)
+		sigaltstack(&ss, NULL);
+}
+
 /* Runs points [@first, @first + @n) of @j. */
-static void run_points(const struct job *j, uint64_t first, uint64_t n)
+static void run_points(const struct job *j, uint64_t first, uint64_t n,
+		       struct exec_ctx *c)
 {
 	const struct hmm_dim3 g = j->grid;
 	uint64_t plane = (uint64_t)g.x * g.y;
@@ -123,6 +335,7 @@ static void run_points(const struct job *j, uint64_t first, uint64_t n)
 	};
 
 	for (uint64_t i = 0; i < n; i++) {
+		c->point = first + i;
 		j->fn(idx, g, j->args);
 		if (++idx.x == g.x) {
 			idx.x = 0;
@@ -134,15 +347,42 @@ static void run_points(const struct job *j, uint64_t first, uint64_t n)
 	}
 }
 
+/*
+ * Runs a chunk with faults caught: 0, or the signal of a fault (the
+ * fault's details in @c).  Nothing here is live across the siglongjmp()
+ * but @c's fields, which are volatile or written by the handler.
+ */
+static __attribute__((noinline)) int run_chunk(struct exec_ctx *c,
+					       const struct job *j,
+					       uint64_t first, uint64_t n)
+{
+	if (sigsetjmp(c->env, 1))
+		return c->sig;
+	c->armed = 1;
+	run_points(j, first, n, c);
+	c->armed = 0;
+	return 0;
+}
+
 static void *pool_thread(void *arg)
 {
 	struct pool *p = arg;
+	struct exec_ctx ctx = { .armed = 0 };
+	char *stack = NULL;
+	bool altstack;
 
 	exec_thread = true;
+	pthread_mutex_lock(&p->lock);
+	if (p->altstacks)
+		stack = p->altstacks + (size_t)p->started * p->altstack_size;
+	p->started++;
+	pthread_mutex_unlock(&p->lock);
+	altstack = fault_thread_init(&ctx, stack, p->altstack_size);
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct job *j = p->head;
 		uint64_t first, n;
+		int sig = 0;
 
 		if (!j) {
 			if (p->stop)
@@ -158,16 +398,32 @@ static void *pool_thread(void *arg)
 			if (!p->head)
 				p->tail = NULL;
 		}
+		if (j->fault_sig) {
+			/* a point faulted: the rest of the launch is skipped */
+			j->done += n;
+			if (j->done == j->total)
+				pthread_cond_signal(&j->cond);
+			continue;
+		}
 		pthread_mutex_unlock(&p->lock);
 
-		run_points(j, first, n);
+		exec_owner = j->owner;
+		sig = run_chunk(&ctx, j, first, n);
+		exec_owner = NULL;
 
 		pthread_mutex_lock(&p->lock);
+		if (sig && !j->fault_sig) {
+			j->fault_sig = sig;
+			j->fault_code = ctx.code;
+			j->fault_addr = ctx.addr;
+			j->fault_point = ctx.point;
+		}
 		j->done += n;
 		if (j->done == j->total)
 			pthread_cond_signal(&j->cond);
 	}
 	pthread_mutex_unlock(&p->lock);
+	fault_thread_exit(altstack);
 	return NULL;
 }
 
@@ -192,6 +448,8 @@ static struct pool *pool_new(int dev)
 	if (!p)
 		return NULL;
 	p->dev = dev;
+	p->altstack_size = altstack_size();
+	p->altstacks = malloc(want * p->altstack_size);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
 
@@ -215,6 +473,7 @@ static struct pool *pool_new(int dev)
 			 hmm_strerror(ret));
 		pthread_cond_destroy(&p->work);
 		pthread_mutex_destroy(&p->lock);
+		free(p->altstacks);
 		free(p);
 		errno = ret;
 		return NULL;
@@ -243,8 +502,10 @@ static struct pool *pool_get(int dev)
 	pthread_once(&exec.once, exec_init);
 	pthread_mutex_lock(&exec.lock);
 	p = exec.pools[slot];
-	if (!p)
+	if (!p) {
+		fault_install();
 		p = exec.pools[slot] = pool_new(dev);
+	}
 	if (p)
 		p->users++;
 	pthread_mutex_unlock(&exec.lock);
@@ -269,6 +530,7 @@ static void pool_stop(struct pool *p)
 		pthread_join(p->threads[i], NULL);
 	pthread_cond_destroy(&p->work);
 	pthread_mutex_destroy(&p->lock);
+	free(p->altstacks);
 	free(p);
 }
 
@@ -298,6 +560,7 @@ int hmm__launch_shutdown(void)
 		stop[i] = exec.pools[i];
 		exec.pools[i] = NULL;
 	}
+	fault_uninstall();
 	pthread_mutex_unlock(&exec.lock);
 
 	for (int i = 0; i <= HMM_MAX_DEVICES; i++) {
@@ -307,14 +570,36 @@ int hmm__launch_shutdown(void)
 	return 0;
 }
 
+/* Logs the fault of @j, a launch on @dev. */
+static void log_fault(int dev, const struct job *j)
+{
+	uint64_t plane = (uint64_t)j->grid.x * j->grid.y;
+	uint64_t pt = j->fault_point;
+
+	char where[16];
+
+	if (dev == HMM_CPU)
+		snprintf(where, sizeof(where), "HMM_CPU");
+	else
+		snprintf(where, sizeof(where), "device %d", dev);
+	hmm__log(HMM_LOG_ERROR, "kernel %p on %s: %s (code %d) at address %p, "
+		 "grid point (%u, %u, %u); the launch is -EFAULT",
+		 (void *)(uintptr_t)j->fn, where,
+		 j->fault_sig == SIGBUS ? "SIGBUS" : "SIGSEGV", j->fault_code,
+		 j->fault_addr, (unsigned int)(pt % j->grid.x),
+		 (unsigned int)(pt % plane / j->grid.x),
+		 (unsigned int)(pt / plane));
+}
+
 int hmm__launch_run(int dev, hmm_kernel_fn kernel, struct hmm_dim3 grid,
-		    void *args)
+		    void *args, const void *owner)
 {
 	struct job j = {
 		.fn = kernel,
 		.grid = grid,
 		.args = args,
 		.total = (uint64_t)grid.x * grid.y * grid.z,
+		.owner = owner,
 	};
 	uint64_t t0 = hmm__now_ns();
 	struct pool *p;
@@ -345,6 +630,10 @@ int hmm__launch_run(int dev, hmm_kernel_fn kernel, struct hmm_dim3 grid,
 	pool_put(p);
 
 	hmm__stats_launch(dev, hmm__now_ns() - t0);
+	if (j.fault_sig) {
+		log_fault(dev, &j);
+		return -EFAULT;
+	}
 	return 0;
 }
 

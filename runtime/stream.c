@@ -38,11 +38,25 @@
  * hmm_unregister() and hmm_shutdown(), which wait for every stream) return
  * -EDEADLK instead of hanging.
  *
+ * Cycles.  A wait of one stream's work for another stream (a callback or
+ * kernel of X synchronizing or destroying stream Y, or waiting for an
+ * event recorded on Y; a wait item of X for a record on Y) is an edge
+ * X -> Y of a wait-for graph, registered for as long as it waits and
+ * live while Y has not reached what is waited for.  A wait that would
+ * close a cycle of live edges (Y's work already waits, directly or
+ * through other streams, for X) is not made: a call returns -EDEADLK, a
+ * wait item fails with -EDEADLK as its stream's error (the call waiting
+ * on that stream then sees it).  Whoever blocks last closes the cycle, so
+ * every cycle made of these waits is found, whatever the order in which
+ * its waits begin.  Waits the library cannot see (a callback blocked on
+ * the application's own lock or semaphore) are not in the graph.
+ *
  * Locking, in this order:
  *   streams.lock  the list and table of streams and their reference counts
  *   stream.lock   a stream's queue, counts, error and stop flag
  *   ev_lock       the table of events, their reference counts and mark
  *                 pointers, and every mark
+ *   wait_lock     the wait-for graph (taken last: nothing under it)
  * ev_lock is taken under stream.lock when a record is queued or completes;
  * stream.lock under streams.lock when the teardown looks for busy streams.
  * No lock is held while an item runs or while waiting for a stream.
@@ -253,7 +267,8 @@ struct stream {
 	 */
 	struct item *running;
 	uint64_t queued;          /* items queued so far; lock */
-	uint64_t completed;       /* items run so far; lock */
+	uint64_t completed;       /* items run so far; lock (atomic stores,
+				     read without it by the wait graph) */
 	int error;                /* first error not returned yet; lock */
 	bool stop;                /* being destroyed: queue nothing; lock */
 	/* streams.lock: */
@@ -299,10 +314,107 @@ static void streams_init(void)
 	pthread_once(&streams.once, streams_once);
 }
 
+/*
+ * The stream whose work the calling thread runs: its worker (an item), or
+ * an execution thread (a kernel of a launch queued on it); NULL otherwise.
+ */
+static struct stream *work_stream(void)
+{
+	if (current_stream)
+		return current_stream;
+	return (struct stream *)hmm__exec_stream();
+}
+
 /* Whether the caller is a thread of the library running stream work. */
 static bool on_library_thread(void)
 {
 	return current_stream || hmm__in_exec_thread();
+}
+
+/* --- the wait-for graph ------------------------------------------------ */
+
+/* A wait of stream work for a stream: an edge from -> to. */
+struct waiter {
+	const struct stream *from;  /* whose work waits */
+	const struct stream *to;    /* for which stream */
+	uint64_t target;            /* until to->completed reaches it, or */
+	const struct mark *mark;    /* until this mark is done */
+	struct waiter *next;
+};
+
+static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct waiter *waiters; /* wait_lock */
+
+/* Whether @w still waits; the waiter holds a reference to what it names. */
+static bool waiter_live(const struct waiter *w)
+{
+	if (w->mark)
+		return !__atomic_load_n(&w->mark->done, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&w->to->completed, __ATOMIC_ACQUIRE) <
+	       w->target;
+}
+
+/*
+ * Whether the work of @at waits, through live edges, for @goal; @depth
+ * bounds the walk (the graph has no cycle, this is only a guard).
+ * wait_lock held.
+ */
+static bool waits_for_locked(const struct stream *at, const struct stream *goal,
+			     unsigned int depth)
+{
+	if (at == goal)
+		return true;
+	if (!depth)
+		return false;
+	for (const struct waiter *w = waiters; w; w = w->next)
+		if (w->from == at && waiter_live(w) &&
+		    waits_for_locked(w->to, goal, depth - 1))
+			return true;
+	return false;
+}
+
+/*
+ * Registers @w (from, to and target or mark set; from may be NULL, for a
+ * thread that runs no stream work: nothing waits for it), or returns
+ * -EDEADLK when the wait would close a cycle (@w is not registered then).
+ */
+static int wait_begin(struct waiter *w)
+{
+	unsigned int n = 1;
+	int ret = 0;
+
+	if (!w->from)
+		return 0;
+	pthread_mutex_lock(&wait_lock);
+	for (const struct waiter *o = waiters; o; o = o->next)
+		n++;
+	if (waits_for_locked(w->to, w->from, n)) {
+		ret = -EDEADLK;
+	} else {
+		w->next = waiters;
+		waiters = w;
+	}
+	pthread_mutex_unlock(&wait_lock);
+	if (ret)
+		hmm__log(HMM_LOG_INFO, "a wait of stream work would close a "
+			 "cycle of waits between streams: -EDEADLK");
+	return ret;
+}
+
+static void wait_end(struct waiter *w)
+{
+	struct waiter **pp;
+
+	if (!w->from)
+		return;
+	pthread_mutex_lock(&wait_lock);
+	for (pp = &waiters; *pp; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&wait_lock);
 }
 
 /* --- marks ------------------------------------------------------------- */
@@ -341,7 +453,7 @@ static void mark_complete(struct mark *m)
 
 	pthread_mutex_lock(&ev_lock);
 	m->ts_ns = now;
-	m->done = true;
+	__atomic_store_n(&m->done, true, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&m->cond);
 	mark_put_locked(m);
 	pthread_mutex_unlock(&ev_lock);
@@ -352,6 +464,27 @@ static void mark_wait_locked(struct mark *m)
 {
 	while (!m->done)
 		pthread_cond_wait(&m->cond, &ev_lock);
+}
+
+/*
+ * Waits for @m (a reference held) as a wait of the calling thread's
+ * stream work, if any: 0, or -EDEADLK when that would close a cycle of
+ * waits (not waited then).  ev_lock held.
+ */
+static int mark_wait(struct mark *m)
+{
+	struct waiter w = { .from = work_stream(), .to = m->stream,
+			    .mark = m };
+	int ret;
+
+	if (m->done)
+		return 0;
+	ret = wait_begin(&w);
+	if (ret)
+		return ret;
+	mark_wait_locked(m);
+	wait_end(&w);
+	return 0;
 }
 
 /* --- events: handles ---------------------------------------------------- */
@@ -407,6 +540,7 @@ static void event_put(struct event *e)
 static int event_wait(struct event *e)
 {
 	struct mark *m;
+	int ret;
 
 	pthread_mutex_lock(&ev_lock);
 	m = e->mark;
@@ -414,15 +548,15 @@ static int event_wait(struct event *e)
 		pthread_mutex_unlock(&ev_lock);
 		return 0;
 	}
-	if (m->stream == current_stream) {
+	if (m->stream == work_stream()) {
 		pthread_mutex_unlock(&ev_lock);
 		return -EDEADLK;
 	}
 	m->refs++;
-	mark_wait_locked(m);
+	ret = mark_wait(m);
 	mark_put_locked(m);
 	pthread_mutex_unlock(&ev_lock);
-	return 0;
+	return ret;
 }
 
 /* --- streams ----------------------------------------------------------- */
@@ -517,13 +651,21 @@ static void stream_stop(struct stream *s)
  */
 static int stream_wait(struct stream *s, bool clear)
 {
-	uint64_t target;
+	struct waiter w = { .from = work_stream(), .to = s };
 	int ret;
 
 	pthread_mutex_lock(&s->lock);
-	target = s->queued;
-	while (s->completed < target)
-		pthread_cond_wait(&s->progress, &s->lock);
+	w.target = s->queued;
+	if (s->completed < w.target) {
+		ret = wait_begin(&w);
+		if (ret) {
+			pthread_mutex_unlock(&s->lock);
+			return ret;
+		}
+		while (s->completed < w.target)
+			pthread_cond_wait(&s->progress, &s->lock);
+		wait_end(&w);
+	}
 	ret = s->error;
 	if (clear)
 		s->error = 0;
@@ -546,7 +688,7 @@ static int run_item(struct stream *s, struct item *it, int status)
 		break;
 	case ITEM_LAUNCH:
 		ret = hmm__launch_run(s->dev, it->launch.fn, it->launch.grid,
-				      it->launch.args);
+				      it->launch.args, s);
 		if (ret)
 			hmm__log(HMM_LOG_INFO, "launch on %d: %s", s->dev,
 				 hmm_strerror(-ret));
@@ -559,9 +701,13 @@ static int run_item(struct stream *s, struct item *it, int status)
 		break; /* completed with the stream's count, see below */
 	case ITEM_WAIT:
 		pthread_mutex_lock(&ev_lock);
-		mark_wait_locked(it->mark);
+		ret = mark_wait(it->mark);
 		mark_put_locked(it->mark);
 		pthread_mutex_unlock(&ev_lock);
+		if (ret)
+			hmm__log(HMM_LOG_ERROR, "stream wait for an event: "
+				 "a cycle of waits between streams, not "
+				 "waited (%s)", hmm_strerror(-ret));
 		break;
 	case ITEM_MEMOP:
 		ret = hmm__memop_run(&it->memop);
@@ -579,6 +725,8 @@ static void *stream_thread(void *arg)
 	struct stream *s = arg;
 
 	current_stream = s;
+	/* callbacks are the application's code: its fault handler applies */
+	hmm__unblock_fault_signals();
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		struct item *it;
@@ -608,7 +756,8 @@ static void *stream_thread(void *arg)
 		 */
 		if (it->kind == ITEM_RECORD)
 			mark_complete(it->mark);
-		s->completed++;
+		__atomic_store_n(&s->completed, s->completed + 1,
+				 __ATOMIC_RELEASE);
 		pthread_cond_broadcast(&s->progress);
 		s->running = NULL;
 		free(it);
@@ -725,6 +874,17 @@ HMM_EXPORT int hmm_stream_destroy(struct hmm_stream *h)
 
 	if (!h)
 		return -EINVAL;
+	/*
+	 * From stream work, a destroy that would close a cycle of waits is
+	 * refused before the handle dies: its queue is waited for first.
+	 */
+	if (work_stream() && !stream_get(h, &s)) {
+		ret = s == work_stream() ? -EDEADLK : stream_wait(s, false);
+		stream_put(s);
+		if (ret == -EDEADLK)
+			return ret;
+		ret = 0;
+	}
 	/* found and unlinked at once: of two destroys, one finds nothing */
 	pthread_mutex_lock(&streams.lock);
 	n = table_find(&streams.table, handle_id(h));
@@ -733,7 +893,7 @@ HMM_EXPORT int hmm_stream_destroy(struct hmm_stream *h)
 		ret = -EINVAL;
 	else if (s->pid != getpid())
 		ret = -ECHILD;
-	else if (s == current_stream)
+	else if (s == work_stream())
 		ret = -EDEADLK;
 	else
 		stream_unlink_locked(s);
@@ -755,7 +915,7 @@ HMM_EXPORT int hmm_stream_synchronize(struct hmm_stream *h)
 	ret = stream_get(h, &s);
 	if (ret)
 		return ret;
-	if (s == current_stream)
+	if (s == work_stream())
 		ret = -EDEADLK;
 	else
 		ret = stream_wait(s, true);
@@ -900,7 +1060,7 @@ static int streams_wait(int dev, bool any, bool clear)
 
 		pthread_mutex_unlock(&streams.lock);
 		ret = stream_wait(s, clear);
-		if (ret && !first)
+		if (ret && (!first || ret == -EDEADLK))
 			first = ret;
 		pthread_mutex_lock(&streams.lock);
 		last = s->node.id;
@@ -913,10 +1073,11 @@ static int streams_wait(int dev, bool any, bool clear)
 HMM_EXPORT int hmm_device_synchronize(int dev)
 {
 	HMM_KEEP_ERRNO();
+	struct stream *self = work_stream();
 
 	if (dev != HMM_CPU && (dev < 0 || dev >= hmm__device_count()))
 		return -ENODEV;
-	if (current_stream && current_stream->dev == dev)
+	if (self && self->dev == dev)
 		return -EDEADLK;
 	return streams_wait(dev, false, true);
 }

@@ -294,6 +294,15 @@ struct hmm_event;
  * recorded on it, and hmm_free(), hmm_unregister() and hmm_shutdown(),
  * which wait for every stream.
  *
+ * Waits between streams that would form a cycle are refused the same
+ * way: when a callback or kernel of stream X would wait (synchronize,
+ * destroy, event synchronize or destroy) for stream Y while Y's work
+ * already waits, directly or through other streams, for X, the call
+ * returns -EDEADLK; when a hmm_stream_wait_event() item is what would
+ * close the cycle, it is not waited and fails with -EDEADLK as its
+ * stream's error.  Waits on the application's own locks or semaphores
+ * are not seen.
+ *
  * Every call taking a stream or an event returns -EINVAL for a handle
  * that is not alive (see struct hmm_stream) and -ECHILD for one of the
  * parent process after fork().
@@ -311,8 +320,10 @@ int hmm_stream_destroy(struct hmm_stream *s);
 
 /**
  * Waits until all work queued on @p s so far has run.
- * @return 0, -EINVAL, -ECHILD, -EDEADLK, or the first error of that work
- *         (then cleared).
+ * @return 0, -EINVAL, -ECHILD, -EDEADLK (called from work on @p s, a
+ *         callback or a kernel of it, or the wait would close a cycle of
+ *         waits between streams), or the first error of that work (then
+ *         cleared), such as -EFAULT from a kernel that faulted.
  */
 int hmm_stream_synchronize(struct hmm_stream *s);
 
@@ -588,6 +599,22 @@ typedef void (*hmm_kernel_fn)(struct hmm_dim3 idx, struct hmm_dim3 grid,
  * threads (one per CPU); the launch completes when all have run.  @p args
  * is passed as is and must stay valid until then.  Each extent of @p grid
  * must be at least 1 (a 1D grid is {n, 1, 1}).
+ *
+ * A kernel that faults (SIGSEGV or SIGBUS on an execution thread: a stale
+ * or unmapped device pointer, a write to read-only memory, a stack
+ * overflow) does not end the process: the launch fails with -EFAULT, an
+ * error of @p s like any other (returned once by hmm_stream_synchronize(),
+ * seen by later callbacks as their status; later work still runs, the
+ * stream and the device stay usable; unlike CUDA's illegal-address error
+ * it is not sticky).  The points not started yet are skipped, those
+ * running finish; HMM_LOG=error logs the signal, the address and the grid
+ * point.  What the kernel held when it faulted (a lock, malloc()ed
+ * memory) stays held.  The library installs SIGSEGV and SIGBUS handlers
+ * for this at the first launch; faults anywhere else (the application's
+ * threads, callbacks) go to the handlers installed before it, or kill the
+ * process as they would without libhmm.  A handler the application
+ * installs after its first launch replaces the library's: kernel faults
+ * then reach it instead.
  *
  * @return 0; -EINVAL (NULL or dead stream, NULL kernel, an extent of 0,
  *         more than 2^32 - 1 points in all); -ECHILD; -ENOMEM.

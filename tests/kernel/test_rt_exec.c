@@ -127,6 +127,15 @@ static void expect_residency(const void *p, size_t size, int where)
 	free(loc);
 }
 
+static void status_cb(struct hmm_stream *s, int status, void *arg)
+{
+	*(int *)arg = status;
+}
+
+static void nop_kernel(struct hmm_dim3 idx, struct hmm_dim3 grid, void *arg)
+{
+}
+
 /* --- devices ----------------------------------------------------------- */
 
 TEST(device_count_and_info)
@@ -268,6 +277,54 @@ TEST_TIMEOUT(saxpy_by_device_faults, EXEC_TIMEOUT)
 	/* every page of x and y went over, by fault or density prefetch */
 	ASSERT_EQ(st.pages[HMM_DIR_TO_DEVICE][HMM_CAUSE_DEVICE_FAULT] +
 		  st.pages[HMM_DIR_TO_DEVICE][HMM_CAUSE_DENSITY], 2 * npages);
+}
+
+/*
+ * A kernel through the device pointer of freed memory (its view is gone):
+ * the launch and its stream fail with -EFAULT, the process and the
+ * stream go on, and the next launch on the device computes right.
+ */
+TEST_TIMEOUT(a_kernel_on_a_stale_device_pointer_is_efault, EXEC_TIMEOUT)
+{
+	size_t size = 256 * 1024, n = size / sizeof(float);
+	struct saxpy stale = { .a = 2.0f }, args = { .a = 3.0f };
+	struct hmm_stream *s;
+	float *x, *y;
+	int status = 1;
+
+	need_devices(1);
+	s = stream_on(0);
+	/*
+	 * The device's threads first, so that their stacks cannot take the
+	 * place of the freed view (the pointer would then be valid memory).
+	 */
+	ASSERT_EQ(hmm_launch(s, nop_kernel, (struct hmm_dim3){ 1, 1, 1 },
+			     NULL), 0);
+	ASSERT_EQ(hmm_stream_synchronize(s), 0);
+	x = hmm_malloc(size);
+	ASSERT_TRUE(x != NULL);
+	stale.x = stale.y = hmm_devptr(x, 0);
+	ASSERT_TRUE(stale.x != NULL);
+	ASSERT_EQ(hmm_free(x), 0);
+	ASSERT_EQ(launch_saxpy(s, n, &stale), 0);
+	ASSERT_EQ(hmm_stream_add_callback(s, status_cb, &status), 0);
+	ASSERT_EQ(hmm_stream_synchronize(s), -EFAULT);
+	ASSERT_EQ(status, -EFAULT);
+	ASSERT_EQ(hmm_stream_synchronize(s), 0);
+
+	x = hmm_malloc(size);
+	y = hmm_malloc(size);
+	ASSERT_TRUE(x && y);
+	fill_xy(x, y, n);
+	args.x = hmm_devptr(x, 0);
+	args.y = hmm_devptr(y, 0);
+	ASSERT_TRUE(args.x && args.y);
+	ASSERT_EQ(launch_saxpy(s, n, &args), 0);
+	ASSERT_EQ(hmm_stream_synchronize(s), 0);
+	ASSERT_EQ(check_y(x, y, n, 3.0f, 1), -1);
+	ASSERT_EQ(hmm_stream_destroy(s), 0);
+	ASSERT_EQ(hmm_free(x), 0);
+	ASSERT_EQ(hmm_free(y), 0);
 }
 
 TEST_TIMEOUT(saxpy_on_the_second_device, EXEC_TIMEOUT)

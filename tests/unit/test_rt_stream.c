@@ -483,6 +483,203 @@ TEST(waiting_for_itself_is_refused)
 	ASSERT_EQ(hmm_stream_destroy(s), 0);
 }
 
+/* The same calls from a kernel of a launch on the stream. */
+struct self_kernel_args {
+	struct hmm_stream *s;
+	struct self_args a;
+};
+
+static void self_kernel(struct hmm_dim3 idx, struct hmm_dim3 grid, void *arg)
+{
+	struct self_kernel_args *k = arg;
+
+	self_cb(k->s, 0, &k->a);
+}
+
+TEST_TIMEOUT(waiting_for_itself_from_a_kernel_is_refused, 20)
+{
+	struct self_kernel_args k = {
+		.s = cpu_stream(),
+		.a = { .later = new_event(), .other_s = cpu_stream() },
+	};
+	struct gate g;
+
+	gate_init(&g);
+	ASSERT_EQ(hmm_stream_add_callback(k.s, gate_cb, &g), 0);
+	ASSERT_EQ(hmm_launch(k.s, self_kernel, (struct hmm_dim3){ 1, 1, 1 },
+			     &k), 0);
+	ASSERT_EQ(hmm_event_record(k.a.later, k.s), 0);
+	gate_open(&g);
+	ASSERT_EQ(hmm_stream_synchronize(k.s), 0);
+	ASSERT_EQ(k.a.sync, -EDEADLK);
+	ASSERT_EQ(k.a.destroy, -EDEADLK);
+	ASSERT_EQ(k.a.devsync, -EDEADLK);
+	ASSERT_EQ(k.a.evsync, -EDEADLK);
+	ASSERT_EQ(k.a.evdestroy, -EDEADLK);
+	ASSERT_EQ(k.a.other, 0);
+	ASSERT_EQ(hmm_event_destroy(k.a.later), 0);
+	ASSERT_EQ(hmm_stream_destroy(k.a.other_s), 0);
+	ASSERT_EQ(hmm_stream_destroy(k.s), 0);
+}
+
+/*
+ * A ring of streams whose work synchronizes the next stream: stream i's
+ * callback (or kernel) waits at a barrier until all have started, then
+ * synchronizes stream i + 1.  The last wait would close the cycle.
+ */
+#define RING_MAX 4
+struct ring {
+	int n;
+	struct hmm_stream *s[RING_MAX];
+	pthread_barrier_t all_in;
+	int ret[RING_MAX];
+};
+
+struct ring_entry {
+	struct ring *r;
+	int i;
+};
+
+static void ring_step(struct ring_entry *e)
+{
+	struct ring *r = e->r;
+
+	pthread_barrier_wait(&r->all_in);
+	r->ret[e->i] = hmm_stream_synchronize(r->s[(e->i + 1) % r->n]);
+}
+
+static void ring_cb(struct hmm_stream *s, int status, void *arg)
+{
+	ring_step(arg);
+}
+
+static void ring_kernel(struct hmm_dim3 idx, struct hmm_dim3 grid, void *arg)
+{
+	ring_step(arg);
+}
+
+static void run_ring(int n, bool kernel_first)
+{
+	struct ring r = { .n = n };
+	struct ring_entry e[RING_MAX];
+	int deadlocks = 0;
+
+	ASSERT_EQ(pthread_barrier_init(&r.all_in, NULL, n), 0);
+	for (int i = 0; i < n; i++) {
+		r.s[i] = cpu_stream();
+		e[i] = (struct ring_entry){ &r, i };
+	}
+	for (int i = 0; i < n; i++) {
+		if (i == 0 && kernel_first)
+			ASSERT_EQ(hmm_launch(r.s[i], ring_kernel,
+					     (struct hmm_dim3){ 1, 1, 1 },
+					     &e[i]), 0);
+		else
+			ASSERT_EQ(hmm_stream_add_callback(r.s[i], ring_cb,
+							  &e[i]), 0);
+	}
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(hmm_stream_synchronize(r.s[i]), 0);
+	/* the wait that would have closed the cycle was refused, only it */
+	for (int i = 0; i < n; i++) {
+		TH_LOG("stream %d: %d", i, r.ret[i]);
+		if (r.ret[i] == -EDEADLK)
+			deadlocks++;
+		else
+			ASSERT_EQ(r.ret[i], 0);
+	}
+	ASSERT_EQ(deadlocks, 1);
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(hmm_stream_destroy(r.s[i]), 0);
+	pthread_barrier_destroy(&r.all_in);
+}
+
+TEST_TIMEOUT(callbacks_synchronizing_each_other_are_edeadlk, 20)
+{
+	run_ring(2, false);
+}
+
+TEST_TIMEOUT(a_cycle_of_three_streams_is_edeadlk, 20)
+{
+	run_ring(3, false);
+}
+
+TEST_TIMEOUT(a_kernel_in_a_cycle_of_waits_is_edeadlk, 20)
+{
+	run_ring(2, true);
+}
+
+static void busy_cb(struct hmm_stream *s, int status, void *arg)
+{
+	sleep_ms(150);
+}
+
+static void keep_status_cb(struct hmm_stream *s, int status, void *arg)
+{
+	*(int *)arg = status;
+}
+
+/* A's callback synchronizes B, whose queued wait needs A's later record. */
+struct wait_cycle {
+	struct hmm_stream *b;
+	int sync_b;
+};
+
+static void sync_b_cb(struct hmm_stream *s, int status, void *arg)
+{
+	struct wait_cycle *w = arg;
+
+	w->sync_b = hmm_stream_synchronize(w->b);
+}
+
+TEST_TIMEOUT(a_wait_item_closing_a_cycle_is_edeadlk, 20)
+{
+	struct hmm_stream *a = cpu_stream(), *b = cpu_stream();
+	struct wait_cycle w = { .b = b, .sync_b = 1 };
+	struct hmm_event *m = new_event();
+	struct gate ga;
+	int status = 1;
+
+	gate_init(&ga);
+	ASSERT_EQ(hmm_stream_add_callback(a, gate_cb, &ga), 0);
+	ASSERT_EQ(hmm_stream_add_callback(a, sync_b_cb, &w), 0);
+	ASSERT_EQ(hmm_event_record(m, a), 0);
+	/* B is busy while A's callback starts waiting for it */
+	ASSERT_EQ(hmm_stream_add_callback(b, busy_cb, NULL), 0);
+	ASSERT_EQ(hmm_stream_wait_event(b, m), 0);
+	ASSERT_EQ(hmm_stream_add_callback(b, keep_status_cb, &status), 0);
+	gate_open(&ga);
+	ASSERT_EQ(hmm_stream_synchronize(a), 0);
+	ASSERT_EQ(w.sync_b, -EDEADLK);
+	/* whichever side found it, both streams went on */
+	TH_LOG("status after the wait: %d", status);
+	ASSERT_TRUE(status == 0 || status == -EDEADLK);
+	hmm_stream_synchronize(b);
+	ASSERT_EQ(hmm_stream_synchronize(b), 0);
+	ASSERT_EQ(hmm_event_destroy(m), 0);
+	ASSERT_EQ(hmm_stream_destroy(a), 0);
+	ASSERT_EQ(hmm_stream_destroy(b), 0);
+}
+
+/* A chain of waits with no cycle is not refused. */
+TEST_TIMEOUT(a_chain_of_waits_is_not_a_cycle, 20)
+{
+	struct hmm_stream *a = cpu_stream(), *b = cpu_stream();
+	struct hmm_stream *c = cpu_stream();
+	struct wait_cycle wa = { .b = b, .sync_b = 1 };
+	struct wait_cycle wb = { .b = c, .sync_b = 1 };
+
+	ASSERT_EQ(hmm_stream_add_callback(c, busy_cb, NULL), 0);
+	ASSERT_EQ(hmm_stream_add_callback(b, sync_b_cb, &wb), 0);
+	ASSERT_EQ(hmm_stream_add_callback(a, sync_b_cb, &wa), 0);
+	ASSERT_EQ(hmm_stream_synchronize(a), 0);
+	ASSERT_EQ(wa.sync_b, 0);
+	ASSERT_EQ(wb.sync_b, 0);
+	ASSERT_EQ(hmm_stream_destroy(a), 0);
+	ASSERT_EQ(hmm_stream_destroy(b), 0);
+	ASSERT_EQ(hmm_stream_destroy(c), 0);
+}
+
 /* --- events ------------------------------------------------------------ */
 
 TEST(an_event_never_recorded_is_complete)
