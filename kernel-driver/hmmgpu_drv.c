@@ -94,10 +94,12 @@
  *   Experimental: test_thp and the benchmark pass with it on, but the
  *   fuzzer once found a device folio freed while a PMD still mapped it
  *   (7.3, not reproduced since); until that is understood it is opt-in.
- * - migrate_workers (0-8, default 0, writable at run time): threads that
+ * - migrate_workers (0-8, default 1, writable at run time): threads that
  *   share one MIGRATE of at least two 2 MiB blocks per thread, the caller
  *   included (hmmgpu_migrate_range()); 0 means one per online CPU, 1 the
- *   caller alone.
+ *   caller alone.  Experimental above 1: a migration that must evict can
+ *   then evict blocks that another of its threads just filled (found by
+ *   test_oversub), and the fuzzer timed out once on 6.1 with it on.
  */
 
 #define HMMGPU_MAX_DEVICES 8
@@ -137,11 +139,11 @@ static const struct kernel_param_ops migrate_workers_ops = {
 	.get = param_get_uint,
 };
 
-unsigned int hmmgpu_migrate_workers;
+unsigned int hmmgpu_migrate_workers = 1;
 struct workqueue_struct *hmmgpu_migrate_wq;
 module_param_cb(migrate_workers, &migrate_workers_ops, &hmmgpu_migrate_workers,
 		0644);
-MODULE_PARM_DESC(migrate_workers, "Threads sharing one explicit migration of several 2 MiB blocks (0-8, default 0: one per online CPU, at most 8; 1: the calling thread alone)");
+MODULE_PARM_DESC(migrate_workers, "Threads sharing one explicit migration of several 2 MiB blocks (0-8; 0: one per online CPU; default 1: the calling thread alone; experimental above 1)");
 
 static bool device_thp;
 module_param(device_thp, bool, 0644);

@@ -62,8 +62,9 @@
  * to device, pages already on this device are left alone. To system, it
  * selects device pages only.
  *
- * A MIGRATE of several 2 MiB blocks is shared by up to migrate_workers
- * threads (default: one per online CPU): the caller checks the range,
+ * A MIGRATE of several 2 MiB blocks can be shared by up to
+ * migrate_workers threads (experimental, default 1: the caller alone; 0:
+ * one per online CPU): the caller checks the range,
  * drops the mmap_lock, queues helpers on an unbound workqueue and works
  * beside them; each thread takes the mmap_lock for reading and claims one
  * block at a time, so page-table work and copies of different blocks run
@@ -74,6 +75,11 @@
  * skipped instead of failing with -EFAULT. While hmmgpu's migration
  * tracepoints are on, the caller works alone: tracers select events by
  * the task that emits them, and a helper's would be charged to no one.
+ * It is opt-in because a migration that must evict can then evict blocks
+ * that another of its threads has just filled (test_oversub saw 16 pages
+ * of a just-migrated chunk back in RAM), and because the fuzzer timed out
+ * once on 6.1 with it on; eviction that skips the blocks of the running
+ * migration would fix the first.
  *
  * Where the kernel has device-private THP (see "Device THP") and the
  * device_thp parameter is on, a batch that is a whole, aligned 2 MiB of a
