@@ -52,13 +52,12 @@
  *   copied by the submitting thread itself before hmmgpu_copy_submit()
  *   returns: handing 16 pages to a thread and sleeping on the fence cost
  *   a wake-up and a scheduler tick or two, which put CPU faults' p90 at
- *   2-8 ms in the benchmark where the copy takes about 30 us.  The
- *   submitter of a larger *urgent* batch (a device fault's block or
- *   density prefetch, which the faulting thread waits for with nothing to
- *   overlap) copies the first segment itself after queueing the others,
- *   so that it works instead of sleeping and the channels share the rest.
- *   Threads copy with copy_highpage() and clear_highpage().  The thread
- *   that finishes the last segment signals the fence.
+ *   2-8 ms in the benchmark where the copy takes about 30 us.  Urgent
+ *   batches (a device fault's block or prefetch, which the faulting
+ *   thread waits for with nothing to overlap) are copied inline whatever
+ *   their size, for the same reason.  Threads copy with
+ *   copy_highpage() and clear_highpage().  The thread that finishes the
+ *   last segment signals the fence.
  *
  * - **dmaengine**: a channel with the %DMA_MEMCPY capability from
  *   dma_request_chan_by_mask().  Every page is one descriptor: both pages
@@ -348,29 +347,25 @@ static void hmmgpu_copy_sw_submit(struct hmmgpu_copy_engine *ce,
 	unsigned int nseg, k, first = 0, start;
 	struct hmmgpu_copy_seg *segs;
 
-	/* Small batches are copied here: a hand-off would cost more. */
-	if (batch->nr < HMMGPU_COPY_INLINE_PAGES) {
+	/*
+	 * Small batches are copied here: a hand-off would cost more. So are
+	 * urgent ones (a device fault's), whose submitter only waits.
+	 */
+	if (batch->nr < HMMGPU_COPY_INLINE_PAGES || batch->urgent) {
 		hmmgpu_copy_cpu(batch, 0, batch->nr);
 		return;
 	}
 
 	nseg = clamp(batch->nr / HMMGPU_COPY_SEG_PAGES, 1U, ce->nr_channels);
-	/* an urgent batch's submitter copies a segment itself, see below */
-	segs = nseg > 1 || !batch->urgent ?
-	       kvmalloc_array(nseg, sizeof(*segs), GFP_KERNEL) : NULL;
+	segs = kvmalloc_array(nseg, sizeof(*segs), GFP_KERNEL);
 	if (!segs) {
 		hmmgpu_copy_cpu(batch, 0, batch->nr);
 		return;
 	}
 	batch->work = segs;
 
-	/*
-	 * Every part counted before the first can finish. The submitter of
-	 * an urgent batch (a device fault's) only waits for it: it copies
-	 * segment 0 itself, after queueing the others, instead of sleeping
-	 * while one thread copies it all or the channels copy it without it.
-	 */
-	atomic_add(nseg - batch->urgent, &batch->pending);
+	/* Every part counted before the first can finish. */
+	atomic_add(nseg, &batch->pending);
 	start = atomic_inc_return(&ce->next_channel);
 	for (k = 0; k < nseg; k++) {
 		struct hmmgpu_copy_channel *ch;
@@ -380,8 +375,6 @@ static void hmmgpu_copy_sw_submit(struct hmmgpu_copy_engine *ce,
 		seg->first = first;
 		seg->count = batch->nr / nseg + (k < batch->nr % nseg);
 		first += seg->count;
-		if (batch->urgent && k == 0)
-			continue;
 
 		ch = &ce->channels[(start + k) % ce->nr_channels];
 		spin_lock(&ch->lock);
@@ -389,8 +382,6 @@ static void hmmgpu_copy_sw_submit(struct hmmgpu_copy_engine *ce,
 		spin_unlock(&ch->lock);
 		wake_up(&ch->wait);
 	}
-	if (batch->urgent)
-		hmmgpu_copy_cpu(batch, 0, segs[0].count);
 }
 
 /* Stops the first @n threads of @ce; each finishes its queue first. */

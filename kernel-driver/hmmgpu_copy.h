@@ -45,7 +45,7 @@ struct hmmgpu_copy_batch {
 	atomic_t nr_failed;
 	struct dma_fence fence;
 	u64 busy_ns;
-	bool urgent;	/* the submitter waits at once: it copies a part itself */
+	bool urgent;	/* the submitter waits at once: software copies inline */
 
 	/* private: owned by hmmgpu_copy.c */
 	spinlock_t fence_lock;
