@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "harness.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,6 +36,51 @@ static double hmmt_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Prints one /proc file of task @tid of @pid as TAP comments, if readable. */
+static void hmmt_print_proc(pid_t pid, const char *tid, const char *file)
+{
+	char path[128], line[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%s/%s", (int)pid, tid,
+		 file);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		printf("#   %s: %s\n", file, line);
+	}
+	fclose(f);
+}
+
+/*
+ * Where a test that timed out is stuck: the name, wait channel and kernel
+ * stack of each of its threads (the stacks are readable by root only, as
+ * in the test VM), before it is killed.
+ */
+static void hmmt_print_stuck(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		printf("# thread %s:\n", d->d_name);
+		hmmt_print_proc(pid, d->d_name, "comm");
+		hmmt_print_proc(pid, d->d_name, "wchan");
+		hmmt_print_proc(pid, d->d_name, "stack");
+	}
+	closedir(dir);
+	fflush(stdout);
 }
 
 /* Returns 0 pass, 1 fail, 2 skip. */
@@ -68,6 +114,7 @@ static int hmmt_run_one(const struct hmmt_test *t)
 		}
 		if (hmmt_now() > deadline) {
 			printf("# timed out after %u s\n", t->timeout);
+			hmmt_print_stuck(pid);
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
