@@ -14,6 +14,8 @@
  *   stream.c  - streams, events, callbacks, device synchronize,
  *               hmm_shutdown() and the library's destructor
  *   launch.c  - the execution pools and hmm_launch()
+ *   marker.c  - API markers for profilers (HMM_TRACE_MARKER) and
+ *               hmm_set_name()
  */
 #ifndef HMM_PRIVATE_H
 #define HMM_PRIVATE_H
@@ -225,5 +227,95 @@ void hmm__stats_launch(int dev, uint64_t ns);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t hmm__now_ns(void);
+
+/* --- marker.c ------------------------------------------------------------ */
+
+/*
+ * The trace_marker file that HMM_TRACE_MARKER named, opened when the
+ * library was loaded; -1 when nobody profiles (then a hook below costs
+ * this test, and HMM__MARK() the few stores of its struct).
+ */
+extern int hmm__marker_fd;
+
+static inline bool hmm__marking(void)
+{
+	return __builtin_expect(hmm__marker_fd >= 0, 0);
+}
+
+enum hmm__mark_kind {
+	HMM__MARK_LAUNCH,   /* a kernel ran: @dev, @fn, @grid */
+	HMM__MARK_PREFETCH, /* a prefetch ran: @a, @size, @dev */
+	HMM__MARK_MEMOP,    /* a memory operation ran: @memop, @a, @b, @size */
+	HMM__MARK_CALL,     /* an API call queued work on @stream: @name */
+	HMM__MARK_SYNC,     /* an API call waited: @name, @stream */
+	HMM__MARK_FREE,     /* hmm_free(@a) */
+};
+
+/* A marker being timed: HMM__MARK() starts it, scope exit writes it. */
+struct hmm__mark {
+	uint64_t t0;           /* 0: not profiling */
+	enum hmm__mark_kind kind;
+	const char *name;
+	uintptr_t a, b;
+	uint64_t size;
+	int dev;
+	int memop;             /* enum hmm__memop_kind */
+	const void *fn;
+	struct hmm_dim3 grid;
+	uintptr_t stream;
+	const void *caller;
+};
+
+/* Writes the marker @m (its duration ends now), when profiling. */
+void hmm__mark_end(struct hmm__mark *m);
+
+/* The cleanup handler of HMM__MARK(): no call when nobody profiles. */
+static inline void hmm__mark_done(struct hmm__mark *m)
+{
+	if (__builtin_expect(m->t0 != 0, 0))
+		hmm__mark_end(m);
+}
+
+/*
+ * One line at the top of a function: times the function from there to
+ * its return and writes the marker then (a cleanup handler).  The
+ * fields are designated initializers of struct hmm__mark.
+ */
+#define HMM__MARK(...)                                                       \
+	struct hmm__mark hmm__mark                                           \
+		__attribute__((cleanup(hmm__mark_done), unused)) = {         \
+			.t0 = hmm__marking() ? hmm__now_ns() : 0,            \
+			.caller = __builtin_return_address(0), __VA_ARGS__ }
+
+/* The hooks in the API functions, one line each. */
+#define HMM__MARK_NO_DEV INT32_MIN
+#define HMM_MARK_LAUNCH(dev_, kernel, grid_)                                 \
+	HMM__MARK(.kind = HMM__MARK_LAUNCH, .dev = (dev_),                   \
+		  .fn = (const void *)(uintptr_t)(kernel), .grid = (grid_))
+#define HMM_MARK_CALL(name_, stream_, kernel)                                \
+	HMM__MARK(.kind = HMM__MARK_CALL, .name = (name_),                   \
+		  .stream = (uintptr_t)(stream_),                            \
+		  .fn = (const void *)(uintptr_t)(kernel))
+#define HMM_MARK_SYNC(name_, stream_, dev_)                                  \
+	HMM__MARK(.kind = HMM__MARK_SYNC, .name = (name_),                   \
+		  .stream = (uintptr_t)(stream_), .dev = (dev_))
+#define HMM_MARK_PREFETCH(ptr, size_, dst)                                   \
+	HMM__MARK(.kind = HMM__MARK_PREFETCH, .a = (uintptr_t)(ptr),         \
+		  .size = (size_), .dev = (dst))
+#define HMM_MARK_MEMOP(op)                                                   \
+	HMM__MARK(.kind = HMM__MARK_MEMOP, .memop = (int)(op)->kind,         \
+		  .a = (uintptr_t)(op)->dst, .b = (uintptr_t)(op)->src,      \
+		  .size = (op)->size)
+#define HMM_MARK_FREE(ptr)                                                   \
+	HMM__MARK(.kind = HMM__MARK_FREE, .a = (uintptr_t)(ptr))
+
+/* An allocation of @size bytes at @ptr, asked for at @caller. */
+void hmm__mark_alloc(const void *ptr, size_t size, const void *caller);
+
+/*
+ * The calling thread runs an item of stream @stream (a handle) on @dev:
+ * its worker.  The first call on a thread writes a "stream" marker.
+ */
+void hmm__mark_stream(uintptr_t stream, int dev);
 
 #endif /* HMM_PRIVATE_H */

@@ -603,6 +603,7 @@ int hmm__launch_run(int dev, hmm_kernel_fn kernel, struct hmm_dim3 grid,
 	};
 	uint64_t t0 = hmm__now_ns();
 	struct pool *p;
+	HMM_MARK_LAUNCH(dev, kernel, grid);
 
 	/* a removed device's views give SIGBUS: do not run its kernels */
 	if (dev != HMM_CPU && hmm__device_fd(dev) < 0)
@@ -642,6 +643,7 @@ HMM_EXPORT int hmm_launch(struct hmm_stream *s, hmm_kernel_fn kernel,
 {
 	HMM_KEEP_ERRNO();
 	uint64_t plane;
+	HMM_MARK_CALL("hmm_launch", s, kernel);
 
 	if (!s || !kernel)
 		return -EINVAL;

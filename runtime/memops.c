@@ -64,6 +64,7 @@ static int set_args(void *dst, size_t size)
 int hmm__memop_run(const struct hmm__memop *op)
 {
 	int ret = 0;
+	HMM_MARK_MEMOP(op);
 
 	switch (op->kind) {
 	case HMM__MEMOP_COPY:
@@ -128,6 +129,7 @@ HMM_EXPORT int hmm_memcpy_async(void *dst, const void *src, size_t size,
 				struct hmm_stream *s)
 {
 	HMM_KEEP_ERRNO();
+	HMM_MARK_CALL("hmm_memcpy_async", s, NULL);
 	struct hmm__memop op = {
 		.kind = HMM__MEMOP_COPY, .dst = dst, .src = src, .size = size,
 	};
@@ -156,6 +158,7 @@ HMM_EXPORT int hmm_memset_async(void *dst, int value, size_t size,
 				struct hmm_stream *s)
 {
 	HMM_KEEP_ERRNO();
+	HMM_MARK_CALL("hmm_memset_async", s, NULL);
 	struct hmm__memop op = {
 		.kind = HMM__MEMOP_SET, .dst = dst, .value = value, .size = size,
 	};

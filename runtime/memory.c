@@ -903,6 +903,7 @@ HMM_EXPORT void *hmm_malloc(size_t size)
 	destroy_dead(dead);
 	if (ret)
 		goto err_free;
+	hmm__mark_alloc(p, size, __builtin_return_address(0));
 	errno = saved;
 	return p;
 
@@ -1009,6 +1010,7 @@ static int release(const char *who, void *ptr, bool registered)
 HMM_EXPORT int hmm_free(void *ptr)
 {
 	HMM_KEEP_ERRNO();
+	HMM_MARK_FREE(ptr);
 
 	if (!ptr)
 		return 0;

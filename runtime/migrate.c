@@ -162,6 +162,7 @@ int hmm__prefetch(const void *ptr, size_t size, int dst)
 	size_t ps = page_size();
 	uintptr_t start, end;
 	int ret;
+	HMM_MARK_PREFETCH(ptr, size, dst);
 
 	ret = hmm__prefetch_check(ptr, size, dst);
 	if (ret)

@@ -676,6 +676,7 @@ static int stream_wait(struct stream *s, bool clear)
 static int run_item(struct stream *s, struct item *it, int status)
 {
 	int ret = 0;
+	hmm__mark_stream((uintptr_t)stream_handle(s), s->dev);
 
 	switch (it->kind) {
 	case ITEM_PREFETCH:
@@ -909,6 +910,7 @@ HMM_EXPORT int hmm_stream_destroy(struct hmm_stream *h)
 HMM_EXPORT int hmm_stream_synchronize(struct hmm_stream *h)
 {
 	HMM_KEEP_ERRNO();
+	HMM_MARK_SYNC("hmm_stream_synchronize", h, HMM__MARK_NO_DEV);
 	struct stream *s;
 	int ret;
 
@@ -1006,6 +1008,7 @@ HMM_EXPORT int hmm_prefetch_async(const void *ptr, size_t size, int dst,
 				  struct hmm_stream *h)
 {
 	HMM_KEEP_ERRNO();
+	HMM_MARK_CALL("hmm_prefetch_async", h, NULL);
 	struct item *it;
 	int ret;
 
@@ -1073,6 +1076,7 @@ static int streams_wait(int dev, bool any, bool clear)
 HMM_EXPORT int hmm_device_synchronize(int dev)
 {
 	HMM_KEEP_ERRNO();
+	HMM_MARK_SYNC("hmm_device_synchronize", NULL, dev);
 	struct stream *self = work_stream();
 
 	if (dev != HMM_CPU && (dev < 0 || dev >= hmm__device_count()))
@@ -1271,6 +1275,7 @@ out_stream:
 HMM_EXPORT int hmm_event_synchronize(struct hmm_event *h)
 {
 	HMM_KEEP_ERRNO();
+	HMM_MARK_SYNC("hmm_event_synchronize", NULL, HMM__MARK_NO_DEV);
 	struct event *e;
 	int ret;
 

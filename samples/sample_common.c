@@ -201,6 +201,7 @@ void *sample_malloc(const struct sample *s, size_t size, const char *what)
 			s->name, size / MIB, what, hmm_strerror(errno));
 		exit(1);
 	}
+	hmm_set_name(p, what); /* for profilers: hmmprof's allocation table */
 	return p;
 }
 

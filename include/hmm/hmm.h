@@ -161,6 +161,20 @@ void *hmm_malloc(size_t size);
 int hmm_free(void *ptr);
 
 /**
+ * Names the managed memory (from hmm_malloc() or hmm_register()) that
+ * @p ptr is in, for profilers, like NVTX's resource naming: hmmprof then
+ * shows the hmm_malloc() allocation as @p name in its per-allocation
+ * table, its JSON, CSV and timeline.  The name goes only to a profiler that is running
+ * (see HMM_TRACE_MARKER in docs/hmmprof.md); without one the call checks
+ * its arguments and does nothing else.  The name is a UTF-8 string; up to
+ * 128 bytes of it are kept.  Naming again renames.
+ *
+ * @return 0; -EINVAL when @p ptr is not managed memory, or @p name is
+ *         NULL or empty.
+ */
+int hmm_set_name(const void *ptr, const char *name);
+
+/**
  * Makes memory the application already has (from malloc() or mmap()) managed:
  * [@p ptr, @p ptr + @p size) rounded out to whole pages.  It must be
  * private anonymous memory (not shared, not a file).  The memory stays

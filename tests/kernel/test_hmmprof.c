@@ -8,7 +8,10 @@
  * prefetch it all home, let the device read 2 MiB through its view, bring
  * those 2 MiB home).  The counts it must produce follow from the module
  * parameters (fault_kib, view_fault_kib, prefetch_pct) and the tests
- * check them in hmmprof's JSON, CSV and plots, and its error cases.
+ * check them in hmmprof's JSON, CSV and plots, and its error cases.  The
+ * buffer is named "pattern" (hmm_set_name()): libhmm's API markers let
+ * hmmprof charge every event to it, and put the launch of touch_kernel
+ * on the Perfetto timeline with the migrations.
  */
 #define _GNU_SOURCE
 #include "kt_common.h"
@@ -64,7 +67,7 @@ static int pattern_main(void)
 	uint8_t *p;
 
 	p = hmm_malloc(PAT_SIZE);
-	if (!p)
+	if (!p || hmm_set_name(p, "pattern"))
 		return 10;
 	fprintf(stderr, "hmmprof-pattern: buffer 0x%lx\n", (unsigned long)p);
 	memset(p, 0x5a, PAT_SIZE);
@@ -549,15 +552,32 @@ TEST(summary_names_every_cause)
 	result_free(&r);
 }
 
+/* Splits a CSV line (no quoted fields) into at most @max fields. */
+static int csv_split(char *line, char **f, int max)
+{
+	int n = 0;
+
+	for (char *s = line; n < max; s++) {
+		f[n++] = s;
+		s = strchr(s, ',');
+		if (!s)
+			break;
+		*s = '\0';
+	}
+	return n;
+}
+
 TEST(csv_timeline_adds_up_to_the_counts)
 {
 	const char *opts[] = { "-q", "--csv", "-", NULL };
 	uint64_t ps = kt_page_size(), sum[2][7] = { { 0 } }, faults = 0;
+	uint64_t dev_faults = 0, launches = 0, allocs = 0, prefetches = 0;
 	static const char *const causes[] = {
 		"prefetch", "device_fault", "density", "cpu_fault",
 		"eviction", "peer", "removal",
 	};
-	char *line, *save = NULL;
+	char *line, *save = NULL, *f[16];
+	unsigned long long last = 0;
 	struct result r;
 	struct expect e;
 	int rows = 0, pid = -1;
@@ -567,26 +587,55 @@ TEST(csv_timeline_adds_up_to_the_counts)
 	line = strtok_r(r.out, "\n", &save);
 	ASSERT_TRUE(line != NULL);
 	ASSERT_STREQ(line, "time_ns,pid,tid,dev,direction,cause,start,npages,"
-			   "pages,bytes,peer_pages,failed,ns");
+			   "pages,bytes,peer_pages,failed,ns,event,allocation,"
+			   "detail");
 	while ((line = strtok_r(NULL, "\n", &save))) {
-		char dir[32], cause[32];
-		unsigned long long t, start, bytes, ns;
-		unsigned int dev, npages, pages, peer, failed;
-		int p, tid, k, d;
+		unsigned long long t, bytes;
+		unsigned int pages;
+		int p, k, d;
 
-		ASSERT_EQ(sscanf(line, "%llu,%d,%d,%u,%31[^,],%31[^,],%llx,%u,"
-				 "%u,%llu,%u,%u,%llu", &t, &p, &tid, &dev, dir,
-				 cause, &start, &npages, &pages, &bytes, &peer,
-				 &failed, &ns), 13);
-		ASSERT_EQ(bytes, (unsigned long long)pages * ps);
-		ASSERT_EQ(failed, 0);
-		/* one process: every row names it */
+		ASSERT_EQ(csv_split(line, f, 16), 16);
+		t = strtoull(f[0], NULL, 10);
+		p = atoi(f[1]);
+		pages = (unsigned int)strtoul(f[8], NULL, 10);
+		bytes = strtoull(f[9], NULL, 10);
+		/* in time order; one process: every row names it */
+		ASSERT_GE(t, last);
+		last = t;
 		if (pid < 0)
 			pid = p;
 		ASSERT_EQ(p, pid);
-		d = !strcmp(dir, "to_host");
-		ASSERT_TRUE(d || !strcmp(dir, "to_device"));
-		for (k = 0; k < 7 && strcmp(cause, causes[k]); k++)
+		ASSERT_EQ(strtoul(f[11], NULL, 10), 0); /* failed */
+		if (!strcmp(f[13], "alloc")) {
+			ASSERT_STREQ(f[14], "pattern");
+			ASSERT_EQ(bytes, PAT_SIZE);
+			allocs++;
+			continue;
+		}
+		if (!strcmp(f[13], "launch")) {
+			ASSERT_STREQ(f[15], "touch_kernel");
+			ASSERT_STREQ(f[3], "0");
+			launches++;
+			continue;
+		}
+		if (!strcmp(f[13], "prefetch")) {
+			ASSERT_STREQ(f[14], "pattern");
+			prefetches++;
+			continue;
+		}
+		if (!strcmp(f[13], "device_fault")) {
+			ASSERT_STREQ(f[14], "pattern");
+			dev_faults++;
+			continue;
+		}
+		if (strcmp(f[13], "batch") && strcmp(f[13], "cpu_fault"))
+			continue; /* other API markers */
+		ASSERT_EQ(bytes, (unsigned long long)pages * ps);
+		/* every migration of the program hit its one buffer */
+		ASSERT_STREQ(f[14], "pattern");
+		d = !strcmp(f[4], "to_host");
+		ASSERT_TRUE(d || !strcmp(f[4], "to_device"));
+		for (k = 0; k < 7 && strcmp(f[5], causes[k]); k++)
 			;
 		ASSERT_LT(k, 7);
 		sum[d][k] += pages;
@@ -600,6 +649,78 @@ TEST(csv_timeline_adds_up_to_the_counts)
 	ASSERT_EQ(sum[1][0], e.prefetch_to_host);
 	ASSERT_EQ(sum[1][3], e.cpu_fault_pages);
 	ASSERT_EQ(faults, e.cpu_faults);
+	ASSERT_EQ(dev_faults, e.device_faults);
+	ASSERT_EQ(allocs, 1);
+	ASSERT_EQ(launches, 1);
+	ASSERT_EQ(prefetches, 3); /* to the device, home, the 2 MiB home */
+	result_free(&r);
+}
+
+/* @bytes (at least 1 MiB) as hmmprof scales them: "8.00 MiB", "10.0 MiB". */
+static char *mib(char *buf, size_t len, uint64_t bytes)
+{
+	double v = (double)bytes / (1 << 20);
+
+	snprintf(buf, len, v < 10 ? "%.2f MiB" : v < 100 ? "%.1f MiB" :
+				    "%.0f MiB", v);
+	return buf;
+}
+
+/*
+ * The named buffer in the allocation table: every byte, fault and cause
+ * of the pattern is its own, in the JSON and in the summary.
+ */
+TEST(allocation_table_charges_the_named_buffer)
+{
+	const char *opts[] = { "--json", "-", NULL };
+	uint64_t ps = kt_page_size();
+	struct result r;
+	struct expect e;
+	char start[32], want[160], b[32], b2[32];
+	const char *site;
+
+	expected(&e);
+	profile_pattern(opts, &r);
+	ASSERT_TRUE(json_valid(r.out));
+	ASSERT_TRUE(json_is(r.out, "allocations.0.name", "\"pattern\""));
+	snprintf(start, sizeof(start), "\"0x%lx\"", pattern_buffer(&r));
+	ASSERT_TRUE(json_is(r.out, "allocations.0.start", start));
+	ASSERT_EQ(json_u64(r.out, "allocations.0.size"), PAT_SIZE);
+	ASSERT_TRUE(json_at(r.out, "allocations.1") == NULL);
+	ASSERT_EQ(json_u64(r.out, "allocations.0.migrations.to_device.prefetch"),
+		  e.prefetch_to_device * ps);
+	ASSERT_EQ(json_u64(r.out,
+			   "allocations.0.migrations.to_device.device_fault"),
+		  e.device_fault_pages * ps);
+	ASSERT_EQ(json_u64(r.out, "allocations.0.migrations.to_device.density"),
+		  e.density_pages * ps);
+	ASSERT_EQ(json_u64(r.out, "allocations.0.migrations.to_host.prefetch"),
+		  e.prefetch_to_host * ps);
+	ASSERT_EQ(json_u64(r.out, "allocations.0.migrations.to_host.cpu_fault"),
+		  e.cpu_fault_pages * ps);
+	ASSERT_EQ(json_u64(r.out, "allocations.0.cpu_faults"), e.cpu_faults);
+	ASSERT_EQ(json_u64(r.out, "allocations.0.device_faults"),
+		  e.device_faults);
+	/* the 2 MiB the device read had gone home before: they bounced */
+	ASSERT_EQ(json_u64(r.out, "allocations.0.bounced_pages"), PAT_DEV / ps);
+	ASSERT_GT(json_u64(r.out, "allocations.0.migrate_ns"), 0);
+	ASSERT_EQ(json_u64(r.out, "unattributed_bytes.to_device"), 0);
+	ASSERT_EQ(json_u64(r.out, "unattributed_bytes.to_host"), 0);
+	/* the allocation site: a function of this program (the pattern's,
+	 * or main() when the compiler put the one into the other) */
+	site = json_at(r.out, "allocations.0.site");
+	ASSERT_TRUE(site != NULL);
+	if (strncmp(site, "\"pattern_main+0x", 15) &&
+	    strncmp(site, "\"main+0x", 8))
+		HMMT_FAIL("allocation site %.40s", site);
+	/* the summary's table: the name, its size and bytes to the device */
+	snprintf(want, sizeof(want), "  %-18s %10s %10s", "pattern",
+		 mib(b, sizeof(b), PAT_SIZE),
+		 mib(b2, sizeof(b2), (e.prefetch_to_device +
+				      e.device_fault_pages +
+				      e.density_pages) * ps));
+	if (!strstr(r.err, want))
+		HMMT_FAIL("no '%s' in:\n%s", want, r.err);
 	result_free(&r);
 }
 
@@ -703,6 +824,19 @@ TEST(svg_and_html_hold_the_plots)
 	ASSERT_EQ(count(s, "<polyline id=\"to_device\""), 1);
 	ASSERT_EQ(count(s, "<polyline id=\"to_host\""), 1);
 	ASSERT_TRUE(strstr(s, "points=\"96,") != NULL);
+	/* the timeline: the kernel on its stream, faults and batches on
+	 * device 0 */
+	ASSERT_EQ(count(s, "<g id=\"timeline\">"), 1);
+	ASSERT_EQ(count(s, "<g class=\"lane\" id=\"lane-stream-"), 1);
+	ASSERT_EQ(count(s, "<g class=\"lane\" id=\"lane-device-0\">"), 1);
+	ASSERT_GT(count(s, "<rect class=\"kernel\""), 0);
+	ASSERT_GT(count(s, "<rect class=\"device_fault\""), 0);
+	ASSERT_GT(count(s, "<rect class=\"to_device\""), 0);
+	ASSERT_GT(count(s, "<rect class=\"to_host\""), 0);
+	/* the fault latency histogram: both kinds of fault */
+	ASSERT_EQ(count(s, "<g id=\"fault-latency\">"), 1);
+	ASSERT_GT(count(s, "<rect class=\"lat-cpu\""), 0);
+	ASSERT_GT(count(s, "<rect class=\"lat-device\""), 0);
 	/* one residency map (one range), with host and device 0 cells */
 	ASSERT_EQ(count(s, "<g class=\"residency\""), 1);
 	ASSERT_GT(count(s, "<rect class=\"res-dev0\""), 0);
@@ -725,6 +859,121 @@ TEST(svg_and_html_hold_the_plots)
 	ASSERT_EQ(count(h, "<link"), 0);
 	free(s);
 	free(h);
+	result_free(&r);
+}
+
+/*
+ * The structure Perfetto and chrome://tracing need, on hmmprof's output
+ * (one event per line): every complete ("X") event has pid, tid, ts and
+ * dur; on each track (pid, tid) the slices come in time order and nest.
+ * tests/unit/check_trace_events.py checks the same, and more, on the
+ * host.  Returns NULL or what is wrong.
+ */
+static const char *trace_problem(const char *s)
+{
+	static char why[160];
+	struct track {
+		int pid, tid, depth;
+		double last, ends[64];
+	} *t = calloc(512, sizeof(*t));
+	int ntracks = 0, line = 0;
+
+	ASSERT_TRUE(t != NULL);
+	for (; s && *s; s = strchr(s, '\n'), s = s ? s + 1 : NULL, line++) {
+		const char *at;
+		double ts, dur;
+		int pid, tid, k;
+
+		if (strncmp(s, "{\"ph\":\"X\"", 10))
+			continue;
+		at = strstr(s, "\"pid\":");
+		if (!at || sscanf(at, "\"pid\":%d,\"tid\":%d,\"ts\":%lf,"
+				  "\"dur\":%lf", &pid, &tid, &ts, &dur) != 4 ||
+		    ts < 0 || dur < 0) {
+			snprintf(why, sizeof(why), "line %d: no pid, tid, ts, dur",
+				 line);
+			goto out;
+		}
+		for (k = 0; k < ntracks && (t[k].pid != pid || t[k].tid != tid);
+		     k++)
+			;
+		if (k == ntracks) {
+			if (ntracks == 512)
+				continue;
+			t[ntracks].pid = pid;
+			t[ntracks++].tid = tid;
+		}
+		if (ts < t[k].last) {
+			snprintf(why, sizeof(why), "line %d: ts %.3f goes back "
+				 "on track %d/%d", line, ts, pid, tid);
+			goto out;
+		}
+		t[k].last = ts;
+		while (t[k].depth && t[k].ends[t[k].depth - 1] <= ts)
+			t[k].depth--;
+		if (t[k].depth && ts + dur > t[k].ends[t[k].depth - 1] + 1e-6) {
+			snprintf(why, sizeof(why), "line %d: a slice overlaps the "
+				 "end of its parent on track %d/%d", line, pid,
+				 tid);
+			goto out;
+		}
+		if (t[k].depth < 64)
+			t[k].ends[t[k].depth++] = ts + dur;
+	}
+	free(t);
+	return NULL;
+out:
+	free(t);
+	return why;
+}
+
+TEST(perfetto_timeline_has_kernels_migrations_and_faults)
+{
+	char path[] = "/tmp/hmmprof-test-XXXXXX.json";
+	const char *opts[] = { "-q", "--perfetto", path, NULL };
+	const char *why, *k;
+	struct result r;
+	struct expect e;
+	double kts, kdur, mts;
+	char *s;
+
+	expected(&e);
+	close(mkstemps(path, 5));
+	profile_pattern(opts, &r);
+	s = slurp(path, NULL);
+	unlink(path);
+	ASSERT_TRUE(json_valid(s));
+	ASSERT_EQ(strncmp(s, "{\"displayTimeUnit\":\"ns\"", 23), 0);
+	why = trace_problem(s);
+	if (why)
+		HMMT_FAIL("trace events: %s", why);
+	/* the program's process and the device are named tracks */
+	ASSERT_EQ(count(s, "\"name\":\"process_name\""), 2);
+	ASSERT_EQ(count(s, "{\"name\":\"hmmgpu 0\"}"), 1);
+	/* the kernel, by its name, on its stream's thread */
+	ASSERT_EQ(count(s, "\"cat\":\"kernel\",\"name\":\"touch_kernel\""), 1);
+	ASSERT_EQ(count(s, "(device 0)\"}}"), 1);
+	/* one slice per device fault and per CPU fault */
+	ASSERT_EQ(count(s, "\"name\":\"device fault\""), e.device_faults);
+	ASSERT_EQ(count(s, "\"name\":\"CPU fault\""), e.cpu_faults);
+	ASSERT_GE(count(s, "\"cat\":\"migration\""), 3);
+	ASSERT_EQ(count(s, "\"name\":\"prefetch to device\""), 1);
+	ASSERT_EQ(count(s, "\"name\":\"prefetch to host\""), 2);
+	ASSERT_GT(count(s, "\"allocation\":\"pattern\""), e.device_faults);
+	ASSERT_GT(count(s, "\"ph\":\"C\""), 0);
+	/* one time axis: the device-fault migrations lie in the kernel */
+	k = strstr(s, "\"name\":\"touch_kernel\"");
+	ASSERT_EQ(sscanf(strstr(k, "\"ts\":"), "\"ts\":%lf,\"dur\":%lf",
+			 &kts, &kdur), 2);
+	k = strstr(s, "\"cause\":\"device_fault\"");
+	ASSERT_TRUE(k != NULL);
+	while (k > s && k[-1] != '\n')
+		k--;
+	ASSERT_EQ(sscanf(strstr(k, "\"ts\":"), "\"ts\":%lf", &mts), 1);
+	TH_LOG("kernel [%.3f, %.3f] us, first device-fault batch at %.3f us",
+	       kts, kts + kdur, mts);
+	ASSERT_TRUE(mts >= kts - 1 && mts <= kts + kdur + 1);
+	free(s);
 	result_free(&r);
 }
 

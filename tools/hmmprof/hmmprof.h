@@ -5,7 +5,10 @@
  * hmmprof is split like intel_gpu_top: collection (counters.c: the STATS
  * ioctl of every device; trace.c: the driver's tracepoints in a tracefs
  * instance of our own; profile.c: what the events add up to) is separate
- * from rendering (report.c: text, JSON and CSV; plot.c: SVG and HTML).
+ * from rendering (report.c: text, JSON and CSV; plot.c: SVG and HTML;
+ * perfetto.c: the timeline as Chrome trace-event JSON).  alloc.c charges
+ * events to the allocations libhmm's API markers announce, symbols.c
+ * names the code addresses of those markers.
  * run.c and top.c are the two commands.  docs/hmmprof.md explains every
  * number.
  */
@@ -147,6 +150,78 @@ struct hp_event {
 	uint8_t cause;   /* HMMGPU_CAUSE_* */
 	uint8_t remote;  /* device fault mapped system pages */
 	uint8_t pid_known; /* the line named the thread group (pid) */
+	uint32_t alloc;  /* 1 + index of the allocation it hit; 0: none */
+};
+
+/* API markers of libhmm (runtime/marker.c; docs/hmmprof.md). */
+enum hp_mk_kind {
+	HP_MK_ALLOC,    /* hmm_malloc() returned an allocation */
+	HP_MK_FREE,     /* hmm_free() */
+	HP_MK_NAME,     /* hmm_set_name() */
+	HP_MK_LAUNCH,   /* a kernel ran (on its stream's thread) */
+	HP_MK_PREFETCH, /* a prefetch ran */
+	HP_MK_MEMCPY,   /* an hmm_memcpy ran */
+	HP_MK_MEMSET,   /* an hmm_memset ran */
+	HP_MK_CALL,     /* an API call queued work on a stream */
+	HP_MK_SYNC,     /* an API call waited for streams or events */
+	HP_MK_STREAM,   /* the thread is the worker of a stream */
+	HP_MK_KINDS,
+};
+#define HP_MK_NO_DEV INT32_MIN
+
+/* A code address of a marker, as libhmm's dladdr() described it. */
+struct hp_code {
+	uint64_t addr;
+	uint64_t off;     /* from the load address of @obj */
+	char sym[136];    /* the dynamic symbol at exactly @addr, if any */
+	char obj[512];    /* else the object file */
+};
+
+/** One marker, as parsed from the trace. */
+struct hp_marker {
+	uint64_t t_ns, ns, ptr, src, size, stream;
+	int32_t pid, tid, dev;
+	uint32_t grid[3];
+	uint8_t kind;      /* enum hp_mk_kind */
+	bool pid_known;
+	char what[64];     /* fn=: the API function of a call or sync */
+	char name[136];    /* name=: an allocation's name */
+	struct hp_code code[2]; /* kernel=, caller= */
+};
+
+/** A marker as the profile keeps it. */
+struct hp_mark {
+	uint64_t t_ns;     /* when it ended, since the program started */
+	uint64_t ns, ptr, src, size, stream;
+	int32_t pid, tid, dev;
+	uint32_t alloc;    /* 1 + index of the allocation at @ptr; 0: none */
+	uint32_t grid[3];
+	uint8_t kind;
+	const char *what;  /* interned: API function */
+	const char *kernel; /* interned: the kernel's function name */
+	const char *site;  /* interned: the caller, "function+0xoff" */
+};
+
+/* "alloc", "launch", ...: the marker kinds' names (JSON, CSV). */
+const char *hp_mark_kind_key(int kind);
+
+/** An allocation announced by the markers, and what hit it. */
+struct hp_alloc {
+	uint64_t start, bytes;    /* pages it spans */
+	uint64_t size;            /* as asked for */
+	uint64_t t_alloc, t_free; /* t_free: UINT64_MAX when never freed */
+	int32_t pid;
+	const char *name;         /* interned, NULL when not named */
+	const char *site;         /* interned: where it was allocated */
+	uint64_t pages[2][HP_CAUSES]; /* moved, per direction and cause */
+	uint64_t batches;
+	uint64_t cpu_faults, device_faults;
+	uint64_t evicted_pages;   /* named by hmmgpu_evicted */
+	uint64_t bounces;         /* pages moved to a device again after
+				     they had left one */
+	uint64_t migrate_ns;      /* batch and CPU fault time */
+	uint64_t device_fault_ns;
+	uint8_t *state;           /* per page, for the bounces */
 };
 
 /*
@@ -161,6 +236,7 @@ static inline bool hp_event_is_batch(const struct hp_event *ev)
 }
 
 struct hp_trace;
+struct hp_symtab;
 
 /*
  * Prepares a tracefs instance of our own recording the hmmgpu events,
@@ -184,10 +260,18 @@ bool hp_trace_has_device_fault(const struct hp_trace *t);
 bool hp_trace_keep_enabled(struct hp_trace *t);
 /*
  * Reads what trace_pipe has now, without blocking, and calls @fn for each
- * event.  Returns the number of events, or -errno.
+ * event and @mfn (may be NULL) for each API marker.  Returns the number
+ * of both, or -errno.
  */
 int hp_trace_drain(struct hp_trace *t,
-		   void (*fn)(const struct hp_event *ev, void *arg), void *arg);
+		   void (*fn)(const struct hp_event *ev, void *arg),
+		   void (*mfn)(const struct hp_marker *m, void *arg),
+		   void *arg);
+/* The instance's trace_marker file, for HMM_TRACE_MARKER. */
+const char *hp_trace_marker_path(const struct hp_trace *t, char *buf,
+				 size_t len);
+/* Parses one trace_pipe line holding a libhmm marker (time absolute). */
+bool hp_trace_parse_marker(const char *line, struct hp_marker *m);
 /* Events the ring buffer lost (overruns and drops) so far. */
 uint64_t hp_trace_lost(struct hp_trace *t);
 /* Stops recording and removes the instance. */
@@ -264,29 +348,95 @@ struct hp_profile {
 
 	/* the CSV timeline, written while events arrive (or NULL) */
 	FILE *csv;
+
+	/* libhmm's API markers and the allocations they announce */
+	struct hp_mark *marks;
+	size_t nmarks, markcap;
+	uint64_t nmarkers;       /* seen (more than kept when too many) */
+	struct hp_alloc *allocs; /* in allocation order */
+	size_t nallocs, alloccap;
+	size_t *live;            /* indexes of those not freed, by pid, start */
+	size_t nlive, livecap;
+	uint64_t unattributed_pages[2]; /* moved outside every allocation */
+
+	/* strings (symbols.c): a hash table of @strcap slots */
+	char **strs;
+	size_t nstrs, strcap;
+	struct hp_symtab *symtabs;
+	size_t nsymtabs, symtabcap;
 };
 
 void hp_profile_init(struct hp_profile *p);
 void hp_profile_free(struct hp_profile *p);
 /* Adds one event; made relative to @p->t0_ns by the caller. */
 void hp_profile_add(struct hp_profile *p, const struct hp_event *ev);
+/* Adds one API marker; made relative to @p->t0_ns by the caller. */
+void hp_profile_add_marker(struct hp_profile *p, const struct hp_marker *m);
 /* Computes busy time and the touched ranges once every event is in. */
 void hp_profile_finish(struct hp_profile *p);
 /* Percentile @pct (0-100) of @l in ns, nearest rank; 0 when empty. */
 uint64_t hp_latency_percentile(struct hp_latency *l, double pct);
 /* The states of @r's rows at the end of each of @ncols time columns:
- * @grid[row * ncols + col]; returns the number of rows (<= @maxrows). */
+ * @grid[row * ncols + col]; returns the number of rows (<= @maxrows).
+ * @alloc (1 + index): only the events that hit that allocation; 0: all. */
 size_t hp_profile_residency_grid(const struct hp_profile *p,
-				 const struct hp_range *r, size_t maxrows,
-				 size_t ncols, uint8_t **grid,
+				 const struct hp_range *r, uint32_t alloc,
+				 size_t maxrows, size_t ncols, uint8_t **grid,
 				 uint64_t *pages_per_row);
+
+/* --- alloc.c: events charged to allocations ---------------------------- */
+
+/*
+ * The allocation of process @pid that holds @addr at time @t (relative):
+ * 1 + its index, or 0.
+ */
+uint32_t hp_alloc_find(const struct hp_profile *p, int32_t pid,
+		       uint64_t addr, uint64_t t);
+/* Charges @ev (alloc set) to its allocation. */
+void hp_alloc_charge(struct hp_profile *p, struct hp_event *ev);
+/* Takes marker @m into the allocations (alloc, free, name). */
+void hp_alloc_marker(struct hp_profile *p, struct hp_mark *m,
+		     const struct hp_marker *raw);
+void hp_allocs_free(struct hp_profile *p);
+/* The allocation's label: its name, else its start address. */
+const char *hp_alloc_label(const struct hp_alloc *a, char *buf, size_t len);
+/* Allocation @i's label, "name#N" when N allocations share its name. */
+const char *hp_alloc_display_name(const struct hp_profile *p, size_t i,
+				  char *buf, size_t len);
+/* Total bytes moved (both ways) and cost order: most time first. */
+uint64_t hp_alloc_moved_pages(const struct hp_alloc *a);
+/* Indexes of the allocations, costliest first; caller frees. */
+size_t *hp_allocs_by_cost(const struct hp_profile *p);
+
+/* --- symbols.c ----------------------------------------------------------- */
+
+/* @s stored once in @p (NULL when out of memory). */
+const char *hp_intern(struct hp_profile *p, const char *s);
+/*
+ * The name of code address @c (interned): its symbol, or the function of
+ * its object file's symbol table (+0xOFFSET when @offset), or the
+ * address.  @pid's /proc/PID/exe stands in for a file not found.
+ */
+const char *hp_code_name(struct hp_profile *p, const struct hp_code *c,
+			 pid_t pid, bool offset);
+void hp_symtabs_free(struct hp_profile *p);
+
+/* --- perfetto.c ---------------------------------------------------------- */
+
+/*
+ * The timeline as Chrome trace-event JSON (ui.perfetto.dev,
+ * chrome://tracing): docs/hmmprof.md, "Timeline".
+ */
+void hp_perfetto(FILE *f, struct hp_profile *p);
 
 /* --- report.c ----------------------------------------------------------- */
 
 void hp_report_text(FILE *f, struct hp_profile *p);
 void hp_report_json(FILE *f, struct hp_profile *p);
 void hp_csv_header(FILE *f);
-void hp_csv_row(FILE *f, const struct hp_event *ev, uint64_t page_size);
+void hp_csv_row(FILE *f, const struct hp_profile *p, const struct hp_event *ev);
+void hp_csv_mark_row(FILE *f, const struct hp_profile *p,
+		     const struct hp_mark *m);
 /* "cmd arg arg" for titles, at most @len bytes. */
 void hp_command_line(char *buf, size_t len, char **argv);
 

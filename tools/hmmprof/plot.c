@@ -3,11 +3,17 @@
  * plot.c - pictures of a profile: an SVG document, or a self-contained
  * HTML page holding the summary and the same SVG.
  *
- * Two kinds of plot share one time axis (0 to the end of the program):
+ * Three kinds of plot share one time axis (0 to the end of the program):
  *
  *  - bytes migrated over time: one cumulative line per direction, from
  *    the batches' end times;
- *  - the residency map of each touched range (the largest four): address
+ *  - the timeline: a lane per stream with its kernels (and the prefetches
+ *    and copies it ran), from libhmm's markers, and a lane per device
+ *    with its device faults and its batches each way, from the events;
+ *  - the fault latency histogram: CPU and device faults of the process
+ *    per log2 microsecond bucket (no time axis);
+ *  - the residency map of each of the four costliest allocations (of the
+ *    largest touched ranges when libhmm announced none): address
  *    downwards, time rightwards, each cell coloured by where most pages
  *    of its row were at that time (host, device N; blank: no event has
  *    named them yet).
@@ -29,6 +35,11 @@
 #define MAP_ROWS 64  /* rows of a residency map at most */
 #define MAP_H 192    /* its height at most */
 #define MAX_MAPS 4
+#define LANE_H 18    /* height of a timeline lane */
+#define MAX_LANES 16
+#define KERNEL_COLOR "#2ca02c"
+#define STREAM_OP_COLOR "#8c9fb1"
+#define FAULT_COLOR "#d62728"
 
 static const char *const dir_color[2] = { "#1f77b4", "#ff7f0e" };
 static const char *const dev_color[] = {
@@ -192,6 +203,276 @@ static void migration_plot(FILE *f, struct hp_profile *p, int top)
 	fprintf(f, "</g>\n");
 }
 
+/* What a pixel column of a timeline lane holds. */
+enum {
+	COL_KERNEL = 1, COL_STREAM_OP = 2, COL_FAULT = 4, COL_TO_DEVICE = 8,
+	COL_TO_HOST = 16,
+};
+
+struct lane {
+	char label[40];
+	int32_t pid, dev;  /* a stream's process, or a device (pid 0) */
+	uint64_t stream;
+	uint8_t col[PW];
+};
+
+/* Marks the columns of [@end - @ns, @end] with @bit. */
+static void lane_fill(struct lane *l, uint64_t end, uint64_t ns,
+		      uint64_t wall, uint8_t bit)
+{
+	uint64_t start = end > ns ? end - ns : 0;
+	int a, b;
+
+	if (!wall)
+		return;
+	a = (int)((double)PW * (double)start / (double)wall);
+	b = (int)((double)PW * (double)end / (double)wall);
+	if (a >= PW)
+		a = PW - 1;
+	if (b >= PW)
+		b = PW - 1;
+	for (int c = a < 0 ? 0 : a; c <= b; c++)
+		l->col[c] |= bit;
+}
+
+static struct lane *lane_get(struct lane *lanes, int *n, int32_t pid,
+			     uint64_t stream, int32_t dev)
+{
+	for (int i = 0; i < *n; i++)
+		if (lanes[i].pid == pid && lanes[i].stream == stream &&
+		    lanes[i].dev == dev)
+			return &lanes[i];
+	if (*n == MAX_LANES)
+		return NULL;
+	memset(&lanes[*n], 0, sizeof(lanes[0]));
+	lanes[*n].pid = pid;
+	lanes[*n].stream = stream;
+	lanes[*n].dev = dev;
+	if (pid)
+		snprintf(lanes[*n].label, sizeof(lanes[0].label),
+			 "stream %llu", (unsigned long long)stream);
+	else
+		snprintf(lanes[*n].label, sizeof(lanes[0].label), "hmmgpu %d",
+			 dev);
+	return &lanes[(*n)++];
+}
+
+/* Runs of columns of @l holding @bit, as rects of @cls in @row. */
+static void lane_rects(FILE *f, const struct lane *l, uint8_t bit,
+		       const char *cls, const char *color, int y, int h)
+{
+	for (int c = 0; c < PW;) {
+		int e = c;
+
+		if (!(l->col[c] & bit)) {
+			c++;
+			continue;
+		}
+		while (e < PW && (l->col[e] & bit))
+			e++;
+		fprintf(f, "<rect class=\"%s\" x=\"%d\" y=\"%d\" "
+			"width=\"%d\" height=\"%d\" fill=\"%s\"/>\n", cls,
+			ML + c, y, e - c, h, color);
+		c = e;
+	}
+}
+
+static int timeline_lanes(struct hp_profile *p, struct lane *lanes)
+{
+	int n = 0;
+
+	/* streams first, in the order their work appears */
+	for (size_t i = 0; i < p->nmarks; i++) {
+		const struct hp_mark *m = &p->marks[i];
+		struct lane *l;
+
+		if (!m->stream || (m->kind != HP_MK_LAUNCH &&
+				   m->kind != HP_MK_PREFETCH &&
+				   m->kind != HP_MK_MEMCPY &&
+				   m->kind != HP_MK_MEMSET))
+			continue;
+		l = lane_get(lanes, &n, m->pid, m->stream, -1);
+		if (l)
+			lane_fill(l, m->t_ns, m->ns, p->wall_ns,
+				  m->kind == HP_MK_LAUNCH ? COL_KERNEL :
+							    COL_STREAM_OP);
+	}
+	for (size_t i = 0; i < p->nev; i++) {
+		const struct hp_event *ev = &p->ev[i];
+		struct lane *l;
+
+		if (ev->type == HP_EV_EVICTED ||
+		    (ev->type == HP_EV_BATCH && !ev->moved))
+			continue;
+		l = lane_get(lanes, &n, 0, 0, ev->dev);
+		if (!l)
+			continue;
+		if (ev->type == HP_EV_DEVICE_FAULT)
+			lane_fill(l, ev->t_ns, ev->ns, p->wall_ns, COL_FAULT);
+		else if (ev->type == HP_EV_CPU_FAULT ? ev->moved : 1)
+			lane_fill(l, ev->t_ns, ev->ns, p->wall_ns,
+				  ev->dir == HP_TO_DEVICE ? COL_TO_DEVICE :
+							    COL_TO_HOST);
+	}
+	return n;
+}
+
+static int timeline_height(int nlanes)
+{
+	return nlanes ? 40 + nlanes * (LANE_H + 6) + 40 : 0;
+}
+
+/* The timeline at @top: a lane per stream and per device. */
+static void timeline_plot(FILE *f, struct hp_profile *p, struct lane *lanes,
+			  int nlanes, int top)
+{
+	static const struct {
+		const char *label, *color;
+	} legend[] = {
+		{ "kernel", KERNEL_COLOR }, { "stream prefetch/copy",
+					      STREAM_OP_COLOR },
+		{ "device fault", FAULT_COLOR }, { "to device", "#1f77b4" },
+		{ "to host", "#ff7f0e" },
+	};
+	int y = top;
+
+	fprintf(f, "<g id=\"timeline\">\n");
+	fprintf(f, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">Timeline: "
+		"kernels per stream, device faults and migrations per device"
+		"</text>\n", ML, top - 12);
+	for (int i = 0; i < (int)(sizeof(legend) / sizeof(*legend)); i++)
+		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" "
+			"height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">"
+			"%s</text>\n", ML + i * 150, top, legend[i].color,
+			ML + i * 150 + 18, top + 9, legend[i].label);
+	y += 22;
+	for (int i = 0; i < nlanes; i++, y += LANE_H + 6) {
+		const struct lane *l = &lanes[i];
+
+		fprintf(f, "<g class=\"lane\" id=\"lane-%s-%llu\">\n",
+			l->pid ? "stream" : "device", l->pid ?
+			(unsigned long long)l->stream :
+			(unsigned long long)l->dev);
+		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" "
+			"height=\"%d\" fill=\"#f4f4f4\"/>\n", ML, y, PW,
+			LANE_H);
+		fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s"
+			"</text>\n", ML - 6, y + 13, l->label);
+		if (l->pid) {
+			lane_rects(f, l, COL_STREAM_OP, "stream_op",
+				   STREAM_OP_COLOR, y, LANE_H);
+			lane_rects(f, l, COL_KERNEL, "kernel", KERNEL_COLOR,
+				   y, LANE_H);
+		} else {
+			lane_rects(f, l, COL_FAULT, "device_fault",
+				   FAULT_COLOR, y, LANE_H / 3);
+			lane_rects(f, l, COL_TO_DEVICE, "to_device",
+				   dir_color[HP_TO_DEVICE], y + LANE_H / 3,
+				   LANE_H / 3);
+			lane_rects(f, l, COL_TO_HOST, "to_host",
+				   dir_color[HP_TO_HOST], y + 2 * LANE_H / 3,
+				   LANE_H / 3);
+		}
+		fprintf(f, "</g>\n");
+	}
+	time_axis(f, y, p->wall_ns);
+	fprintf(f, "</g>\n");
+}
+
+#define HIST_H 160
+#define HIST_BUCKETS 24
+#define CPU_LAT_COLOR "#9467bd"
+
+static void lat_hist(const struct hp_latency *l, uint64_t *b)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		uint64_t us = l->ns[i] / 1000;
+		int k = 0;
+
+		while (us >= 2 && k < HIST_BUCKETS - 1) {
+			us >>= 1;
+			k++;
+		}
+		b[k]++;
+	}
+}
+
+static int hist_height(const struct hp_profile *p)
+{
+	return p->traced && (p->cpu_lat.n || p->dev_lat.n) ? HIST_H + 90 : 0;
+}
+
+/*
+ * The fault latency histogram at @top: per log2 µs bucket, a bar for
+ * the CPU faults and one for the device faults of the process.
+ */
+static void latency_plot(FILE *f, struct hp_profile *p, int top)
+{
+	uint64_t b[2][HIST_BUCKETS] = { { 0 } }, max = 0;
+	int lo = HIST_BUCKETS, hi = -1, bottom = top + HIST_H, nb, bw;
+	static const char *const cls[2] = { "lat-cpu", "lat-device" };
+	static const char *const col[2] = { CPU_LAT_COLOR, FAULT_COLOR };
+	char lab[32];
+
+	lat_hist(&p->cpu_lat, b[0]);
+	lat_hist(&p->dev_lat, b[1]);
+	for (int k = 0; k < HIST_BUCKETS; k++) {
+		for (int s = 0; s < 2; s++) {
+			if (!b[s][k])
+				continue;
+			lo = k < lo ? k : lo;
+			hi = k > hi ? k : hi;
+			max = b[s][k] > max ? b[s][k] : max;
+		}
+	}
+	if (hi < 0)
+		return;
+	nb = hi - lo + 1;
+	bw = PW / nb;
+	fprintf(f, "<g id=\"fault-latency\">\n");
+	fprintf(f, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">Fault "
+		"latency (this process): faults per duration</text>\n", ML,
+		top - 12);
+	for (int s = 0; s < 2; s++)
+		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" "
+			"height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">"
+			"%s faults: %zu</text>\n", ML + 420 + s * 180, top - 21,
+			col[s], ML + 438 + s * 180, top - 12,
+			s ? "device" : "CPU", s ? p->dev_lat.n : p->cpu_lat.n);
+	fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+		"stroke=\"#444\"/>\n", ML, bottom, ML + PW, bottom);
+	fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%llu</text>"
+		"\n", ML - 6, top + 10, (unsigned long long)max);
+	fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">0</text>\n",
+		ML - 6, bottom);
+	for (int k = lo; k <= hi; k++) {
+		int x = ML + (k - lo) * bw;
+
+		for (int s = 0; s < 2; s++) {
+			int h = (int)((double)HIST_H * (double)b[s][k] /
+				      (double)max + 0.5);
+
+			if (!b[s][k])
+				continue;
+			if (h < 1)
+				h = 1;
+			fprintf(f, "<rect class=\"%s\" x=\"%d\" y=\"%d\" "
+				"width=\"%d\" height=\"%d\" fill=\"%s\">"
+				"<title>%llu</title></rect>\n", cls[s],
+				x + 2 + s * (bw - 4) / 2, bottom - h,
+				(bw - 4) / 2, h, col[s],
+				(unsigned long long)b[s][k]);
+		}
+		fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">"
+			"%s</text>\n", x + bw / 2, bottom + 16,
+			k ? hp_fmt_ns(lab, sizeof(lab), 1000ull << k) : "0");
+	}
+	fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" "
+		"fill=\"#666\">duration, from (log2 buckets)</text>\n",
+		ML + PW, bottom + 32);
+	fprintf(f, "</g>\n");
+}
+
 static int map_height(size_t nrows)
 {
 	int rh = nrows ? MAP_H / (int)nrows : MAP_H;
@@ -203,9 +484,13 @@ static int map_height(size_t nrows)
 	return rh;
 }
 
-/* The residency map of @r at @top; returns its height. */
+/*
+ * The residency map of @r at @top (of the events of allocation @alloc,
+ * 1 + index, when not 0); returns its height.
+ */
 static int residency_map(FILE *f, struct hp_profile *p,
-			 const struct hp_range *r, int idx, int top)
+			 const struct hp_range *r, uint32_t alloc, int idx,
+			 int top)
 {
 	uint64_t ppr, ps = p->page_size;
 	size_t nrows;
@@ -213,14 +498,23 @@ static int residency_map(FILE *f, struct hp_profile *p,
 	char sz[32], lab[32], cls[32];
 	int rh, h;
 
-	nrows = hp_profile_residency_grid(p, r, MAP_ROWS, PW, &grid, &ppr);
+	nrows = hp_profile_residency_grid(p, r, alloc, MAP_ROWS, PW, &grid,
+					  &ppr);
 	if (!nrows)
 		return 0;
 	rh = map_height(nrows);
 	h = rh * (int)nrows;
 	fprintf(f, "<g class=\"residency\" id=\"residency-%d\">\n", idx);
-	fprintf(f, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">Residency of "
-		"0x%llx - 0x%llx (%s) over time</text>\n", ML, top - 12,
+	fprintf(f, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">Residency of ",
+		ML, top - 12);
+	if (alloc && p->allocs[alloc - 1].name) {
+		char name[160];
+
+		xml_text(f, hp_alloc_display_name(p, alloc - 1, name,
+						  sizeof(name)));
+		fputc(' ', f);
+	}
+	fprintf(f, "0x%llx - 0x%llx (%s) over time</text>\n",
 		(unsigned long long)r->start, (unsigned long long)r->end,
 		hp_fmt_bytes(sz, sizeof(sz), r->end - r->start));
 	fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
@@ -286,17 +580,56 @@ static int legend_states(FILE *f, struct hp_profile *p, int y)
 	return 16;
 }
 
+/*
+ * What the residency maps show: the costliest allocations that moved
+ * pages (@alloc[i], 1 + index), else the largest touched ranges (@alloc
+ * 0).  Returns how many.
+ */
+static size_t map_subjects(struct hp_profile *p, struct hp_range *r,
+			   uint32_t *alloc)
+{
+	size_t n = 0, *order;
+
+	if (!p->traced)
+		return 0;
+	if (!p->nallocs) {
+		for (; n < p->nranges && n < MAX_MAPS; n++) {
+			r[n] = p->ranges[n];
+			alloc[n] = 0;
+		}
+		return n;
+	}
+	order = hp_allocs_by_cost(p);
+	for (size_t i = 0; order && i < p->nallocs && n < MAX_MAPS; i++) {
+		const struct hp_alloc *a = &p->allocs[order[i]];
+
+		if (!hp_alloc_moved_pages(a) ||
+		    a->bytes / p->page_size > (1ull << 26))
+			continue;
+		memset(&r[n], 0, sizeof(r[n]));
+		r[n].start = a->start;
+		r[n].end = a->start + a->bytes;
+		alloc[n++] = (uint32_t)order[i] + 1;
+	}
+	free(order);
+	return n;
+}
+
 void hp_plot_svg(FILE *f, struct hp_profile *p, bool standalone)
 {
-	size_t nmaps = p->traced ? p->nranges : 0;
+	struct hp_range maps[MAX_MAPS];
+	uint32_t map_alloc[MAX_MAPS];
+	size_t nmaps = map_subjects(p, maps, map_alloc);
 	char cmd[256], t1[32], t2[32], t3[32];
-	int height, y;
+	struct lane *lanes = calloc(MAX_LANES, sizeof(*lanes));
+	int height, y, nlanes = 0;
 
-	if (nmaps > MAX_MAPS)
-		nmaps = MAX_MAPS;
-	height = 70 + LINE_H + 60 + 40;
+	if (p->traced && lanes)
+		nlanes = timeline_lanes(p, lanes);
+	height = 70 + LINE_H + 60 + 40 + timeline_height(nlanes) +
+		 hist_height(p);
 	for (size_t i = 0; i < nmaps; i++) {
-		uint64_t npages = (p->ranges[i].end - p->ranges[i].start) /
+		uint64_t npages = (maps[i].end - maps[i].start) /
 				  p->page_size;
 		uint64_t ppr = (npages + MAP_ROWS - 1) / MAP_ROWS;
 		size_t nrows = (size_t)((npages + ppr - 1) / ppr);
@@ -349,6 +682,17 @@ void hp_plot_svg(FILE *f, struct hp_profile *p, bool standalone)
 		fprintf(f, ").</text>\n");
 	}
 	y += LINE_H + 60;
+	if (nlanes) {
+		y += 20;
+		timeline_plot(f, p, lanes, nlanes, y);
+		y += timeline_height(nlanes);
+	}
+	free(lanes);
+	if (hist_height(p)) {
+		y += 30;
+		latency_plot(f, p, y);
+		y += hist_height(p) - 30;
+	}
 
 	if (!p->traced) {
 		/* nothing more to draw */
@@ -358,7 +702,8 @@ void hp_plot_svg(FILE *f, struct hp_profile *p, bool standalone)
 	} else {
 		y += legend_states(f, p, y) + 24;
 		for (size_t i = 0; i < nmaps; i++)
-			y += residency_map(f, p, &p->ranges[i], (int)i, y) + 70;
+			y += residency_map(f, p, &maps[i], map_alloc[i], (int)i,
+					   y) + 70;
 		if (p->evicted_pages_unplaced)
 			fprintf(f, "<text x=\"%d\" y=\"%d\" fill=\"#a00\">%s "
 				"evicted with no hmmgpu_evicted event of this "

@@ -26,6 +26,12 @@ void hp_profile_init(struct hp_profile *p)
 
 void hp_profile_free(struct hp_profile *p)
 {
+	hp_allocs_free(p);
+	free(p->marks);
+	hp_symtabs_free(p);
+	for (size_t i = 0; i < p->strcap; i++)
+		free(p->strs[i]);
+	free(p->strs);
 	for (size_t i = 0; i < p->nranges; i++)
 		free(p->ranges[i].state);
 	free(p->ranges);
@@ -123,11 +129,40 @@ void hp_profile_add(struct hp_profile *p, const struct hp_event *event)
 			ev->moved = 0;
 		break;
 	}
-	if (p->csv && hp_event_is_batch(ev))
-		hp_csv_row(p->csv, ev, p->page_size);
+	hp_alloc_charge(p, ev);
+	if (p->csv)
+		hp_csv_row(p->csv, p, ev);
 	if (p->nev < p->ev_limit &&
 	    !hp_grow(&p->ev, &p->evcap, p->nev, sizeof(*p->ev)))
 		p->ev[p->nev++] = *ev;
+}
+
+/* Markers kept for the timeline, at most (about 100 bytes each). */
+#define HP_MARKS_MAX (1u << 20)
+
+void hp_profile_add_marker(struct hp_profile *p, const struct hp_marker *raw)
+{
+	struct hp_mark m = {
+		.t_ns = raw->t_ns, .ns = raw->ns, .ptr = raw->ptr,
+		.src = raw->src, .size = raw->size, .stream = raw->stream,
+		.pid = raw->pid, .tid = raw->tid, .dev = raw->dev,
+		.grid = { raw->grid[0], raw->grid[1], raw->grid[2] },
+		.kind = raw->kind,
+	};
+
+	p->nmarkers++;
+	if (raw->what[0])
+		m.what = hp_intern(p, raw->what);
+	if (raw->code[0].addr || raw->code[0].sym[0])
+		m.kernel = hp_code_name(p, &raw->code[0], raw->pid, false);
+	if (raw->code[1].addr || raw->code[1].sym[0])
+		m.site = hp_code_name(p, &raw->code[1], raw->pid, true);
+	hp_alloc_marker(p, &m, raw);
+	if (p->csv)
+		hp_csv_mark_row(p->csv, p, &m);
+	if (p->nmarks < HP_MARKS_MAX &&
+	    !hp_grow(&p->marks, &p->markcap, p->nmarks, sizeof(*p->marks)))
+		p->marks[p->nmarks++] = m;
 }
 
 /* --- time spent migrating --------------------------------------------- */
@@ -378,6 +413,15 @@ void hp_profile_finish(struct hp_profile *p)
 				     p->evicted_pages_placed :
 				     p->evicted_pages_unplaced;
 	sort_events(p->ev, p->nev);
+	/* markers arrive nearly in order: an insertion sort, stable */
+	for (size_t i = 1; i < p->nmarks; i++) {
+		struct hp_mark m = p->marks[i];
+		size_t j = i;
+
+		for (; j > 0 && p->marks[j - 1].t_ns > m.t_ns; j--)
+			p->marks[j] = p->marks[j - 1];
+		p->marks[j] = m;
+	}
 	busy_time(p);
 	find_ranges(p);
 }
@@ -398,8 +442,8 @@ static uint8_t dominant(const uint64_t *counts)
 }
 
 size_t hp_profile_residency_grid(const struct hp_profile *p,
-				 const struct hp_range *r, size_t maxrows,
-				 size_t ncols, uint8_t **grid,
+				 const struct hp_range *r, uint32_t alloc,
+				 size_t maxrows, size_t ncols, uint8_t **grid,
 				 uint64_t *pages_per_row)
 {
 	uint64_t ps = p->page_size, npages = (r->end - r->start) / ps;
@@ -431,7 +475,8 @@ size_t hp_profile_residency_grid(const struct hp_profile *p,
 		if (c == ncols - 1)
 			end = UINT64_MAX;
 		for (; e < p->nev && p->ev[e].t_ns <= end; e++)
-			apply_event(r, state, &p->ev[e], ps, rows, ppr);
+			if (!alloc || p->ev[e].alloc == alloc)
+				apply_event(r, state, &p->ev[e], ps, rows, ppr);
 		for (size_t row = 0; row < nrows; row++)
 			g[row * ncols + c] = dominant(rows + row * HP_RES_STATES);
 	}

@@ -6,6 +6,7 @@
 #include "hmmprof.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -133,6 +134,104 @@ static void range_line(FILE *f, const struct hp_profile *p,
 	fputc('\n', f);
 }
 
+#define ALLOC_ROWS 8
+
+/* Short cause names for the allocation table's second line. */
+static const char *short_cause(int cause)
+{
+	switch (cause) {
+	case HMMGPU_CAUSE_DEVICE_FAULT: return "dev fault";
+	case HMMGPU_CAUSE_PREFETCH: return "density";
+	default: return hp_cause_label(cause);
+	}
+}
+
+/* "prefetch 16.0 MiB, CPU fault 2.00 MiB" for one direction of @a. */
+static void alloc_causes(FILE *f, const struct hp_alloc *a, int dir,
+			 uint64_t ps)
+{
+	bool first = true;
+	char b[32];
+
+	for (int i = 0; i < hp_ncause_order; i++) {
+		int k = hp_cause_order[i];
+
+		if (!a->pages[dir][k])
+			continue;
+		fprintf(f, "%s%s %s", first ? "" : ", ", short_cause(k),
+			hp_fmt_bytes(b, sizeof(b), a->pages[dir][k] * ps));
+		first = false;
+	}
+}
+
+static uint64_t alloc_dir_pages(const struct hp_alloc *a, int dir)
+{
+	uint64_t n = 0;
+
+	for (int k = 0; k < HP_CAUSES; k++)
+		n += a->pages[dir][k];
+	return n;
+}
+
+/*
+ * The allocations, costliest first: a row of totals and a line with the
+ * bytes of each cause, each way.
+ */
+static void alloc_table(FILE *f, struct hp_profile *p)
+{
+	uint64_t ps = p->page_size;
+	size_t *order = hp_allocs_by_cost(p), shown = 0;
+	char lb[160], t1[32], t2[32], t3[32], t4[32];
+
+	if (!order)
+		return;
+	fprintf(f, "\nAllocations, by time migrating (from libhmm's markers):\n");
+	fprintf(f, "  %-18s %10s %10s %10s %8s %8s %8s %9s\n", "allocation",
+		"size", "to device", "to host", "CPU flt", "dev flt",
+		"bounced", "time");
+	for (size_t i = 0; i < p->nallocs; i++) {
+		const struct hp_alloc *a = &p->allocs[order[i]];
+		uint64_t h2d = alloc_dir_pages(a, HP_TO_DEVICE);
+		uint64_t d2h = alloc_dir_pages(a, HP_TO_HOST);
+
+		if (!h2d && !d2h && !a->cpu_faults && !a->device_faults)
+			continue;
+		if (shown++ == ALLOC_ROWS)
+			break;
+		fprintf(f, "  %-18.18s %10s %10s %10s %8llu %8llu %8llu %9s\n",
+			hp_alloc_display_name(p, order[i], lb, sizeof(lb)),
+			hp_fmt_bytes(t1, sizeof(t1), a->size),
+			hp_fmt_bytes(t2, sizeof(t2), h2d * ps),
+			hp_fmt_bytes(t3, sizeof(t3), d2h * ps),
+			(unsigned long long)a->cpu_faults,
+			(unsigned long long)a->device_faults,
+			(unsigned long long)a->bounces,
+			hp_fmt_ns(t4, sizeof(t4), a->migrate_ns));
+		fputs("   ", f);
+		for (int dir = 0; dir < 2; dir++) {
+			if (!(dir == HP_TO_DEVICE ? h2d : d2h))
+				continue;
+			fprintf(f, "%s %s ", dir == HP_TO_HOST && h2d ? ";" : "",
+				dir == HP_TO_DEVICE ? "H->D" : "D->H");
+			alloc_causes(f, a, dir, ps);
+		}
+		fputc('\n', f);
+	}
+	if (shown > ALLOC_ROWS)
+		fprintf(f, "  ... and more (see --json)\n");
+	if (!shown)
+		fprintf(f, "  (no migration or fault hit any of the %zu "
+			"allocations)\n", p->nallocs);
+	if (p->unattributed_pages[0] || p->unattributed_pages[1])
+		fprintf(f, "  outside every allocation: %s to device, %s to "
+			"host\n",
+			hp_fmt_bytes(t1, sizeof(t1),
+				     p->unattributed_pages[HP_TO_DEVICE] * ps),
+			hp_fmt_bytes(t2, sizeof(t2),
+				     p->unattributed_pages[HP_TO_HOST] * ps));
+	free(order);
+}
+
 void hp_report_text(FILE *f, struct hp_profile *p)
 {
 	const struct hp_counts *pc = &p->proc, *dc = &p->device;
@@ -253,7 +352,9 @@ void hp_report_text(FILE *f, struct hp_profile *p)
 		fprintf(f, "note: hmmgpu was reloaded during the run; events "
 			"until hmmprof enabled them again were missed\n");
 
-	if (tr && p->nranges) {
+	if (tr && p->nallocs) {
+		alloc_table(f, p);
+	} else if (tr && p->nranges) {
 		fprintf(f, "\nTouched ranges, residency at exit (from the "
 			"events; largest first):\n");
 		for (size_t i = 0; i < p->nranges && i < 8; i++)
@@ -478,6 +579,120 @@ static void json_range(struct jw *w, const struct hp_profile *p,
 	jw_close(w, '}');
 }
 
+static void json_alloc_ref(struct jw *w, const char *key,
+			   const struct hp_profile *p, uint32_t alloc)
+{
+	if (alloc && alloc <= p->nallocs)
+		jw_u64(w, key, alloc - 1);
+	else
+		jw_null(w, key);
+}
+
+static void json_str_or_null(struct jw *w, const char *key, const char *s)
+{
+	if (s)
+		jw_str(w, key, s);
+	else
+		jw_null(w, key);
+}
+
+static void json_allocations(struct jw *w, struct hp_profile *p)
+{
+	uint64_t ps = p->page_size;
+	size_t *order = hp_allocs_by_cost(p);
+
+	jw_open(w, "allocations", '[');
+	for (size_t i = 0; order && i < p->nallocs; i++) {
+		const struct hp_alloc *a = &p->allocs[i];
+
+		jw_open(w, NULL, '{');
+		jw_u64(w, "id", i);
+		json_str_or_null(w, "name", a->name);
+		jw_hex(w, "start", a->start);
+		jw_u64(w, "size", a->size);
+		jw_u64(w, "pid", (uint64_t)a->pid);
+		json_str_or_null(w, "site", a->site);
+		jw_u64(w, "alloc_ns", a->t_alloc);
+		if (a->t_free == UINT64_MAX)
+			jw_null(w, "free_ns");
+		else
+			jw_u64(w, "free_ns", a->t_free);
+		jw_open(w, "migrations", '{');
+		for (int dir = 0; dir < 2; dir++) {
+			uint64_t total = 0;
+
+			for (int k = 0; k < HP_CAUSES; k++)
+				total += a->pages[dir][k];
+			jw_open(w, hp_dir_key(dir), '{');
+			jw_u64(w, "bytes", total * ps);
+			for (int c = 0; c < hp_ncause_order; c++) {
+				int k = hp_cause_order[c];
+
+				jw_u64(w, hp_cause_key(k), a->pages[dir][k] * ps);
+			}
+			jw_close(w, '}');
+		}
+		jw_close(w, '}');
+		jw_u64(w, "batches", a->batches);
+		jw_u64(w, "cpu_faults", a->cpu_faults);
+		jw_u64(w, "device_faults", a->device_faults);
+		jw_u64(w, "evicted_bytes", a->evicted_pages * ps);
+		jw_u64(w, "bounced_pages", a->bounces);
+		jw_u64(w, "migrate_ns", a->migrate_ns);
+		jw_u64(w, "device_fault_ns", a->device_fault_ns);
+		jw_close(w, '}');
+	}
+	jw_close(w, ']');
+	jw_open(w, "allocations_by_cost", '[');
+	for (size_t i = 0; order && i < p->nallocs; i++)
+		jw_u64(w, NULL, order[i]);
+	jw_close(w, ']');
+	jw_open(w, "unattributed_bytes", '{');
+	jw_u64(w, "to_device", p->unattributed_pages[HP_TO_DEVICE] * ps);
+	jw_u64(w, "to_host", p->unattributed_pages[HP_TO_HOST] * ps);
+	jw_close(w, '}');
+	free(order);
+}
+
+static void json_markers(struct jw *w, const struct hp_profile *p)
+{
+	jw_u64(w, "markers_seen", p->nmarkers);
+	jw_open(w, "markers", '[');
+	for (size_t i = 0; i < p->nmarks; i++) {
+		const struct hp_mark *m = &p->marks[i];
+
+		jw_open(w, NULL, '{');
+		jw_str(w, "kind", hp_mark_kind_key(m->kind));
+		jw_u64(w, "time_ns", m->t_ns);
+		jw_u64(w, "ns", m->ns);
+		jw_u64(w, "pid", (uint64_t)m->pid);
+		jw_u64(w, "tid", (uint64_t)m->tid);
+		if (m->dev == HP_MK_NO_DEV)
+			jw_null(w, "dev");
+		else {
+			jw_key(w, "dev");
+			fprintf(w->f, "%d", m->dev);
+		}
+		jw_u64(w, "stream", m->stream);
+		jw_hex(w, "ptr", m->ptr);
+		jw_u64(w, "size", m->size);
+		if (m->kind == HP_MK_MEMCPY)
+			jw_hex(w, "src", m->src);
+		if (m->kind == HP_MK_LAUNCH) {
+			jw_open(w, "grid", '[');
+			for (int k = 0; k < 3; k++)
+				jw_u64(w, NULL, m->grid[k]);
+			jw_close(w, ']');
+		}
+		json_str_or_null(w, "function", m->what);
+		json_str_or_null(w, "kernel", m->kernel);
+		json_str_or_null(w, "site", m->site);
+		json_alloc_ref(w, "allocation", p, m->alloc);
+		jw_close(w, '}');
+	}
+	jw_close(w, ']');
+}
+
 void hp_report_json(FILE *f, struct hp_profile *p)
 {
 	const struct hp_counts *pc = &p->proc, *dc = &p->device;
@@ -485,7 +700,7 @@ void hp_report_json(FILE *f, struct hp_profile *p)
 	struct jw w = { .f = f };
 
 	jw_open(&w, NULL, '{');
-	jw_u64(&w, "version", 1);
+	jw_u64(&w, "version", 2);
 	jw_open(&w, "command", '[');
 	for (int i = 0; p->argv && p->argv[i]; i++)
 		jw_str(&w, NULL, p->argv[i]);
@@ -582,6 +797,8 @@ void hp_report_json(FILE *f, struct hp_profile *p)
 		json_range(&w, p, &p->ranges[i]);
 	jw_close(&w, ']');
 	jw_u64(&w, "evicted_bytes_not_in_map", p->evicted_pages_unplaced * ps);
+	json_allocations(&w, p);
+	json_markers(&w, p);
 	jw_close(&w, '}');
 	fputc('\n', f);
 }
@@ -591,15 +808,82 @@ void hp_report_json(FILE *f, struct hp_profile *p)
 void hp_csv_header(FILE *f)
 {
 	fprintf(f, "time_ns,pid,tid,dev,direction,cause,start,npages,pages,"
-		"bytes,peer_pages,failed,ns\n");
+		"bytes,peer_pages,failed,ns,event,allocation,detail\n");
 }
 
-void hp_csv_row(FILE *f, const struct hp_event *ev, uint64_t page_size)
+/* A CSV field: quoted when it holds a comma, a quote or a line break. */
+static void csv_field(FILE *f, const char *s)
 {
-	fprintf(f, "%llu,%d,%d,%u,%s,%s,0x%llx,%u,%u,%llu,%u,%u,%llu\n",
+	if (!s)
+		return;
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void csv_alloc(FILE *f, const struct hp_profile *p, uint32_t alloc)
+{
+	char buf[32];
+
+	fputc(',', f);
+	if (alloc && alloc <= p->nallocs)
+		csv_field(f, hp_alloc_label(&p->allocs[alloc - 1], buf,
+					    sizeof(buf)));
+}
+
+static const char *event_key(const struct hp_event *ev)
+{
+	switch (ev->type) {
+	case HP_EV_BATCH: return "batch";
+	case HP_EV_CPU_FAULT: return "cpu_fault";
+	case HP_EV_DEVICE_FAULT: return "device_fault";
+	default: return "evicted";
+	}
+}
+
+void hp_csv_row(FILE *f, const struct hp_profile *p, const struct hp_event *ev)
+{
+	uint64_t start = ev->type == HP_EV_DEVICE_FAULT ? ev->addr : ev->start;
+
+	fprintf(f, "%llu,%d,%d,%u,%s,%s,0x%llx,%u,%u,%llu,%u,%u,%llu,%s",
 		(unsigned long long)ev->t_ns, ev->pid, ev->tid, ev->dev,
-		hp_dir_key(ev->dir), hp_cause_key(ev->cause),
-		(unsigned long long)ev->start, ev->npages, ev->moved,
-		(unsigned long long)ev->moved * page_size, ev->peer,
-		ev->failed, (unsigned long long)ev->ns);
+		hp_dir_key(ev->dir),
+		ev->type == HP_EV_EVICTED ? "eviction" : hp_cause_key(ev->cause),
+		(unsigned long long)start, ev->npages, ev->moved,
+		(unsigned long long)ev->moved * p->page_size, ev->peer,
+		ev->failed, (unsigned long long)ev->ns, event_key(ev));
+	csv_alloc(f, p, ev->alloc);
+	fputs(",\n", f);
+}
+
+void hp_csv_mark_row(FILE *f, const struct hp_profile *p,
+		     const struct hp_mark *m)
+{
+	const char *dir = "", *detail = m->kernel ? m->kernel :
+				   m->what ? m->what : m->site;
+	uint64_t ps = p->page_size;
+	char dev[16] = "";
+
+	if (m->dev != HP_MK_NO_DEV)
+		snprintf(dev, sizeof(dev), "%d", m->dev);
+	if (m->kind == HP_MK_PREFETCH)
+		dir = m->dev >= 0 ? "to_device" : "to_host";
+	fprintf(f, "%llu,%d,%d,%s,%s,,0x%llx,%llu,0,%llu,0,0,%llu,%s",
+		(unsigned long long)m->t_ns, m->pid, m->tid, dev, dir,
+		(unsigned long long)m->ptr,
+		(unsigned long long)((m->size + ps - 1) / ps),
+		(unsigned long long)m->size, (unsigned long long)m->ns,
+		hp_mark_kind_key(m->kind));
+	csv_alloc(f, p, m->alloc);
+	fputc(',', f);
+	csv_field(f, detail);
+	fputc('\n', f);
 }

@@ -62,9 +62,13 @@ static void run_usage(FILE *f)
 "\n"
 "Options:\n"
 "  --json FILE|-      the profile as JSON\n"
-"  --csv FILE|-       timeline: one row per migration batch or CPU fault\n"
+"  --csv FILE|-       one row per event: migration batch, fault, eviction,\n"
+"                     API marker, with the allocation it hit\n"
 "  --svg FILE|-       plots: bytes migrated over time, residency maps\n"
 "  --html FILE|-      the summary and the plots in one self-contained page\n"
+"  --perfetto FILE|-  the timeline (kernels, API calls, migrations, faults\n"
+"                     per allocation) as Chrome trace-event JSON, for\n"
+"                     ui.perfetto.dev or chrome://tracing\n"
 "  -o, --output FILE|-  write the summary to FILE instead of stderr\n"
 "  (at most one of these may be '-', standard output; a FILE is replaced\n"
 "  only when the profile is complete: a failed run leaves it as it was)\n"
@@ -86,10 +90,11 @@ static void run_usage(FILE *f)
  * leaves an existing FILE as it was, instead of truncated.
  */
 struct outputs {
-	const char *json, *csv, *svg, *html, *summary;
-	FILE *json_f, *csv_f, *svg_f, *html_f, *summary_f;
+	const char *json, *csv, *svg, *html, *summary, *perfetto;
+	FILE *json_f, *csv_f, *svg_f, *html_f, *summary_f, *perfetto_f;
 	/* the temporary names, NULL for stdout or when not asked for */
 	char *json_tmp, *csv_tmp, *svg_tmp, *html_tmp, *summary_tmp;
+	char *perfetto_tmp;
 	bool quiet;
 	bool csv_at_end; /* to stdout: after the program, not amid its output */
 	bool complete;   /* the profile was written: rename the files */
@@ -146,6 +151,7 @@ static int open_outputs(struct outputs *o)
 	dashes += o->svg && !strcmp(o->svg, "-");
 	dashes += o->html && !strcmp(o->html, "-");
 	dashes += o->summary && !strcmp(o->summary, "-");
+	dashes += o->perfetto && !strcmp(o->perfetto, "-");
 	if (dashes > 1) {
 		hp_err("only one output can go to stdout ('-')");
 		return -EINVAL;
@@ -157,7 +163,9 @@ static int open_outputs(struct outputs *o)
 	    (o->html &&
 	     !(o->html_f = open_out(o->html, "HTML", &o->html_tmp))) ||
 	    (o->summary && !(o->summary_f = open_out(o->summary, "summary",
-						      &o->summary_tmp))))
+						      &o->summary_tmp))) ||
+	    (o->perfetto && !(o->perfetto_f = open_out(o->perfetto, "timeline",
+							&o->perfetto_tmp))))
 		return -EIO;
 	o->csv_at_end = o->csv_f == stdout;
 	return 0;
@@ -201,12 +209,41 @@ static void on_event(const struct hp_event *ev, void *arg)
 	hp_profile_add(p, &rel);
 }
 
+static void on_marker(const struct hp_marker *m, void *arg)
+{
+	struct hp_profile *p = arg;
+	struct hp_marker rel = *m;
+
+	rel.t_ns = m->t_ns > p->t0_ns ? m->t_ns - p->t0_ns : 0;
+	hp_profile_add_marker(p, &rel);
+}
+
+/* The CSV, after the program: events and markers in time order. */
+static void csv_rows(FILE *f, const struct hp_profile *p)
+{
+	size_t i = 0, k = 0;
+
+	while (i < p->nev || k < p->nmarks) {
+		if (k == p->nmarks ||
+		    (i < p->nev && p->ev[i].t_ns <= p->marks[k].t_ns))
+			hp_csv_row(f, p, &p->ev[i++]);
+		else
+			hp_csv_mark_row(f, p, &p->marks[k++]);
+	}
+}
+
 /* In the child: waits for the go, then becomes the program. */
 static void __attribute__((noreturn))
-child(char **argv, int go_fd, int err_fd)
+child(char **argv, int go_fd, int err_fd, const char *marker)
 {
 	char c;
 	int err;
+
+	/* libhmm writes its API markers there (runtime/marker.c) */
+	if (marker)
+		setenv("HMM_TRACE_MARKER", marker, 1);
+	else
+		unsetenv("HMM_TRACE_MARKER");
 
 	while (read(go_fd, &c, 1) < 0 && errno == EINTR)
 		;
@@ -239,7 +276,7 @@ static void wait_program(struct hp_profile *p, struct hp_trace *trace)
 		if (trace && round % 10 == 9 && hp_trace_keep_enabled(trace))
 			p->module_reloaded = true;
 		if (trace)
-			hp_trace_drain(trace, on_event, p);
+			hp_trace_drain(trace, on_event, on_marker, p);
 		r = waitpid(p->pid, &p->status, trace ? WNOHANG : 0);
 		if (r == p->pid)
 			return;
@@ -255,12 +292,13 @@ static void wait_program(struct hp_profile *p, struct hp_trace *trace)
 int hp_cmd_run(int argc, char **argv)
 {
 	enum { OPT_JSON = 256, OPT_CSV, OPT_SVG, OPT_HTML, OPT_NO_TRACE,
-	       OPT_BUFFER };
+	       OPT_BUFFER, OPT_PERFETTO };
 	static const struct option opts[] = {
 		{ "json", required_argument, NULL, OPT_JSON },
 		{ "csv", required_argument, NULL, OPT_CSV },
 		{ "svg", required_argument, NULL, OPT_SVG },
 		{ "html", required_argument, NULL, OPT_HTML },
+		{ "perfetto", required_argument, NULL, OPT_PERFETTO },
 		{ "output", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "no-trace", no_argument, NULL, OPT_NO_TRACE },
@@ -277,7 +315,7 @@ int hp_cmd_run(int argc, char **argv)
 	bool no_trace = false;
 	int go[2], errp[2], c, err, n, ret = 1;
 	struct sigaction sa;
-	char why[256] = "";
+	char why[256] = "", marker[400];
 	char *end;
 
 	optind = 1;
@@ -287,6 +325,7 @@ int hp_cmd_run(int argc, char **argv)
 		case OPT_CSV: out.csv = optarg; break;
 		case OPT_SVG: out.svg = optarg; break;
 		case OPT_HTML: out.html = optarg; break;
+		case OPT_PERFETTO: out.perfetto = optarg; break;
 		case 'o': out.summary = optarg; break;
 		case 'q': out.quiet = true; break;
 		case OPT_NO_TRACE: no_trace = true; break;
@@ -365,7 +404,9 @@ int hp_cmd_run(int argc, char **argv)
 	if (prof.pid == 0) {
 		close(go[1]);
 		close(errp[0]);
-		child(argv, go[0], errp[1]);
+		child(argv, go[0], errp[1], trace ?
+		      hp_trace_marker_path(trace, marker, sizeof(marker)) :
+		      NULL);
 	}
 	child_pid = prof.pid;
 	close(go[0]);
@@ -416,7 +457,7 @@ int hp_cmd_run(int argc, char **argv)
 	child_pid = 0;
 	if (trace) {
 		/* what the program's last moments left in the buffer */
-		hp_trace_drain(trace, on_event, &prof);
+		hp_trace_drain(trace, on_event, on_marker, &prof);
 		prof.lost = hp_trace_lost(trace);
 		hp_trace_close(trace);
 		trace = NULL;
@@ -442,10 +483,9 @@ int hp_cmd_run(int argc, char **argv)
 	if (out.json_f)
 		hp_report_json(out.json_f, &prof);
 	if (out.csv_at_end)
-		for (size_t i = 0; i < prof.nev; i++)
-			if (hp_event_is_batch(&prof.ev[i]))
-				hp_csv_row(out.csv_f, &prof.ev[i],
-					   prof.page_size);
+		csv_rows(out.csv_f, &prof);
+	if (out.perfetto_f)
+		hp_perfetto(out.perfetto_f, &prof);
 	if (out.svg_f)
 		hp_plot_svg(out.svg_f, &prof, true);
 	if (out.html_f)
@@ -469,6 +509,8 @@ out_files:
 	    close_out(out.svg_f, out.svg, out.svg_tmp, out.complete) |
 	    close_out(out.html_f, out.html, out.html_tmp, out.complete) |
 	    close_out(out.summary_f, out.summary, out.summary_tmp,
+		      out.complete) |
+	    close_out(out.perfetto_f, out.perfetto, out.perfetto_tmp,
 		      out.complete))
 		if (!ret)
 			ret = 1;

@@ -18,6 +18,11 @@
  *
  * Lines of trace_pipe are parsed as the events' TP_printk() formats in
  * kernel-driver/hmmgpu_trace.h print them.
+ *
+ * libhmm writes API markers ("hmm: launch ...", docs/hmmprof.md) into the
+ * instance's trace_marker when HMM_TRACE_MARKER names it: they come out
+ * of trace_pipe as tracing_mark_write lines, timestamped by the same ring
+ * buffer and clock as the driver's events.
  */
 #define _GNU_SOURCE
 #include "hmmprof.h"
@@ -470,9 +475,136 @@ static int32_t tgid_of(struct hp_trace *t, const struct hp_event *ev)
 	return tgid;
 }
 
-int hp_trace_drain(struct hp_trace *t,
-		   void (*fn)(const struct hp_event *ev, void *arg), void *arg)
+const char *hp_trace_marker_path(const struct hp_trace *t, char *buf,
+				 size_t len)
 {
+	snprintf(buf, len, "%s/trace_marker", t->inst);
+	return buf;
+}
+
+/* "%XX" escapes of a marker value, decoded into @out (@len bytes). */
+static void unescape(char *out, size_t len, const char *s, size_t n)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n && o + 1 < len; i++) {
+		unsigned int c;
+
+		if (s[i] == '%' && i + 2 < n &&
+		    sscanf(s + i + 1, "%2x", &c) == 1) {
+			out[o++] = (char)c;
+			i += 2;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+}
+
+static int marker_kind(const char *s, size_t n)
+{
+	static const char *const names[] = {
+		[HP_MK_ALLOC] = "alloc", [HP_MK_FREE] = "free",
+		[HP_MK_NAME] = "name", [HP_MK_LAUNCH] = "launch",
+		[HP_MK_PREFETCH] = "prefetch", [HP_MK_MEMCPY] = "memcpy",
+		[HP_MK_MEMSET] = "memset", [HP_MK_CALL] = "call",
+		[HP_MK_SYNC] = "sync", [HP_MK_STREAM] = "stream",
+	};
+
+	for (int k = 0; k < HP_MK_KINDS; k++)
+		if (strlen(names[k]) == n && !strncmp(s, names[k], n))
+			return k;
+	return -1;
+}
+
+bool hp_trace_parse_marker(const char *line, struct hp_marker *m)
+{
+	static const char tag[] = ": tracing_mark_write: hmm: ";
+	const char *at = strstr(line, tag), *p;
+	struct hp_event ctx;
+	size_t n;
+	int kind;
+
+	if (!at)
+		return false;
+	memset(&ctx, 0, sizeof(ctx));
+	if (!parse_context(line, at, &ctx))
+		return false;
+	p = at + sizeof(tag) - 1;
+	n = strcspn(p, " \n");
+	kind = marker_kind(p, n);
+	if (kind < 0)
+		return false;
+	memset(m, 0, sizeof(*m));
+	m->kind = (uint8_t)kind;
+	m->t_ns = ctx.t_ns;
+	m->pid = ctx.pid;
+	m->tid = ctx.tid;
+	m->pid_known = ctx.pid_known;
+	m->dev = HP_MK_NO_DEV;
+	for (p += n; *p;) {
+		const char *key, *eq, *v;
+		size_t klen, vlen;
+
+		p += strspn(p, " \n");
+		n = strcspn(p, " \n");
+		if (!n)
+			break;
+		key = p;
+		p += n;
+		eq = memchr(key, '=', n);
+		if (!eq)
+			continue;
+		klen = (size_t)(eq - key);
+		v = eq + 1;
+		vlen = n - klen - 1;
+#define KEY(s) (klen == sizeof(s) - 1 && !strncmp(key, s, klen))
+		if (KEY("dev"))
+			m->dev = (int32_t)strtol(v, NULL, 10);
+		else if (KEY("stream"))
+			m->stream = strtoull(v, NULL, 10);
+		else if (KEY("ns"))
+			m->ns = strtoull(v, NULL, 10);
+		else if (KEY("ptr"))
+			m->ptr = strtoull(v, NULL, 16);
+		else if (KEY("src"))
+			m->src = strtoull(v, NULL, 16);
+		else if (KEY("size"))
+			m->size = strtoull(v, NULL, 10);
+		else if (KEY("grid"))
+			sscanf(v, "%ux%ux%u", &m->grid[0], &m->grid[1],
+			       &m->grid[2]);
+		else if (KEY("fn"))
+			unescape(m->what, sizeof(m->what), v, vlen);
+		else if (KEY("name"))
+			unescape(m->name, sizeof(m->name), v, vlen);
+		else if (KEY("kernel"))
+			m->code[0].addr = strtoull(v, NULL, 16);
+		else if (KEY("kernel_sym"))
+			unescape(m->code[0].sym, sizeof(m->code[0].sym), v, vlen);
+		else if (KEY("kernel_obj"))
+			unescape(m->code[0].obj, sizeof(m->code[0].obj), v, vlen);
+		else if (KEY("kernel_off"))
+			m->code[0].off = strtoull(v, NULL, 16);
+		else if (KEY("caller"))
+			m->code[1].addr = strtoull(v, NULL, 16);
+		else if (KEY("caller_sym"))
+			unescape(m->code[1].sym, sizeof(m->code[1].sym), v, vlen);
+		else if (KEY("caller_obj"))
+			unescape(m->code[1].obj, sizeof(m->code[1].obj), v, vlen);
+		else if (KEY("caller_off"))
+			m->code[1].off = strtoull(v, NULL, 16);
+#undef KEY
+	}
+	return true;
+}
+
+int hp_trace_drain(struct hp_trace *t,
+		   void (*fn)(const struct hp_event *ev, void *arg),
+		   void (*mfn)(const struct hp_marker *m, void *arg),
+		   void *arg)
+{
+	struct hp_marker mk;
 	struct hp_event ev;
 	int count = 0;
 
@@ -500,6 +632,13 @@ int hp_trace_drain(struct hp_trace *t,
 			if (hp_trace_parse_line(line, &ev)) {
 				ev.pid = tgid_of(t, &ev);
 				fn(&ev, arg);
+				count++;
+			} else if (mfn && hp_trace_parse_marker(line, &mk)) {
+				ev.tid = mk.tid;
+				ev.pid = mk.pid;
+				ev.pid_known = mk.pid_known;
+				mk.pid = tgid_of(t, &ev);
+				mfn(&mk, arg);
 				count++;
 			}
 			line = nl + 1;
