@@ -44,6 +44,14 @@
  * time: that keeps evictions batched like every other migration, the way
  * GPU drivers evict buffer objects rather than pages.
  *
+ * A migration never evicts for itself: each one (a MIGRATE call with all
+ * its units, a device fault, a prefetch) has an epoch, a number no other
+ * has, and the blocks it takes pages of carry it; eviction passes over
+ * the blocks of the epoch that asks for room. A range larger than the
+ * device therefore fills the device and stops, the rest counted as
+ * skipped, instead of pushing out its own first part to make room for
+ * its last (which a later access would only bring back).
+ *
  * A device page never shows a previous owner's data: a page handed out
  * by the allocator is always fully written by the copy engine before it
  * is mapped, either with the source page's data or with zeros when the
@@ -101,6 +109,7 @@ static void block_touch(struct hmmgpu_dmem *dmem, struct hmmgpu_block *blk)
  * @pages: filled with up to @n pages, each initialized with
  *	   hmmgpu_device_page_init() (one reference, locked).
  * @n: pages wanted.
+ * @epoch: the migration taking them (see hmmgpu_dmem_evict()).
  *
  * Does not evict: a caller that got fewer pages than it wanted may call
  * hmmgpu_dmem_evict() and try again.
@@ -108,7 +117,7 @@ static void block_touch(struct hmmgpu_dmem *dmem, struct hmmgpu_block *blk)
  * Return: the number of pages taken, 0 once the device is being removed.
  */
 unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
-				unsigned long n)
+				unsigned long n, u64 epoch)
 {
 	unsigned long got = 0, i;
 
@@ -122,6 +131,7 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 			list_add_tail(&blk->lru, &dmem->lru);
 		else
 			block_touch(dmem, blk);
+		blk->epoch = epoch;
 		while (got < n && blk->free) {
 			struct hmmgpu_dpage *dp = blk->free;
 
@@ -144,6 +154,7 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 /**
  * hmmgpu_dmem_alloc_folio() - take a whole free block as one 2 MiB folio.
  * @dmem: the device memory.
+ * @epoch: the migration taking it (see hmmgpu_dmem_evict()).
  *
  * Only where the kernel has device THP (HMMGPU_HAVE_DEVICE_THP). Wholly free
  * blocks are the tail of the avail list (order-0 allocations take partly
@@ -153,7 +164,7 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
  * Return: the folio's first page (one reference, locked), or NULL when no
  * block is entirely free or the device is being removed.
  */
-struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem)
+struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem, u64 epoch)
 {
 	struct hmmgpu_block *found = NULL;
 	unsigned int i;
@@ -169,6 +180,7 @@ struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem)
 	if (found) {
 		found->free = NULL;
 		found->nr_free = 0;
+		found->epoch = epoch;
 		list_del_init(&found->avail);
 		list_add_tail(&found->lru, &dmem->lru);
 		dmem->nr_free -= HMMGPU_BLOCK_PAGES;
@@ -236,19 +248,22 @@ u64 hmmgpu_dmem_free_bytes(struct hmmgpu_dmem *dmem)
  * @want: pages the caller needs free.
  * @hfile: the file whose migration needs the room (for its counters),
  *	   or NULL.
+ * @epoch: the epoch of that migration: its own blocks stay.
  *
  * Evicts whole blocks, least recently used first, until @want pages have
  * been freed or every block was tried once. Pages locked by a migration
- * in flight are skipped.
+ * in flight are skipped, and so are the blocks the asking migration took
+ * pages of (DOC: Device memory).
  *
  * Context: may sleep; takes &hmmgpu_dmem.evict_lock.
  * Return: the number of pages evicted.
  */
 unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
-				struct hmmgpu_file *hfile)
+				struct hmmgpu_file *hfile, u64 epoch)
 {
 	unsigned long evicted = 0;
 	unsigned int tries;
+	bool mine;
 
 	mutex_lock(&dmem->evict_lock);
 	for (tries = 0; tries < dmem->nblocks && evicted < want; tries++) {
@@ -265,7 +280,10 @@ unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
 		/* Tried once: goes to the back whatever happens. */
 		block_touch(dmem, blk);
 		first = blk->first;
+		mine = blk->epoch == epoch;
 		spin_unlock(&dmem->lock);
+		if (mine)
+			continue;
 
 		n = hmmgpu_evict_range(dmem, first, HMMGPU_BLOCK_PAGES,
 				       HMMGPU_CAUSE_EVICTION, hfile);

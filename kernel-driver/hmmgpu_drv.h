@@ -93,6 +93,7 @@ struct hmmgpu_block {
 	struct hmmgpu_dpage *free;
 	struct list_head avail;
 	struct list_head lru;
+	u64 epoch;	/* the migration that last took pages of it */
 };
 
 /**
@@ -276,11 +277,11 @@ extern int hmmgpu_fill_owner;
 
 int hmmgpu_dmem_init(struct hmmgpu_device *hdev, u64 size);
 void hmmgpu_dmem_fini(struct hmmgpu_device *hdev);
-struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem);
+struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem, u64 epoch);
 unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
-				unsigned long n);
+				unsigned long n, u64 epoch);
 unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
-				struct hmmgpu_file *hfile);
+				struct hmmgpu_file *hfile, u64 epoch);
 u64 hmmgpu_dmem_free_bytes(struct hmmgpu_dmem *dmem);
 
 /** hmmgpu_page_dmem() - the device memory a device-private page is in. */

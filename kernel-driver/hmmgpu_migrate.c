@@ -123,6 +123,7 @@ struct hmmgpu_mig {
 	unsigned long already;
 	int cause;
 	pid_t tgid;	/* process of the pages, for eviction's trace */
+	u64 epoch;	/* its blocks are not evicted for it (DOC: Device memory) */
 	u64 t0;
 	unsigned long *src;
 	unsigned long *dst;
@@ -132,6 +133,14 @@ struct hmmgpu_mig {
 	struct hmmgpu_copy_op *ops;
 	struct hmmgpu_copy_batch batch;
 };
+
+/* Numbers the migrations for eviction (DOC: Device memory); never 0. */
+static atomic64_t migration_epoch = ATOMIC64_INIT(0);
+
+static u64 next_epoch(void)
+{
+	return atomic64_inc_return(&migration_epoch);
+}
 
 static struct hmmgpu_mig *mig_alloc(unsigned long n)
 {
@@ -148,6 +157,7 @@ static struct hmmgpu_mig *mig_alloc(unsigned long n)
 	m = p;
 	m->n = n;
 	m->tgid = task_tgid_nr(current);
+	m->epoch = next_epoch();
 	m->src = p + off;
 	m->dst = m->src + n;
 	m->failed = m->dst + n;
@@ -501,11 +511,12 @@ static unsigned long alloc_device_pages(struct hmmgpu_file *hfile,
 	unsigned long got;
 	int tries;
 
-	got = hmmgpu_dmem_alloc(dmem, m->pages, need);
+	got = hmmgpu_dmem_alloc(dmem, m->pages, need, m->epoch);
 	for (tries = 0; got < need && tries < 3; tries++) {
-		if (!hmmgpu_dmem_evict(dmem, need - got, hfile))
+		if (!hmmgpu_dmem_evict(dmem, need - got, hfile, m->epoch))
 			break;
-		got += hmmgpu_dmem_alloc(dmem, m->pages + got, need - got);
+		got += hmmgpu_dmem_alloc(dmem, m->pages + got, need - got,
+					 m->epoch);
 	}
 	return got;
 }
@@ -535,9 +546,10 @@ static bool to_device_folio(struct hmmgpu_file *hfile,
 	if (!(m->src[0] & MIGRATE_PFN_MIGRATE) ||
 	    on_this_device(hfile->hdev, spage))
 		return false;
-	dpage = hmmgpu_dmem_alloc_folio(dmem);
-	if (!dpage && hmmgpu_dmem_evict(dmem, HMMGPU_BLOCK_PAGES, hfile))
-		dpage = hmmgpu_dmem_alloc_folio(dmem);
+	dpage = hmmgpu_dmem_alloc_folio(dmem, m->epoch);
+	if (!dpage &&
+	    hmmgpu_dmem_evict(dmem, HMMGPU_BLOCK_PAGES, hfile, m->epoch))
+		dpage = hmmgpu_dmem_alloc_folio(dmem, m->epoch);
 	if (!dpage)
 		return false;
 	dfolio = page_folio(dpage);
@@ -826,6 +838,7 @@ struct hmmgpu_migrate_job {
 	struct mm_struct *mm;
 	struct task_struct *caller;
 	pid_t tgid;
+	u64 epoch;	/* shared by the units: none evicts another's blocks */
 	unsigned long start;
 	unsigned long end;
 	unsigned long first_block;	/* ALIGN_DOWN(start, 2 MiB) */
@@ -868,6 +881,7 @@ static void migrate_in_vma(struct hmmgpu_migrate_job *job,
 		return;
 	}
 	m[*cur]->tgid = job->tgid;
+	m[*cur]->epoch = job->epoch;
 	if (job->target == HMMGPU_MIGRATE_TO_SYSTEM) {
 		/*
 		 * One batch at a time back to system memory: overlapping
@@ -1013,6 +1027,7 @@ int hmmgpu_migrate_range(struct hmmgpu_file *hfile, unsigned long start,
 		.mm = current->mm,
 		.caller = current,
 		.tgid = task_tgid_nr(current),
+		.epoch = next_epoch(),
 		.start = start,
 		.end = end,
 		.first_block = ALIGN_DOWN(start, SZ_2M),

@@ -165,31 +165,62 @@ TEST(oversubscribed_random_chunks_and_writes_keep_data)
 	kt_restore_hmmgpu();
 }
 
-TEST(oversubscribed_by_one_migrate_call)
+/*
+ * A migration never evicts for itself (DOC: Device memory): a range twice
+ * the device fills the device and stops, the rest skipped, nothing of it
+ * evicted. Before epochs, its last part pushed out its first part.
+ */
+static void one_call_twice_the_device(unsigned int workers)
 {
-	int fd = small_device();
+	char params[64];
+	int fd;
+
+	snprintf(params, sizeof(params), "mem_mib=%d migrate_workers=%u",
+		 MEM_MIB, workers);
+	kt_reload_hmmgpu(params);
+	fd = kt_open_device(0);
+
 	size_t ps = kt_page_size(), size = 2 * kt_mem_total(fd);
-	size_t npages = size / ps;
+	size_t npages = size / ps, cap = kt_mem_total(fd) / ps;
 	struct drm_hmmgpu_migrate m;
+	struct drm_hmmgpu_stats st;
 	char *p = kt_map(size);
 	size_t on;
 
+	ASSERT_EQ(kt_mem_free(fd), kt_mem_total(fd));
 	kt_fill(p, size, 221);
-	/* best effort: it works, and the device holds what it can */
 	ASSERT_EQ(kt_migrate(fd, p, size, TO_DEVICE, &m), 0);
-	TH_LOG("moved %llu, already %llu, skipped %llu",
+	TH_LOG("%u workers: moved %llu, already %llu, skipped %llu", workers,
 	       (unsigned long long)m.moved, (unsigned long long)m.already,
 	       (unsigned long long)m.skipped);
-	ASSERT_LE(m.moved, npages);
 	ASSERT_EQ(m.already, 0);
-	ASSERT_GE(m.moved, kt_mem_total(fd) / ps / 2);
+	ASSERT_EQ(m.moved + m.skipped, npages);
+	/* the device is full of it, less what a 2 MiB unit could not fill */
+	ASSERT_LE(m.moved, cap);
+	ASSERT_GE(m.moved, cap - 512);
+	kt_get_stats(fd, HMMGPU_STATS_FILE, &st);
+	ASSERT_EQ(evicted_pages(&st), 0);
+	ASSERT_EQ(st.evictions, 0);
 	on = expect_within_capacity(fd, p, npages);
-	ASSERT_GT(on, 0);
+	ASSERT_EQ(on, m.moved);
+	/* one unit goes in address order: the first part is what moved */
+	if (workers == 1)
+		KT_EXPECT_WHERE(fd, p, m.moved, AT_DEVICE);
 	KT_EXPECT_DATA(p, size, 221);
 	ASSERT_EQ(kt_mem_free(fd), kt_mem_total(fd));
 	kt_unmap(p, size);
 	close(fd);
 	kt_restore_hmmgpu();
+}
+
+TEST(oversubscribed_by_one_migrate_call_keeps_its_first_part)
+{
+	one_call_twice_the_device(1);
+}
+
+TEST(oversubscribed_by_one_call_of_four_units_evicts_none_of_its_own)
+{
+	one_call_twice_the_device(4);
 }
 
 TEST(eviction_of_another_process_pages_keeps_their_data)

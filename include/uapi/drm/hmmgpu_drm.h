@@ -134,7 +134,11 @@ struct drm_hmmgpu_get_info {
  * system, pages on any hmmgpu device move; pages that are not on a device
  * (system pages, never-touched holes, shared and file-backed mappings)
  * count as @already.  To the device, holes become zero-filled device
- * pages.
+ * pages.  When the device is full, least recently used data of other
+ * migrations is evicted to make room, never data this call moved: a
+ * range larger than the free and evictable memory fills the device
+ * (in address order, with migrate_workers=1) and counts the rest in
+ * @skipped.
  *
  * Errors: -EINVAL for bad flags, pad, extensions, target, a zero size, an
  * unaligned @start or @size or a range that wraps; -EFAULT when part of
