@@ -685,7 +685,15 @@ static vm_fault_t view_map(struct hmmgpu_view *view,
 	};
 	bool vma_write = vvma->vm_flags & VM_WRITE;
 	pgprot_t rw = vm_get_page_prot(vvma->vm_flags);
-	pgprot_t ro = vm_get_page_prot(vvma->vm_flags & ~VM_WRITE);
+	/*
+	 * A writable mapping is readable (x86 has no write-only entries):
+	 * the read-only entry of a PROT_WRITE-only view must still allow
+	 * reads. Without VM_READ it would allow nothing, and the core takes
+	 * a fault on such an entry for a spurious one: the access would
+	 * fault forever.
+	 */
+	pgprot_t ro = vm_get_page_prot((vvma->vm_flags & ~VM_WRITE) |
+				       (vma_write ? VM_READ : 0));
 	vm_fault_t ret = VM_FAULT_NOPAGE;
 	unsigned long *hmm_pfns, *pfns, vlo, vhi;
 	struct clear_ctx c;
