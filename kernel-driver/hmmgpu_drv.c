@@ -190,6 +190,8 @@ static int hmmgpu_open(struct drm_device *drm, struct drm_file *file)
 	mutex_init(&hfile->views_lock);
 	INIT_LIST_HEAD(&hfile->views);
 	xa_init_flags(&hfile->handles, XA_FLAGS_ALLOC1);
+	spin_lock_init(&hfile->pref_lock);
+	hfile->pref_tree = RB_ROOT_CACHED;
 	hfile->mm = current->mm;
 	if (hfile->mm)
 		mmgrab(hfile->mm);

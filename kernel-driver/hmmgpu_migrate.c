@@ -124,6 +124,7 @@ struct hmmgpu_mig {
 	int cause;
 	pid_t tgid;	/* process of the pages, for eviction's trace */
 	u64 epoch;	/* its blocks are not evicted for it (DOC: Device memory) */
+	bool preferred;	/* to the device, of a preferred range, in part */
 	u64 t0;
 	unsigned long *src;
 	unsigned long *dst;
@@ -513,7 +514,8 @@ static unsigned long alloc_device_pages(struct hmmgpu_file *hfile,
 
 	got = hmmgpu_dmem_alloc(dmem, m->pages, need, m->epoch);
 	for (tries = 0; got < need && tries < 3; tries++) {
-		if (!hmmgpu_dmem_evict(dmem, need - got, hfile, m->epoch))
+		if (!hmmgpu_dmem_evict(dmem, need - got, hfile, m->epoch,
+				       m->preferred))
 			break;
 		got += hmmgpu_dmem_alloc(dmem, m->pages + got, need - got,
 					 m->epoch);
@@ -525,6 +527,17 @@ static bool on_this_device(struct hmmgpu_device *hdev, struct page *page)
 {
 	return page && is_device_private_page(page) &&
 	       hmmgpu_page_dmem(page) == &hdev->dmem;
+}
+
+/* Is page @i of @m's range in a preferred range of @hfile's device? */
+static bool page_preferred(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
+			   unsigned long i)
+{
+	unsigned long addr = m->args.start + (i << PAGE_SHIFT);
+
+	return m->preferred &&
+	       hmmgpu_file_preferred(hfile, m->args.vma->vm_mm, addr,
+				     addr + PAGE_SIZE);
 }
 
 /*
@@ -548,10 +561,13 @@ static bool to_device_folio(struct hmmgpu_file *hfile,
 		return false;
 	dpage = hmmgpu_dmem_alloc_folio(dmem, m->epoch);
 	if (!dpage &&
-	    hmmgpu_dmem_evict(dmem, HMMGPU_BLOCK_PAGES, hfile, m->epoch))
+	    hmmgpu_dmem_evict(dmem, HMMGPU_BLOCK_PAGES, hfile, m->epoch,
+			      m->preferred))
 		dpage = hmmgpu_dmem_alloc_folio(dmem, m->epoch);
 	if (!dpage)
 		return false;
+	if (m->preferred)
+		hmmgpu_dmem_set_preferred(dmem, dpage, HMMGPU_BLOCK_PAGES);
 	dfolio = page_folio(dpage);
 	for (k = 0; k < HMMGPU_BLOCK_PAGES; k++) {
 		struct page *d = folio_page(dfolio, k);
@@ -620,18 +636,26 @@ static int to_device_start(struct hmmgpu_file *hfile,
 	ret = migrate_vma_setup(&m->args);
 	if (ret)
 		return ret;
+	m->preferred = hmmgpu_file_preferred(hfile, vma->vm_mm, start, end);
 	if (mig_compound(m) && to_device_folio(hfile, vma, m))
 		return 0;
 
 	for (i = 0; i < m->npages; i++) {
 		unsigned long e = src_entry(m, i);
+		struct page *spage = migrate_pfn_to_page(e);
 
 		if (!(e & MIGRATE_PFN_MIGRATE))
 			continue;
-		if (on_this_device(hdev, migrate_pfn_to_page(e)))
+		if (on_this_device(hdev, spage)) {
 			m->already++;
-		else
+			hmmgpu_dmem_claim(&hdev->dmem, spage, m->epoch);
+			/* advice given after the page came: now it counts */
+			if (page_preferred(hfile, m, i))
+				hmmgpu_dmem_set_preferred(&hdev->dmem, spage,
+							  1);
+		} else {
 			need++;
+		}
 	}
 	got = need ? alloc_device_pages(hfile, m, need) : 0;
 	/* a 2 MiB source moves whole or not at all (release_all_dst()) */
@@ -655,6 +679,8 @@ static int to_device_start(struct hmmgpu_file *hfile,
 		dp = hmmgpu_dpage(dpage);
 		dp->addr = start + (i << PAGE_SHIFT);
 		dp->tgid = m->tgid;
+		if (page_preferred(hfile, m, i))
+			hmmgpu_dmem_set_preferred(&hdev->dmem, dpage, 1);
 		m->dst[i] = migrate_pfn(page_to_pfn(dpage));
 		if ((e & MIGRATE_PFN_WRITE) ||
 		    (!spage && (vma->vm_flags & VM_WRITE)))
@@ -1169,6 +1195,9 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 	compound = !vmf->pte && folio_test_large(page_folio(vmf->page));
 	if (compound)
 		gran = SZ_2M;
+	else if (READ_ONCE(hmmgpu_dpage(vmf->page)->preferred))
+		/* the device is where it should be: only what the CPU needs */
+		gran = PAGE_SIZE;
 	start = max(ALIGN_DOWN(vmf->address, gran), vma->vm_start);
 	end = min(ALIGN_DOWN(vmf->address, gran) + gran, vma->vm_end);
 	npages = (end - start) >> PAGE_SHIFT;

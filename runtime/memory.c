@@ -104,6 +104,7 @@ struct hmm_view {
 	void *addr;       /**< the view mapping, NULL when there is none */
 	uint32_t handle;  /**< VIEW_REGISTER handle, 0 when there is none */
 	bool remote;      /**< HMMGPU_ADVICE_REMOTE as last applied */
+	bool preferred;   /**< HMMGPU_ADVICE_PREFERRED as last applied */
 	uint64_t gran;    /**< granularity last applied, 0: driver default */
 };
 
@@ -371,6 +372,14 @@ static int view_sync(struct hmm_alloc *a, int dev, int fd, struct hmm_view *v)
 		else
 			v->remote = remote;
 	}
+	if (v->preferred != (a->preferred == dev)) {
+		err = view_advise(fd, v->handle, HMMGPU_ADVICE_PREFERRED,
+				  a->preferred == dev);
+		if (err && !ret)
+			ret = err;
+		if (!err)
+			v->preferred = a->preferred == dev;
+	}
 	if (v->gran != a->granularity) {
 		uint64_t g = a->granularity ? a->granularity :
 					      default_granularity();
@@ -433,6 +442,7 @@ static int view_create(struct hmm_alloc *a, int dev, int fd)
 	}
 	v->handle = reg.handle;
 	v->remote = false;
+	v->preferred = false;
 	v->gran = 0;
 	ret = view_sync(a, dev, fd, v);
 	if (ret)

@@ -460,8 +460,14 @@ int hmm_discard(void *ptr, size_t size);
 
 /** Advice for hmm_advise(). */
 enum hmm_advice {
-	/** Keep the data on @p dev (a device or HMM_CPU) where possible:
-	 *  with HMM_CPU, device accesses map system memory instead of
+	/** Keep the data on @p dev (a device or HMM_CPU) where possible.
+	 *  With a device: its pages there are evicted only to make room
+	 *  for other data preferred there (data without the advice stays
+	 *  in system memory, or is mapped there, when the device is full
+	 *  of preferred data); a CPU access brings back the page it
+	 *  touches, not the usual block; device accesses migrate unless
+	 *  remote access is advised; prefetches elsewhere still move it.
+	 *  With HMM_CPU, device accesses map system memory instead of
 	 *  migrating it. */
 	HMM_ADVISE_SET_PREFERRED_LOCATION = 1,
 	/** Forget the preferred location. */

@@ -864,6 +864,63 @@ TEST_TIMEOUT(preferred_location_cpu_maps_system_memory, RT_TIMEOUT)
 }
 
 /*
+ * Preferred location on a device acts in the driver: a CPU read of one
+ * page brings back that page, not the fault block; without the advice
+ * the same read brings back the block (fault_kib).
+ */
+TEST_TIMEOUT(preferred_location_device_keeps_the_rest_there, RT_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 512 * KIB, npages = size / ps;
+	size_t block = kt_module_param_or("fault_kib", 64) * 1024 / ps;
+	int8_t *loc = calloc(npages, 1);
+	char *p, *q;
+	size_t on_cpu;
+
+	need_devices(1);
+	ASSERT_TRUE(loc != NULL);
+	p = hmm_malloc(size);
+	q = hmm_malloc(size);
+	ASSERT_TRUE(p && q);
+	kt_fill(p, size, 64);
+	kt_fill(q, size, 65);
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_SET_PREFERRED_LOCATION, 0,
+			     0), 0);
+	ASSERT_EQ(hmm_prefetch(p, size, 0), 0);
+	ASSERT_EQ(hmm_prefetch(q, size, 0), 0);
+	EXPECT_WHERE(p, npages, 0);
+	EXPECT_WHERE(q, npages, 0);
+	(void)((volatile char *)p)[100 * ps + 7];
+	(void)((volatile char *)q)[100 * ps + 7];
+
+	ASSERT_EQ(hmm_residency(p, size, loc, npages), (int)npages);
+	on_cpu = 0;
+	for (size_t i = 0; i < npages; i++)
+		on_cpu += loc[i] == HMM_CPU;
+	ASSERT_EQ(on_cpu, 1);
+	ASSERT_EQ(loc[100], HMM_CPU);
+	ASSERT_EQ(hmm_residency(q, size, loc, npages), (int)npages);
+	on_cpu = 0;
+	for (size_t i = 0; i < npages; i++)
+		on_cpu += loc[i] == HMM_CPU;
+	ASSERT_EQ(on_cpu, block);
+
+	/* forgotten: the next read brings back a block again */
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_UNSET_PREFERRED_LOCATION, 0,
+			     0), 0);
+	(void)((volatile char *)p)[50 * ps];
+	ASSERT_EQ(hmm_residency(p, size, loc, npages), (int)npages);
+	on_cpu = 0;
+	for (size_t i = 0; i < npages; i++)
+		on_cpu += loc[i] == HMM_CPU;
+	ASSERT_EQ(on_cpu, 1 + block);
+	KT_EXPECT_DATA(p, size, 64);
+	KT_EXPECT_DATA(q, size, 65);
+	ASSERT_EQ(hmm_free(p), 0);
+	ASSERT_EQ(hmm_free(q), 0);
+	free(loc);
+}
+
+/*
  * One device read in a fresh 2 MiB region moves one aligned block of the
  * advised granularity (small enough that density prefetch stays out).
  */

@@ -1815,7 +1815,7 @@ TEST(advise_rejects_advice_zero)
 
 TEST(advise_rejects_unknown_advice)
 {
-	expect_advise_error(HMMGPU_ADVICE_REMOTE + 1, 0, EINVAL);
+	expect_advise_error(HMMGPU_ADVICE_PREFERRED + 1, 0, EINVAL);
 }
 
 TEST(advise_rejects_advice_max)
@@ -1855,6 +1855,11 @@ TEST(advise_rejects_granularity_above_4gib)
 TEST(advise_rejects_remote_two)
 {
 	expect_advise_error(HMMGPU_ADVICE_REMOTE, 2, EINVAL);
+}
+
+TEST(advise_rejects_preferred_two)
+{
+	expect_advise_error(HMMGPU_ADVICE_PREFERRED, 2, EINVAL);
 }
 
 TEST(advise_rejects_unknown_handle)
@@ -1902,6 +1907,9 @@ TEST(advise_accepts_the_bounds)
 				 2 * MIB), 0);
 	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_REMOTE, 1), 0);
 	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_REMOTE, 0), 0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_PREFERRED, 1), 0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_PREFERRED, 1), 0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_PREFERRED, 0), 0);
 	ASSERT_EQ(kt_view_unregister(c.fd, handle), 0);
 	ctx_check_and_fini(&c);
 }
