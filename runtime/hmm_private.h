@@ -123,6 +123,7 @@ int hmm__mem_accessible(const void *ptr, size_t size, int prot);
  * -ESTALE, or madvise()'s error.
  */
 int hmm__mem_discard(const void *ptr, size_t size);
+void *hmm__mem_device_alias(const void *ptr, size_t size, int *dev);
 
 /* Frees the interval map's array when no range is left (hmm_shutdown()). */
 void hmm__mem_shutdown(void);

@@ -10,11 +10,15 @@
  * the VMAs of the process (memory.c's hmm__mem_accessible(): one
  * PROCMAP_QUERY per mapping) that the source is readable and the
  * destination writable, so a bad pointer is -EFAULT, not a SIGSEGV of the
- * application.  A page of either side that is on a device comes back to
- * system memory by a CPU fault as the copy touches it, as any CPU access
- * would: there is no device-side copy yet (the driver has no copy ioctl
- * between two CPU ranges), so a copy between two ranges resident on one
- * device does bounce through system memory.
+ * application.  A side that lies in one managed range and is wholly on a
+ * device with a view is reached through the view instead
+ * (hmm__mem_device_alias()): that is the device's own access, so its
+ * pages stay on the device, as a GPU's copy engine leaves them; a copy
+ * between two ranges on one device never bounces through system memory,
+ * and a copy from device-resident data to the host does not bring it
+ * home.  Any other side (partly on a device, plain memory) is accessed
+ * by the CPU, and its device pages come back by CPU faults as the copy
+ * touches them, as any CPU access would.
  *
  * Queued forms check their arguments when called, and again when they
  * run (the memory may have been unmapped in between: then the stream's
@@ -73,15 +77,24 @@ int hmm__memop_run(const struct hmm__memop *op)
 		if (!ret)
 			ret = hmm__mem_accessible(op->dst, op->size,
 						  PROT_WRITE);
-		if (!ret)
-			memcpy(op->dst, op->src, op->size);
+		if (!ret) {
+			int sd, dd;
+			void *s = hmm__mem_device_alias(op->src, op->size, &sd);
+			void *d = hmm__mem_device_alias(op->dst, op->size, &dd);
+
+			memcpy(d ? d : op->dst, s ? s : op->src, op->size);
+		}
 		break;
 	case HMM__MEMOP_SET:
 		if (!op->size)
 			break;
 		ret = hmm__mem_accessible(op->dst, op->size, PROT_WRITE);
-		if (!ret)
-			memset(op->dst, op->value, op->size);
+		if (!ret) {
+			int dd;
+			void *d = hmm__mem_device_alias(op->dst, op->size, &dd);
+
+			memset(d ? d : op->dst, op->value, op->size);
+		}
 		break;
 	case HMM__MEMOP_PREFETCH_BATCH:
 		/* in order; the first error ends the batch */

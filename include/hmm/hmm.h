@@ -541,11 +541,15 @@ int hmm_residency(const void *ptr, size_t size, int8_t *loc, size_t npages);
 
 /**
  * Copies @p size bytes from @p src to @p dst, between any memory:
- * managed, registered or plain, and returns when done.  The copy runs on
- * the CPU: a page of either side that is on a device comes to system
- * memory as the copy touches it (a CPU fault), as any CPU access does,
- * also when both sides are on one device.  Before copying, the process's
- * mappings are checked, so a bad pointer is an error, not a crash.
+ * managed, registered or plain, and returns when done.  A side that lies
+ * in one allocation (or registered range) and is wholly on a device is
+ * accessed by that device, through its view: its pages stay there, so a
+ * copy between two ranges on one device, or from one to the host, moves
+ * no page.  Any other side is accessed by the CPU: its pages on a device
+ * come to system memory as the copy touches them (CPU faults).  Before
+ * copying, the process's mappings are checked, so a bad pointer is an
+ * error, not a crash.  hmm_memset() reaches its destination the same
+ * way.
  *
  * @return 0 (also for @p size 0); -EINVAL (NULL, a wrapping range, or
  *         ranges that overlap); -EFAULT (part of @p src is not mapped

@@ -711,11 +711,28 @@ TEST_TIMEOUT(memcpy_memset_and_batch_on_a_device, RT_TIMEOUT)
 	ASSERT_EQ(hmm_pointer_get_attributes(a + 100, 0, &at), 0);
 	ASSERT_TRUE(at.devptr == d + 100);
 
+	/*
+	 * Both ends on the device: the copy is the device's, nothing comes
+	 * back to system memory (it used to bounce through it).
+	 */
 	ASSERT_EQ(hmm_memcpy(b, a, size), 0);
-	KT_EXPECT_DATA(b, size, 81);
+	EXPECT_WHERE(a, npages, 0);
+	EXPECT_WHERE(b, npages, 0);
+	EXPECT_DEV_DATA(devptr(b, 0), 0, size, 81);
+	/* to the host: the source stays on the device */
 	ASSERT_EQ(hmm_memcpy(plain, a, size), 0);
+	EXPECT_WHERE(a, npages, 0);
 	KT_EXPECT_DATA(plain, size, 81);
-	ASSERT_EQ(hmm_prefetch(a, size, 0), 0);
+	ASSERT_EQ(hmm_memset(a + 1, 0, size - 2), 0);
+	EXPECT_WHERE(a, npages, 0);
+	ASSERT_EQ(dev_check_zero(d, 1, size - 2), -1);
+	/* the CPU sees the same, and brings the pages back */
+	KT_EXPECT_DATA(b, size, 81);
+	ASSERT_EQ(kt_check_zero(a + 1, size - 2), -1);
+	ASSERT_EQ(a[0], (char)kt_pattern_byte(81, 0));
+	ASSERT_EQ(a[size - 1], (char)kt_pattern_byte(81, size - 1));
+	/* partly on the device: the CPU copies, as before */
+	ASSERT_EQ(hmm_prefetch(a, size / 2, 0), 0);
 	ASSERT_EQ(hmm_memset(a, 0, size), 0);
 	ASSERT_EQ(kt_check_zero(a, size), -1);
 	ASSERT_EQ(dev_check_zero(d, 0, size), -1);
