@@ -138,6 +138,7 @@ enum hmm__memop_kind {
 	HMM__MEMOP_COPY,
 	HMM__MEMOP_SET,
 	HMM__MEMOP_PREFETCH_BATCH,
+	HMM__MEMOP_DISCARD_BATCH,
 };
 
 /* A memory operation, run at once or queued on a stream (stream.c). */
@@ -147,7 +148,7 @@ struct hmm__memop {
 	const void *src;         /* COPY */
 	size_t size;             /* COPY, SET */
 	int value;               /* SET */
-	const void **ptrs;       /* PREFETCH_BATCH: owned copies of the */
+	const void **ptrs;       /* *_BATCH: owned copies of the */
 	size_t *sizes;           /* caller's arrays, freed by _release() */
 	size_t count;
 	int loc;                 /* PREFETCH_BATCH: where to */

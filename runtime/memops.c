@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * memops.c - hmm_memcpy(), hmm_memset(), hmm_discard(),
- * hmm_prefetch_batch(), and their forms queued on a stream.
+ * hmm_prefetch_batch(), hmm_discard_batch(), and their forms queued on a
+ * stream.
  *
  * Design
  * ------
@@ -102,6 +103,10 @@ int hmm__memop_run(const struct hmm__memop *op)
 			ret = hmm__prefetch(op->ptrs[i], op->sizes[i],
 					    op->loc);
 		break;
+	case HMM__MEMOP_DISCARD_BATCH:
+		for (size_t i = 0; i < op->count && !ret; i++)
+			ret = hmm__mem_discard(op->ptrs[i], op->sizes[i]);
+		break;
 	}
 	return ret;
 }
@@ -186,6 +191,28 @@ HMM_EXPORT int hmm_discard(void *ptr, size_t size)
 	return hmm__mem_discard(ptr, size);
 }
 
+/*
+ * Runs batch @op over copies of @ptrs and @sizes (op->count entries), now
+ * or queued on @s.
+ */
+static int run_batch(struct hmm__memop *op, const void *const *ptrs,
+		     const size_t *sizes, struct hmm_stream *s)
+{
+	size_t count = op->count;
+
+	if (count > SIZE_MAX / sizeof(*sizes))
+		return -ENOMEM;
+	op->ptrs = malloc(count * sizeof(*op->ptrs));
+	op->sizes = malloc(count * sizeof(*op->sizes));
+	if (!op->ptrs || !op->sizes) {
+		hmm__memop_release(op);
+		return -ENOMEM;
+	}
+	memcpy(op->ptrs, ptrs, count * sizeof(*op->ptrs));
+	memcpy(op->sizes, sizes, count * sizeof(*op->sizes));
+	return run_or_queue(op, s);
+}
+
 HMM_EXPORT int hmm_prefetch_batch(const void *const *ptrs,
 				  const size_t *sizes, size_t count, int dst,
 				  struct hmm_stream *s)
@@ -204,15 +231,25 @@ HMM_EXPORT int hmm_prefetch_batch(const void *const *ptrs,
 		if (ret)
 			return ret;
 	}
-	if (count > SIZE_MAX / sizeof(*sizes))
-		return -ENOMEM;
-	op.ptrs = malloc(count * sizeof(*op.ptrs));
-	op.sizes = malloc(count * sizeof(*op.sizes));
-	if (!op.ptrs || !op.sizes) {
-		hmm__memop_release(&op);
-		return -ENOMEM;
+	return run_batch(&op, ptrs, sizes, s);
+}
+
+HMM_EXPORT int hmm_discard_batch(void *const *ptrs, const size_t *sizes,
+				 size_t count, struct hmm_stream *s)
+{
+	HMM_KEEP_ERRNO();
+	struct hmm__memop op = {
+		.kind = HMM__MEMOP_DISCARD_BATCH, .count = count,
+	};
+	int ret;
+
+	if (!ptrs || !sizes || !count)
+		return -EINVAL;
+	/* all or nothing: every range is checked before any is dropped */
+	for (size_t i = 0; i < count; i++) {
+		ret = hmm__mem_check("hmm_discard_batch", ptrs[i], sizes[i]);
+		if (ret)
+			return ret;
 	}
-	memcpy(op.ptrs, ptrs, count * sizeof(*op.ptrs));
-	memcpy(op.sizes, sizes, count * sizeof(*op.sizes));
-	return run_or_queue(&op, s);
+	return run_batch(&op, (const void *const *)ptrs, sizes, s);
 }

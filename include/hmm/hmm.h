@@ -458,6 +458,22 @@ int hmm_prefetch_batch(const void *const *ptrs, const size_t *sizes,
  */
 int hmm_discard(void *ptr, size_t size);
 
+/**
+ * hmm_discard() of @p count ranges (@p ptrs[i], @p sizes[i]) in one call,
+ * in stream order on @p s (CUDA's cudaMemDiscardBatchAsync): the ranges
+ * are dropped after the work queued on @p s before, so that work sees
+ * their contents, and before the work queued after, which sees zeros
+ * (or its own writes).  @p s NULL: now, on the calling thread.  Every
+ * range is checked before any is dropped.
+ *
+ * @return 0; -EINVAL (NULL arrays, @p count 0, a range not managed, a
+ *         dead stream); -ENOMEM; with @p s NULL, the errors of
+ *         hmm_discard(); queued, those are the stream's (the first one
+ *         ends the batch).
+ */
+int hmm_discard_batch(void *const *ptrs, const size_t *sizes, size_t count,
+		      struct hmm_stream *s);
+
 /** Advice for hmm_advise(). */
 enum hmm_advice {
 	/** Keep the data on @p dev (a device or HMM_CPU) where possible.
@@ -520,6 +536,19 @@ enum hmm_attr {
  */
 int hmm_range_get_attr(const void *ptr, size_t size, enum hmm_attr attr,
 		       void *out, size_t len);
+
+/**
+ * Reads @p count attributes of [@p ptr, @p ptr + @p size) at once
+ * (cudaMemRangeGetAttributes): attribute @p attrs[i] into @p outs[i], of
+ * @p lens[i] bytes, each as hmm_range_get_attr() would, all from one
+ * reading of the advice.  Every attribute and length is checked before
+ * anything is written.
+ * @return 0; -EINVAL (NULL arrays, @p count 0, a bad attribute or
+ *         length, or range not managed).
+ */
+int hmm_range_get_attrs(const void *ptr, size_t size,
+			const enum hmm_attr *attrs, void *const *outs,
+			const size_t *lens, size_t count);
 
 /**
  * Where each page of [@p ptr, @p ptr + @p size) (rounded out to pages) is
