@@ -1168,8 +1168,9 @@ int hmmgpu_migrate_block(struct hmmgpu_file *hfile, struct vm_area_struct *vma,
  * trylock first.  Nothing here depends on either: migrate_vma_setup() is
  * told the faulting page (@fault_page) and locks, or finds locked, every
  * page it collects accordingly.
- * Return: 0 (the access is retried), VM_FAULT_OOM, or VM_FAULT_SIGBUS
- * when the faulting page could not be brought back (no memory for it).
+ * Return: 0 (the access is retried), with VM_FAULT_MAJOR when pages
+ * moved; VM_FAULT_OOM; or VM_FAULT_SIGBUS when the faulting page could
+ * not be brought back (no memory for it).
  */
 vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 {
@@ -1265,6 +1266,14 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 	 */
 	if (!(src_entry(m, fidx) & MIGRATE_PFN_MIGRATE))
 		schedule_timeout_uninterruptible(1);
+	/*
+	 * Data came from device memory, as a swap-in brings it from a swap
+	 * device: a major fault, in the task's maj_flt (getrusage(), perf's
+	 * major-faults). libhmm tells by it that a kernel touched managed
+	 * memory through host pointers (docs/api.md).
+	 */
+	if (moved)
+		ret |= VM_FAULT_MAJOR;
 out_free:
 	mig_free(m);
 	return ret;

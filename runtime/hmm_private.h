@@ -222,6 +222,7 @@ void hmm__stats_prefetch(int dst, uint64_t bytes, uint64_t ns);
 
 /* Adds a completed launch on device @dev (or HMM_CPU) that took @ns. */
 void hmm__stats_launch(int dev, uint64_t ns);
+void hmm__stats_launch_cpu_faults(int dev, uint64_t n);
 
 /* --- misc ---------------------------------------------------------------- */
 

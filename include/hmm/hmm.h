@@ -701,7 +701,11 @@ struct hmm_stats {
 	uint64_t prefetch_ns;    /**< time spent in them */
 	uint64_t launches;       /**< hmm_launch() runs completed */
 	uint64_t launch_ns;      /**< time spent running them */
-	uint64_t reserved[8];    /**< zero */
+	/** CPU faults on device memory taken by kernels of launches on the
+	 *  device: a kernel that uses host pointers instead of hmm_devptr()
+	 *  brings the data home (see hmm_launch()) */
+	uint64_t launch_cpu_faults;
+	uint64_t reserved[7];    /**< zero */
 };
 
 /**
