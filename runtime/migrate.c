@@ -140,10 +140,14 @@ int hmm__migrate_raw(uintptr_t start, size_t len, int dst)
 			 start, len, dst, strerror(-ret));
 		return ret;
 	}
-	hmm__log(HMM_LOG_DEBUG, "MIGRATE %#" PRIxPTR "+%zu to %d: moved %llu "
-		 "already %llu skipped %llu", start, len, dst,
+	hmm__log(m.skipped && dst != HMM_CPU ? HMM_LOG_INFO : HMM_LOG_DEBUG,
+		 "MIGRATE %#" PRIxPTR "+%zu to %d: moved %llu already %llu "
+		 "skipped %llu%s", start, len, dst,
 		 (unsigned long long)m.moved, (unsigned long long)m.already,
-		 (unsigned long long)m.skipped);
+		 (unsigned long long)m.skipped,
+		 m.skipped && dst != HMM_CPU ?
+			 " (device full of other data, or pages that cannot "
+			 "move: hmm_residency() tells where each is)" : "");
 	return 0;
 }
 

@@ -404,7 +404,12 @@ int hmm_event_elapsed_ms(float *ms, struct hmm_event *start,
  * Migrates [@p ptr, @p ptr + @p size) (rounded out to pages) to @p dst, a
  * device or HMM_CPU, and returns when it is there.  Pages that cannot
  * move (pinned, shared) stay where they are; that is not an error.  The
- * range must lie in managed memory (it may span allocations).
+ * range must lie in managed memory (it may span allocations).  A full
+ * device evicts other data, least recently used first, but never pages
+ * this prefetch moved: a range larger than what the device can hold
+ * fills it (in address order) and leaves the rest where it was;
+ * hmm_residency() says where each page is (HMM_LOG=info logs how many
+ * pages stayed).
  *
  * @return 0; -EINVAL (NULL, size 0, range not managed); -ENODEV (no such
  *         device: also when no device exists at all); -ENOMEM (device
@@ -654,6 +659,12 @@ typedef void (*hmm_kernel_fn)(struct hmm_dim3 idx, struct hmm_dim3 grid,
  * process as they would without libhmm.  A handler the application
  * installs after its first launch replaces the library's: kernel faults
  * then reach it instead.
+ *
+ * A kernel given host pointers of managed memory instead of hmm_devptr()
+ * addresses computes the right results, but every page of them that is
+ * on the device comes home by a CPU fault.  Such faults are counted in
+ * hmm_stats.launch_cpu_faults, and HMM_LOG=warn reports the first launch
+ * of each kernel that took any, by symbol name.
  *
  * @return 0; -EINVAL (NULL or dead stream, NULL kernel, an extent of 0,
  *         more than 2^32 - 1 points in all); -ECHILD; -ENOMEM.
