@@ -44,6 +44,21 @@
  * time: that keeps evictions batched like every other migration, the way
  * GPU drivers evict buffer objects rather than pages.
  *
+ * A migration never evicts for itself: each one (a MIGRATE call with all
+ * its units, a device fault, a prefetch) has an epoch, a number no other
+ * has, and the blocks it takes pages of carry it; eviction passes over
+ * the blocks of the epoch that asks for room. A range larger than the
+ * device therefore fills the device and stops, the rest counted as
+ * skipped, instead of pushing out its own first part to make room for
+ * its last (which a later access would only bring back).
+ *
+ * Pages of a range whose preferred location is the device
+ * (HMMGPU_ADVICE_PREFERRED) are marked, and their blocks count them:
+ * eviction takes blocks without such pages first, and takes the others
+ * only to make room for more preferred data. Data without the advice
+ * does not push preferred data out; it stays in system memory (or a
+ * view maps it there) when the device is full of preferred data.
+ *
  * A device page never shows a previous owner's data: a page handed out
  * by the allocator is always fully written by the copy engine before it
  * is mapped, either with the source page's data or with zeros when the
@@ -101,6 +116,7 @@ static void block_touch(struct hmmgpu_dmem *dmem, struct hmmgpu_block *blk)
  * @pages: filled with up to @n pages, each initialized with
  *	   hmmgpu_device_page_init() (one reference, locked).
  * @n: pages wanted.
+ * @epoch: the migration taking them (see hmmgpu_dmem_evict()).
  *
  * Does not evict: a caller that got fewer pages than it wanted may call
  * hmmgpu_dmem_evict() and try again.
@@ -108,7 +124,7 @@ static void block_touch(struct hmmgpu_dmem *dmem, struct hmmgpu_block *blk)
  * Return: the number of pages taken, 0 once the device is being removed.
  */
 unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
-				unsigned long n)
+				unsigned long n, u64 epoch)
 {
 	unsigned long got = 0, i;
 
@@ -122,6 +138,7 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 			list_add_tail(&blk->lru, &dmem->lru);
 		else
 			block_touch(dmem, blk);
+		blk->epoch = epoch;
 		while (got < n && blk->free) {
 			struct hmmgpu_dpage *dp = blk->free;
 
@@ -144,6 +161,7 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 /**
  * hmmgpu_dmem_alloc_folio() - take a whole free block as one 2 MiB folio.
  * @dmem: the device memory.
+ * @epoch: the migration taking it (see hmmgpu_dmem_evict()).
  *
  * Only where the kernel has device THP (HMMGPU_HAVE_DEVICE_THP). Wholly free
  * blocks are the tail of the avail list (order-0 allocations take partly
@@ -153,7 +171,7 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
  * Return: the folio's first page (one reference, locked), or NULL when no
  * block is entirely free or the device is being removed.
  */
-struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem)
+struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem, u64 epoch)
 {
 	struct hmmgpu_block *found = NULL;
 	unsigned int i;
@@ -169,6 +187,7 @@ struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem)
 	if (found) {
 		found->free = NULL;
 		found->nr_free = 0;
+		found->epoch = epoch;
 		list_del_init(&found->avail);
 		list_add_tail(&found->lru, &dmem->lru);
 		dmem->nr_free -= HMMGPU_BLOCK_PAGES;
@@ -182,6 +201,90 @@ struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem)
 	hmmgpu_device_folio_init(dpage_to_page(dmem, &dmem->dpages[found->first]),
 				 &dmem->pgmap);
 	return dpage_to_page(dmem, &dmem->dpages[found->first]);
+}
+
+/**
+ * hmmgpu_dmem_claim() - a migration finds one of its pages here already.
+ * @dmem: the device memory.
+ * @page: a device page of @dmem that a migration to it counts as there.
+ * @epoch: that migration's epoch.
+ *
+ * The page's block becomes the most recently used and the migration's,
+ * so that the rest of the migration does not evict what it found: data
+ * of the range it moves, like the data it brings.
+ */
+void hmmgpu_dmem_claim(struct hmmgpu_dmem *dmem, struct page *page, u64 epoch)
+{
+	struct hmmgpu_block *blk = dpage_block(dmem, hmmgpu_dpage(page));
+
+	spin_lock(&dmem->lock);
+	if (blk->epoch != epoch) {
+		blk->epoch = epoch;
+		/* a block with no page in use is on no LRU list */
+		if (!list_empty(&blk->lru))
+			block_touch(dmem, blk);
+	}
+	spin_unlock(&dmem->lock);
+}
+
+/**
+ * hmmgpu_dmem_set_preferred() - mark device pages as preferred data.
+ * @dmem: the device memory.
+ * @page: the first page, taken from @dmem for a migration.
+ * @nr: pages from @page on (all in one block).
+ *
+ * See DOC: Device memory: their block is evicted last.
+ */
+void hmmgpu_dmem_set_preferred(struct hmmgpu_dmem *dmem, struct page *page,
+			       unsigned long nr)
+{
+	struct hmmgpu_dpage *dp = hmmgpu_dpage(page);
+	struct hmmgpu_block *blk = dpage_block(dmem, dp);
+	unsigned long i;
+
+	spin_lock(&dmem->lock);
+	for (i = 0; i < nr; i++, dp++) {
+		if (dp->preferred)
+			continue;
+		dp->preferred = true;
+		blk->nr_preferred++;
+	}
+	spin_unlock(&dmem->lock);
+}
+
+/**
+ * hmmgpu_dmem_forget_preferred() - unmark the preferred pages of a range.
+ * @dmem: the device memory.
+ * @tgid: the process of the range.
+ * @start: start of the range.
+ * @end: its end.
+ *
+ * By the address each page came for (&hmmgpu_dpage.addr), block by block:
+ * a page that mremap() moved since keeps its mark until it leaves.
+ */
+void hmmgpu_dmem_forget_preferred(struct hmmgpu_dmem *dmem, pid_t tgid,
+				  unsigned long start, unsigned long end)
+{
+	unsigned int b, i;
+
+	for (b = 0; b < dmem->nblocks; b++) {
+		struct hmmgpu_block *blk = &dmem->blocks[b];
+
+		if (!READ_ONCE(blk->nr_preferred))
+			continue;
+		spin_lock(&dmem->lock);
+		for (i = 0; i < HMMGPU_BLOCK_PAGES && blk->nr_preferred; i++) {
+			struct hmmgpu_dpage *dp = &dmem->dpages[blk->first + i];
+
+			if (dp->preferred && dp->tgid == tgid &&
+			    dp->addr >= start && dp->addr < end) {
+				dp->preferred = false;
+				blk->nr_preferred--;
+			}
+		}
+		spin_unlock(&dmem->lock);
+		cond_resched();
+	}
 }
 
 /*
@@ -201,6 +304,10 @@ static void hmmgpu_page_free(struct page *page, unsigned long nr)
 	for (i = 0; i < nr; i++, dp++) {
 		dp->next_free = blk->free;
 		blk->free = dp;
+		if (dp->preferred) {
+			dp->preferred = false;
+			blk->nr_preferred--;
+		}
 	}
 	if (!blk->nr_free)
 		list_add(&blk->avail, &dmem->avail);
@@ -236,22 +343,30 @@ u64 hmmgpu_dmem_free_bytes(struct hmmgpu_dmem *dmem)
  * @want: pages the caller needs free.
  * @hfile: the file whose migration needs the room (for its counters),
  *	   or NULL.
+ * @epoch: the epoch of that migration: its own blocks stay.
+ * @preferred: whether the room is for data whose preferred location is
+ *	       the device: only then may blocks holding such data go.
  *
  * Evicts whole blocks, least recently used first, until @want pages have
- * been freed or every block was tried once. Pages locked by a migration
- * in flight are skipped.
+ * been freed or every block was tried once; blocks with preferred pages
+ * in a second round, for preferred data only. Pages locked by a migration
+ * in flight are skipped, and so are the blocks the asking migration took
+ * pages of (DOC: Device memory).
  *
  * Context: may sleep; takes &hmmgpu_dmem.evict_lock.
  * Return: the number of pages evicted.
  */
 unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
-				struct hmmgpu_file *hfile)
+				struct hmmgpu_file *hfile, u64 epoch,
+				bool preferred)
 {
+	unsigned int tries, rounds = preferred ? 2 : 1;
 	unsigned long evicted = 0;
-	unsigned int tries;
+	bool skip;
 
 	mutex_lock(&dmem->evict_lock);
-	for (tries = 0; tries < dmem->nblocks && evicted < want; tries++) {
+	for (tries = 0; tries < rounds * dmem->nblocks && evicted < want;
+	     tries++) {
 		struct hmmgpu_block *blk;
 		unsigned int first;
 		int n;
@@ -265,7 +380,11 @@ unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
 		/* Tried once: goes to the back whatever happens. */
 		block_touch(dmem, blk);
 		first = blk->first;
+		skip = blk->epoch == epoch ||
+		       (blk->nr_preferred && tries < dmem->nblocks);
 		spin_unlock(&dmem->lock);
+		if (skip)
+			continue;
 
 		n = hmmgpu_evict_range(dmem, first, HMMGPU_BLOCK_PAGES,
 				       HMMGPU_CAUSE_EVICTION, hfile);

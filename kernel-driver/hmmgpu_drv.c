@@ -97,9 +97,9 @@
  * - migrate_workers (0-8, default 1, writable at run time): threads that
  *   share one MIGRATE of at least two 2 MiB blocks per thread, the caller
  *   included (hmmgpu_migrate_range()); 0 means one per online CPU, 1 the
- *   caller alone.  Experimental above 1: a migration that must evict can
- *   then evict blocks that another of its threads just filled (found by
- *   test_oversub), and the fuzzer timed out once on 6.1 with it on.
+ *   caller alone.  Experimental above 1: the fuzzer timed out once on
+ *   6.1 with it on (its threads no longer evict each other's blocks:
+ *   DOC: Device memory).
  */
 
 #define HMMGPU_MAX_DEVICES 8
@@ -190,6 +190,8 @@ static int hmmgpu_open(struct drm_device *drm, struct drm_file *file)
 	mutex_init(&hfile->views_lock);
 	INIT_LIST_HEAD(&hfile->views);
 	xa_init_flags(&hfile->handles, XA_FLAGS_ALLOC1);
+	spin_lock_init(&hfile->pref_lock);
+	hfile->pref_tree = RB_ROOT_CACHED;
 	hfile->mm = current->mm;
 	if (hfile->mm)
 		mmgrab(hfile->mm);

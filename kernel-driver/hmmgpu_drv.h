@@ -5,6 +5,7 @@
 #ifndef HMMGPU_DRV_H
 #define HMMGPU_DRV_H
 
+#include <linux/interval_tree.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mmu_notifier.h>
@@ -71,12 +72,16 @@ struct hmmgpu_counters {
  * @tgid: the process whose address it is; set when the page becomes a
  *	  migration's destination, read by the hmmgpu_evicted tracepoint
  *	  (stale after an mremap() of the range, shared after a fork()).
+ * @preferred: the page is of a range whose preferred location is this
+ *	       device (HMMGPU_ADVICE_PREFERRED); protected by
+ *	       &hmmgpu_dmem.lock, cleared when the page is freed.
  */
 struct hmmgpu_dpage {
 	struct page *backing;
 	struct hmmgpu_dpage *next_free;
 	unsigned long addr;
 	pid_t tgid;
+	bool preferred;
 };
 
 /**
@@ -93,6 +98,8 @@ struct hmmgpu_block {
 	struct hmmgpu_dpage *free;
 	struct list_head avail;
 	struct list_head lru;
+	u64 epoch;	/* the migration that last took pages of it */
+	unsigned int nr_preferred;	/* its pages with @preferred */
 };
 
 /**
@@ -176,6 +183,13 @@ struct hmmgpu_file {
 	struct mutex views_lock;
 	struct list_head views;	/* protected by @views_lock */
 	struct xarray handles;
+	/*
+	 * The CPU ranges of this file's views whose preferred location is
+	 * the device (&hmmgpu_view.pref_node), for migrations that must
+	 * know without the views' locks (hmmgpu_file_preferred()).
+	 */
+	spinlock_t pref_lock;
+	struct rb_root_cached pref_tree;	/* protected by @pref_lock */
 };
 
 /*
@@ -227,6 +241,7 @@ struct hmmgpu_view {
 	struct kref ref;
 	struct hmmgpu_file *hfile;
 	struct mm_struct *mm;
+	pid_t tgid;	/* of @mm's process, which registered the view */
 	u32 handle;
 	unsigned long start;
 	unsigned long end;
@@ -244,6 +259,9 @@ struct hmmgpu_view {
 	struct mutex lock;
 	unsigned long granularity;	/* protected by @lock */
 	bool remote;			/* protected by @lock */
+	bool preferred;			/* protected by @lock */
+	/* in &hmmgpu_file.pref_tree while @preferred; [start, end - 1] */
+	struct interval_tree_node pref_node;
 	bool dead;			/* protected by @lock */
 	bool mapped;			/* protected by @lock */
 	unsigned long map_start;	/* protected by @lock */
@@ -276,11 +294,17 @@ extern int hmmgpu_fill_owner;
 
 int hmmgpu_dmem_init(struct hmmgpu_device *hdev, u64 size);
 void hmmgpu_dmem_fini(struct hmmgpu_device *hdev);
-struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem);
+struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem, u64 epoch);
 unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
-				unsigned long n);
+				unsigned long n, u64 epoch);
 unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
-				struct hmmgpu_file *hfile);
+				struct hmmgpu_file *hfile, u64 epoch,
+				bool preferred);
+void hmmgpu_dmem_set_preferred(struct hmmgpu_dmem *dmem, struct page *page,
+			       unsigned long nr);
+void hmmgpu_dmem_claim(struct hmmgpu_dmem *dmem, struct page *page, u64 epoch);
+void hmmgpu_dmem_forget_preferred(struct hmmgpu_dmem *dmem, pid_t tgid,
+				  unsigned long start, unsigned long end);
 u64 hmmgpu_dmem_free_bytes(struct hmmgpu_dmem *dmem);
 
 /** hmmgpu_page_dmem() - the device memory a device-private page is in. */
@@ -336,6 +360,8 @@ int hmmgpu_view_register(struct hmmgpu_file *hfile,
 int hmmgpu_view_unregister(struct hmmgpu_file *hfile, u32 handle);
 int hmmgpu_view_advise(struct hmmgpu_file *hfile,
 		       struct drm_hmmgpu_view_advise *args);
+bool hmmgpu_file_preferred(struct hmmgpu_file *hfile, struct mm_struct *mm,
+			   unsigned long start, unsigned long end);
 void hmmgpu_view_release_all(struct hmmgpu_file *hfile);
 void hmmgpu_view_populate(struct hmmgpu_file *hfile, unsigned long start,
 			  unsigned long end);

@@ -123,6 +123,8 @@ struct hmmgpu_mig {
 	unsigned long already;
 	int cause;
 	pid_t tgid;	/* process of the pages, for eviction's trace */
+	u64 epoch;	/* its blocks are not evicted for it (DOC: Device memory) */
+	bool preferred;	/* to the device, of a preferred range, in part */
 	u64 t0;
 	unsigned long *src;
 	unsigned long *dst;
@@ -132,6 +134,14 @@ struct hmmgpu_mig {
 	struct hmmgpu_copy_op *ops;
 	struct hmmgpu_copy_batch batch;
 };
+
+/* Numbers the migrations for eviction (DOC: Device memory); never 0. */
+static atomic64_t migration_epoch = ATOMIC64_INIT(0);
+
+static u64 next_epoch(void)
+{
+	return atomic64_inc_return(&migration_epoch);
+}
 
 static struct hmmgpu_mig *mig_alloc(unsigned long n)
 {
@@ -148,6 +158,7 @@ static struct hmmgpu_mig *mig_alloc(unsigned long n)
 	m = p;
 	m->n = n;
 	m->tgid = task_tgid_nr(current);
+	m->epoch = next_epoch();
 	m->src = p + off;
 	m->dst = m->src + n;
 	m->failed = m->dst + n;
@@ -501,11 +512,13 @@ static unsigned long alloc_device_pages(struct hmmgpu_file *hfile,
 	unsigned long got;
 	int tries;
 
-	got = hmmgpu_dmem_alloc(dmem, m->pages, need);
+	got = hmmgpu_dmem_alloc(dmem, m->pages, need, m->epoch);
 	for (tries = 0; got < need && tries < 3; tries++) {
-		if (!hmmgpu_dmem_evict(dmem, need - got, hfile))
+		if (!hmmgpu_dmem_evict(dmem, need - got, hfile, m->epoch,
+				       m->preferred))
 			break;
-		got += hmmgpu_dmem_alloc(dmem, m->pages + got, need - got);
+		got += hmmgpu_dmem_alloc(dmem, m->pages + got, need - got,
+					 m->epoch);
 	}
 	return got;
 }
@@ -514,6 +527,17 @@ static bool on_this_device(struct hmmgpu_device *hdev, struct page *page)
 {
 	return page && is_device_private_page(page) &&
 	       hmmgpu_page_dmem(page) == &hdev->dmem;
+}
+
+/* Is page @i of @m's range in a preferred range of @hfile's device? */
+static bool page_preferred(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
+			   unsigned long i)
+{
+	unsigned long addr = m->args.start + (i << PAGE_SHIFT);
+
+	return m->preferred &&
+	       hmmgpu_file_preferred(hfile, m->args.vma->vm_mm, addr,
+				     addr + PAGE_SIZE);
 }
 
 /*
@@ -535,11 +559,15 @@ static bool to_device_folio(struct hmmgpu_file *hfile,
 	if (!(m->src[0] & MIGRATE_PFN_MIGRATE) ||
 	    on_this_device(hfile->hdev, spage))
 		return false;
-	dpage = hmmgpu_dmem_alloc_folio(dmem);
-	if (!dpage && hmmgpu_dmem_evict(dmem, HMMGPU_BLOCK_PAGES, hfile))
-		dpage = hmmgpu_dmem_alloc_folio(dmem);
+	dpage = hmmgpu_dmem_alloc_folio(dmem, m->epoch);
+	if (!dpage &&
+	    hmmgpu_dmem_evict(dmem, HMMGPU_BLOCK_PAGES, hfile, m->epoch,
+			      m->preferred))
+		dpage = hmmgpu_dmem_alloc_folio(dmem, m->epoch);
 	if (!dpage)
 		return false;
+	if (m->preferred)
+		hmmgpu_dmem_set_preferred(dmem, dpage, HMMGPU_BLOCK_PAGES);
 	dfolio = page_folio(dpage);
 	for (k = 0; k < HMMGPU_BLOCK_PAGES; k++) {
 		struct page *d = folio_page(dfolio, k);
@@ -608,18 +636,26 @@ static int to_device_start(struct hmmgpu_file *hfile,
 	ret = migrate_vma_setup(&m->args);
 	if (ret)
 		return ret;
+	m->preferred = hmmgpu_file_preferred(hfile, vma->vm_mm, start, end);
 	if (mig_compound(m) && to_device_folio(hfile, vma, m))
 		return 0;
 
 	for (i = 0; i < m->npages; i++) {
 		unsigned long e = src_entry(m, i);
+		struct page *spage = migrate_pfn_to_page(e);
 
 		if (!(e & MIGRATE_PFN_MIGRATE))
 			continue;
-		if (on_this_device(hdev, migrate_pfn_to_page(e)))
+		if (on_this_device(hdev, spage)) {
 			m->already++;
-		else
+			hmmgpu_dmem_claim(&hdev->dmem, spage, m->epoch);
+			/* advice given after the page came: now it counts */
+			if (page_preferred(hfile, m, i))
+				hmmgpu_dmem_set_preferred(&hdev->dmem, spage,
+							  1);
+		} else {
 			need++;
+		}
 	}
 	got = need ? alloc_device_pages(hfile, m, need) : 0;
 	/* a 2 MiB source moves whole or not at all (release_all_dst()) */
@@ -643,6 +679,8 @@ static int to_device_start(struct hmmgpu_file *hfile,
 		dp = hmmgpu_dpage(dpage);
 		dp->addr = start + (i << PAGE_SHIFT);
 		dp->tgid = m->tgid;
+		if (page_preferred(hfile, m, i))
+			hmmgpu_dmem_set_preferred(&hdev->dmem, dpage, 1);
 		m->dst[i] = migrate_pfn(page_to_pfn(dpage));
 		if ((e & MIGRATE_PFN_WRITE) ||
 		    (!spage && (vma->vm_flags & VM_WRITE)))
@@ -826,6 +864,7 @@ struct hmmgpu_migrate_job {
 	struct mm_struct *mm;
 	struct task_struct *caller;
 	pid_t tgid;
+	u64 epoch;	/* shared by the units: none evicts another's blocks */
 	unsigned long start;
 	unsigned long end;
 	unsigned long first_block;	/* ALIGN_DOWN(start, 2 MiB) */
@@ -868,6 +907,7 @@ static void migrate_in_vma(struct hmmgpu_migrate_job *job,
 		return;
 	}
 	m[*cur]->tgid = job->tgid;
+	m[*cur]->epoch = job->epoch;
 	if (job->target == HMMGPU_MIGRATE_TO_SYSTEM) {
 		/*
 		 * One batch at a time back to system memory: overlapping
@@ -1013,6 +1053,7 @@ int hmmgpu_migrate_range(struct hmmgpu_file *hfile, unsigned long start,
 		.mm = current->mm,
 		.caller = current,
 		.tgid = task_tgid_nr(current),
+		.epoch = next_epoch(),
 		.start = start,
 		.end = end,
 		.first_block = ALIGN_DOWN(start, SZ_2M),
@@ -1127,8 +1168,9 @@ int hmmgpu_migrate_block(struct hmmgpu_file *hfile, struct vm_area_struct *vma,
  * trylock first.  Nothing here depends on either: migrate_vma_setup() is
  * told the faulting page (@fault_page) and locks, or finds locked, every
  * page it collects accordingly.
- * Return: 0 (the access is retried), VM_FAULT_OOM, or VM_FAULT_SIGBUS
- * when the faulting page could not be brought back (no memory for it).
+ * Return: 0 (the access is retried), with VM_FAULT_MAJOR when pages
+ * moved; VM_FAULT_OOM; or VM_FAULT_SIGBUS when the faulting page could
+ * not be brought back (no memory for it).
  */
 vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 {
@@ -1154,6 +1196,9 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 	compound = !vmf->pte && folio_test_large(page_folio(vmf->page));
 	if (compound)
 		gran = SZ_2M;
+	else if (READ_ONCE(hmmgpu_dpage(vmf->page)->preferred))
+		/* the device is where it should be: only what the CPU needs */
+		gran = PAGE_SIZE;
 	start = max(ALIGN_DOWN(vmf->address, gran), vma->vm_start);
 	end = min(ALIGN_DOWN(vmf->address, gran) + gran, vma->vm_end);
 	npages = (end - start) >> PAGE_SHIFT;
@@ -1221,6 +1266,14 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 	 */
 	if (!(src_entry(m, fidx) & MIGRATE_PFN_MIGRATE))
 		schedule_timeout_uninterruptible(1);
+	/*
+	 * Data came from device memory, as a swap-in brings it from a swap
+	 * device: a major fault, in the task's maj_flt (getrusage(), perf's
+	 * major-faults). libhmm tells by it that a kernel touched managed
+	 * memory through host pointers (docs/api.md).
+	 */
+	if (moved)
+		ret |= VM_FAULT_MAJOR;
 out_free:
 	mig_free(m);
 	return ret;

@@ -436,6 +436,7 @@ int hmmgpu_view_register(struct hmmgpu_file *hfile,
 		mutex_init(&view->fault_lock[i]);
 	view->hfile = hfile;
 	view->mm = mm;
+	view->tgid = task_tgid_nr(current);
 	mmgrab(mm);
 	view->start = args->start;
 	view->end = args->start + args->size;
@@ -471,10 +472,69 @@ err_put:
 	return ret;
 }
 
+/*
+ * Enters or takes @view's range in its file's preferred ranges.
+ * @view->lock held.
+ */
+static void view_set_preferred(struct hmmgpu_view *view, bool preferred)
+{
+	struct hmmgpu_file *hfile = view->hfile;
+
+	lockdep_assert_held(&view->lock);
+	if (view->preferred == preferred)
+		return;
+	spin_lock(&hfile->pref_lock);
+	if (preferred) {
+		view->pref_node.start = view->start;
+		view->pref_node.last = view->end - 1;
+		interval_tree_insert(&view->pref_node, &hfile->pref_tree);
+	} else {
+		interval_tree_remove(&view->pref_node, &hfile->pref_tree);
+	}
+	spin_unlock(&hfile->pref_lock);
+	view->preferred = preferred;
+	/* what came under the advice is ordinary data from now on */
+	if (!preferred)
+		hmmgpu_dmem_forget_preferred(&hfile->hdev->dmem, view->tgid,
+					     view->start, view->end);
+}
+
+/**
+ * hmmgpu_file_preferred() - is a range preferred on @hfile's device?
+ * @hfile: the file a migration to its device is charged to.
+ * @mm: the address space of the range.
+ * @start: start of the range.
+ * @end: its end.
+ *
+ * Return: true when a view of @hfile in @mm with HMMGPU_ADVICE_PREFERRED
+ * covers a part of [@start, @end).
+ *
+ * Context: any; takes &hmmgpu_file.pref_lock.
+ */
+bool hmmgpu_file_preferred(struct hmmgpu_file *hfile, struct mm_struct *mm,
+			   unsigned long start, unsigned long end)
+{
+	struct interval_tree_node *node;
+	bool found = false;
+
+	if (RB_EMPTY_ROOT(&hfile->pref_tree.rb_root))
+		return false;
+	spin_lock(&hfile->pref_lock);
+	for (node = interval_tree_iter_first(&hfile->pref_tree, start,
+					     end - 1);
+	     node && !found;
+	     node = interval_tree_iter_next(node, start, end - 1))
+		found = container_of(node, struct hmmgpu_view,
+				     pref_node)->mm == mm;
+	spin_unlock(&hfile->pref_lock);
+	return found;
+}
+
 /* Ends a registration; @view is off the file's list already. */
 static void view_kill(struct hmmgpu_view *view)
 {
 	mutex_lock(&view->lock);
+	view_set_preferred(view, false);
 	view->dead = true;
 	view_clear(view, view->start, view->end, false);
 	mutex_unlock(&view->lock);
@@ -558,6 +618,7 @@ int hmmgpu_view_advise(struct hmmgpu_file *hfile,
 			return -EINVAL;
 		break;
 	case HMMGPU_ADVICE_REMOTE:
+	case HMMGPU_ADVICE_PREFERRED:
 		if (args->value > 1)
 			return -EINVAL;
 		break;
@@ -574,6 +635,12 @@ int hmmgpu_view_advise(struct hmmgpu_file *hfile,
 	}
 	if (found) {
 		mutex_lock(&found->lock);
+		if (args->advice == HMMGPU_ADVICE_PREFERRED) {
+			/* where pages go, not how the view maps them */
+			view_set_preferred(found, args->value);
+			mutex_unlock(&found->lock);
+			goto out;
+		}
 		if (args->advice == HMMGPU_ADVICE_GRANULARITY)
 			found->granularity = args->value;
 		else
@@ -582,6 +649,7 @@ int hmmgpu_view_advise(struct hmmgpu_file *hfile,
 		view_clear(found, found->start, found->end, false);
 		mutex_unlock(&found->lock);
 	}
+out:
 	mutex_unlock(&hfile->views_lock);
 	return found ? 0 : -ENOENT;
 }
@@ -685,7 +753,15 @@ static vm_fault_t view_map(struct hmmgpu_view *view,
 	};
 	bool vma_write = vvma->vm_flags & VM_WRITE;
 	pgprot_t rw = vm_get_page_prot(vvma->vm_flags);
-	pgprot_t ro = vm_get_page_prot(vvma->vm_flags & ~VM_WRITE);
+	/*
+	 * A writable mapping is readable (x86 has no write-only entries):
+	 * the read-only entry of a PROT_WRITE-only view must still allow
+	 * reads. Without VM_READ it would allow nothing, and the core takes
+	 * a fault on such an entry for a spurious one: the access would
+	 * fault forever.
+	 */
+	pgprot_t ro = vm_get_page_prot((vvma->vm_flags & ~VM_WRITE) |
+				       (vma_write ? VM_READ : 0));
 	vm_fault_t ret = VM_FAULT_NOPAGE;
 	unsigned long *hmm_pfns, *pfns, vlo, vhi;
 	struct clear_ctx c;

@@ -125,6 +125,7 @@ int hmm__mem_accessible(const void *ptr, size_t size, int prot);
  * -ESTALE, or madvise()'s error.
  */
 int hmm__mem_discard(const void *ptr, size_t size);
+void *hmm__mem_device_alias(const void *ptr, size_t size, int *dev);
 
 /* Frees the interval map's array when no range is left (hmm_shutdown()). */
 void hmm__mem_shutdown(void);
@@ -139,6 +140,7 @@ enum hmm__memop_kind {
 	HMM__MEMOP_COPY,
 	HMM__MEMOP_SET,
 	HMM__MEMOP_PREFETCH_BATCH,
+	HMM__MEMOP_DISCARD_BATCH,
 };
 
 /* A memory operation, run at once or queued on a stream (stream.c). */
@@ -148,7 +150,7 @@ struct hmm__memop {
 	const void *src;         /* COPY */
 	size_t size;             /* COPY, SET */
 	int value;               /* SET */
-	const void **ptrs;       /* PREFETCH_BATCH: owned copies of the */
+	const void **ptrs;       /* *_BATCH: owned copies of the */
 	size_t *sizes;           /* caller's arrays, freed by _release() */
 	size_t count;
 	int loc;                 /* PREFETCH_BATCH: where to */
@@ -222,6 +224,7 @@ void hmm__stats_prefetch(int dst, uint64_t bytes, uint64_t ns);
 
 /* Adds a completed launch on device @dev (or HMM_CPU) that took @ns. */
 void hmm__stats_launch(int dev, uint64_t ns);
+void hmm__stats_launch_cpu_faults(int dev, uint64_t n);
 
 /* --- misc ---------------------------------------------------------------- */
 

@@ -53,17 +53,32 @@
  * (a lock, memory from malloc()) stays held: only the kernel's own
  * frames are left.  hmm_shutdown() puts the previous handlers back if
  * ours are still installed.
+ *
+ * Host pointers in kernels.  A kernel handed a host pointer of managed
+ * memory instead of its hmm_devptr() address gets correct data, but each
+ * page of it that is on the device comes home by a CPU fault, and the
+ * data ends up in system memory: slow, and silent.  The driver counts
+ * such a fault as a major fault of the thread that takes it (it moves
+ * data from device memory, as a swap-in does), so a device's pool thread
+ * reads its major-fault count (getrusage(RUSAGE_THREAD)) around every
+ * chunk: what a launch took goes to the stats (launch_cpu_faults), and
+ * the first launch of each kernel that took any is reported once at
+ * warning level, by symbol name.  (A kernel reading a file mapping that
+ * is not in the page cache takes major faults too; the message says so.)
  */
 #define _GNU_SOURCE
 #include "hmm_private.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 
@@ -83,6 +98,7 @@ struct job {
 	int fault_code;     /* its si_code */
 	void *fault_addr;   /* its address */
 	uint64_t fault_point; /* the point that faulted */
+	uint64_t cpu_faults;  /* major faults of its chunks on a device pool */
 	struct job *link;   /* next job of the pool */
 	pthread_cond_t cond; /* done reached total */
 };
@@ -364,6 +380,47 @@ static __attribute__((noinline)) int run_chunk(struct exec_ctx *c,
 	return 0;
 }
 
+/* Major faults of the calling thread so far (see "Host pointers"). */
+static uint64_t thread_major_faults(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru))
+		return 0;
+	return (uint64_t)ru.ru_majflt;
+}
+
+/*
+ * Reports once per kernel that a launch of @fn on @dev took @n CPU faults
+ * on device memory.
+ */
+static void warn_host_pointers(int dev, hmm_kernel_fn fn, uint64_t n)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static hmm_kernel_fn told[64];
+	static unsigned int ntold;
+	const char *name = NULL;
+	bool seen = false;
+	Dl_info info;
+
+	pthread_mutex_lock(&lock);
+	for (unsigned int i = 0; i < ntold && !seen; i++)
+		seen = told[i] == fn;
+	if (!seen && ntold < sizeof(told) / sizeof(told[0]))
+		told[ntold++] = fn;
+	pthread_mutex_unlock(&lock);
+	if (seen)
+		return;
+	if (dladdr((void *)(uintptr_t)fn, &info) && info.dli_sname &&
+	    info.dli_saddr == (void *)(uintptr_t)fn)
+		name = info.dli_sname;
+	hmm__log(HMM_LOG_WARN, "kernel %s (%p) on device %d took %" PRIu64
+		 " CPU faults on device memory: it touches managed memory "
+		 "through host pointers (pass hmm_devptr() addresses), or "
+		 "reads files not in the page cache; said once per kernel",
+		 name ? name : "?", (void *)(uintptr_t)fn, dev, n);
+}
+
 static void *pool_thread(void *arg)
 {
 	struct pool *p = arg;
@@ -381,7 +438,7 @@ static void *pool_thread(void *arg)
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct job *j = p->head;
-		uint64_t first, n;
+		uint64_t first, n, maj;
 		int sig = 0;
 
 		if (!j) {
@@ -408,10 +465,15 @@ static void *pool_thread(void *arg)
 		pthread_mutex_unlock(&p->lock);
 
 		exec_owner = j->owner;
+		maj = p->dev != HMM_CPU ? thread_major_faults() : 0;
 		sig = run_chunk(&ctx, j, first, n);
+		if (p->dev != HMM_CPU)
+			maj = thread_major_faults() - maj;
 		exec_owner = NULL;
 
 		pthread_mutex_lock(&p->lock);
+		if (p->dev != HMM_CPU)
+			j->cpu_faults += maj;
 		if (sig && !j->fault_sig) {
 			j->fault_sig = sig;
 			j->fault_code = ctx.code;
@@ -631,6 +693,10 @@ int hmm__launch_run(int dev, hmm_kernel_fn kernel, struct hmm_dim3 grid,
 	pool_put(p);
 
 	hmm__stats_launch(dev, hmm__now_ns() - t0);
+	if (j.cpu_faults) {
+		hmm__stats_launch_cpu_faults(dev, j.cpu_faults);
+		warn_host_pointers(dev, kernel, j.cpu_faults);
+	}
 	if (j.fault_sig) {
 		log_fault(dev, &j);
 		return -EFAULT;

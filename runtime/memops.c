@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * memops.c - hmm_memcpy(), hmm_memset(), hmm_discard(),
- * hmm_prefetch_batch(), and their forms queued on a stream.
+ * hmm_prefetch_batch(), hmm_discard_batch(), and their forms queued on a
+ * stream.
  *
  * Design
  * ------
@@ -10,11 +11,15 @@
  * the VMAs of the process (memory.c's hmm__mem_accessible(): one
  * PROCMAP_QUERY per mapping) that the source is readable and the
  * destination writable, so a bad pointer is -EFAULT, not a SIGSEGV of the
- * application.  A page of either side that is on a device comes back to
- * system memory by a CPU fault as the copy touches it, as any CPU access
- * would: there is no device-side copy yet (the driver has no copy ioctl
- * between two CPU ranges), so a copy between two ranges resident on one
- * device does bounce through system memory.
+ * application.  A side that lies in one managed range and is wholly on a
+ * device with a view is reached through the view instead
+ * (hmm__mem_device_alias()): that is the device's own access, so its
+ * pages stay on the device, as a GPU's copy engine leaves them; a copy
+ * between two ranges on one device never bounces through system memory,
+ * and a copy from device-resident data to the host does not bring it
+ * home.  Any other side (partly on a device, plain memory) is accessed
+ * by the CPU, and its device pages come back by CPU faults as the copy
+ * touches them, as any CPU access would.
  *
  * Queued forms check their arguments when called, and again when they
  * run (the memory may have been unmapped in between: then the stream's
@@ -74,21 +79,34 @@ int hmm__memop_run(const struct hmm__memop *op)
 		if (!ret)
 			ret = hmm__mem_accessible(op->dst, op->size,
 						  PROT_WRITE);
-		if (!ret)
-			memcpy(op->dst, op->src, op->size);
+		if (!ret) {
+			int sd, dd;
+			void *s = hmm__mem_device_alias(op->src, op->size, &sd);
+			void *d = hmm__mem_device_alias(op->dst, op->size, &dd);
+
+			memcpy(d ? d : op->dst, s ? s : op->src, op->size);
+		}
 		break;
 	case HMM__MEMOP_SET:
 		if (!op->size)
 			break;
 		ret = hmm__mem_accessible(op->dst, op->size, PROT_WRITE);
-		if (!ret)
-			memset(op->dst, op->value, op->size);
+		if (!ret) {
+			int dd;
+			void *d = hmm__mem_device_alias(op->dst, op->size, &dd);
+
+			memset(d ? d : op->dst, op->value, op->size);
+		}
 		break;
 	case HMM__MEMOP_PREFETCH_BATCH:
 		/* in order; the first error ends the batch */
 		for (size_t i = 0; i < op->count && !ret; i++)
 			ret = hmm__prefetch(op->ptrs[i], op->sizes[i],
 					    op->loc);
+		break;
+	case HMM__MEMOP_DISCARD_BATCH:
+		for (size_t i = 0; i < op->count && !ret; i++)
+			ret = hmm__mem_discard(op->ptrs[i], op->sizes[i]);
 		break;
 	}
 	return ret;
@@ -176,6 +194,28 @@ HMM_EXPORT int hmm_discard(void *ptr, size_t size)
 	return hmm__mem_discard(ptr, size);
 }
 
+/*
+ * Runs batch @op over copies of @ptrs and @sizes (op->count entries), now
+ * or queued on @s.
+ */
+static int run_batch(struct hmm__memop *op, const void *const *ptrs,
+		     const size_t *sizes, struct hmm_stream *s)
+{
+	size_t count = op->count;
+
+	if (count > SIZE_MAX / sizeof(*sizes))
+		return -ENOMEM;
+	op->ptrs = malloc(count * sizeof(*op->ptrs));
+	op->sizes = malloc(count * sizeof(*op->sizes));
+	if (!op->ptrs || !op->sizes) {
+		hmm__memop_release(op);
+		return -ENOMEM;
+	}
+	memcpy(op->ptrs, ptrs, count * sizeof(*op->ptrs));
+	memcpy(op->sizes, sizes, count * sizeof(*op->sizes));
+	return run_or_queue(op, s);
+}
+
 HMM_EXPORT int hmm_prefetch_batch(const void *const *ptrs,
 				  const size_t *sizes, size_t count, int dst,
 				  struct hmm_stream *s)
@@ -194,15 +234,25 @@ HMM_EXPORT int hmm_prefetch_batch(const void *const *ptrs,
 		if (ret)
 			return ret;
 	}
-	if (count > SIZE_MAX / sizeof(*sizes))
-		return -ENOMEM;
-	op.ptrs = malloc(count * sizeof(*op.ptrs));
-	op.sizes = malloc(count * sizeof(*op.sizes));
-	if (!op.ptrs || !op.sizes) {
-		hmm__memop_release(&op);
-		return -ENOMEM;
+	return run_batch(&op, ptrs, sizes, s);
+}
+
+HMM_EXPORT int hmm_discard_batch(void *const *ptrs, const size_t *sizes,
+				 size_t count, struct hmm_stream *s)
+{
+	HMM_KEEP_ERRNO();
+	struct hmm__memop op = {
+		.kind = HMM__MEMOP_DISCARD_BATCH, .count = count,
+	};
+	int ret;
+
+	if (!ptrs || !sizes || !count)
+		return -EINVAL;
+	/* all or nothing: every range is checked before any is dropped */
+	for (size_t i = 0; i < count; i++) {
+		ret = hmm__mem_check("hmm_discard_batch", ptrs[i], sizes[i]);
+		if (ret)
+			return ret;
 	}
-	memcpy(op.ptrs, ptrs, count * sizeof(*op.ptrs));
-	memcpy(op.sizes, sizes, count * sizeof(*op.sizes));
-	return run_or_queue(&op, s);
+	return run_batch(&op, (const void *const *)ptrs, sizes, s);
 }

@@ -104,6 +104,7 @@ struct hmm_view {
 	void *addr;       /**< the view mapping, NULL when there is none */
 	uint32_t handle;  /**< VIEW_REGISTER handle, 0 when there is none */
 	bool remote;      /**< HMMGPU_ADVICE_REMOTE as last applied */
+	bool preferred;   /**< HMMGPU_ADVICE_PREFERRED as last applied */
 	uint64_t gran;    /**< granularity last applied, 0: driver default */
 };
 
@@ -371,6 +372,14 @@ static int view_sync(struct hmm_alloc *a, int dev, int fd, struct hmm_view *v)
 		else
 			v->remote = remote;
 	}
+	if (v->preferred != (a->preferred == dev)) {
+		err = view_advise(fd, v->handle, HMMGPU_ADVICE_PREFERRED,
+				  a->preferred == dev);
+		if (err && !ret)
+			ret = err;
+		if (!err)
+			v->preferred = a->preferred == dev;
+	}
 	if (v->gran != a->granularity) {
 		uint64_t g = a->granularity ? a->granularity :
 					      default_granularity();
@@ -433,6 +442,7 @@ static int view_create(struct hmm_alloc *a, int dev, int fd)
 	}
 	v->handle = reg.handle;
 	v->remote = false;
+	v->preferred = false;
 	v->gran = 0;
 	ret = view_sync(a, dev, fd, v);
 	if (ret)
@@ -1312,6 +1322,72 @@ int hmm__mem_discard(const void *ptr, size_t size)
 	if (madvise((void *)start, end - start, MADV_DONTNEED))
 		return -errno;
 	return 0;
+}
+
+/* Whether all @n pages from @start are on the device behind @fd. */
+static bool all_on_device(int fd, uintptr_t start, size_t n)
+{
+	size_t chunk = n < 4096 ? n : 4096;
+	uint8_t *loc = malloc(chunk);
+	bool all = loc != NULL;
+
+	for (size_t done = 0; all && done < n; done += chunk) {
+		struct drm_hmmgpu_residency r = {
+			.start = start + done * page_size(),
+			.npages = n - done < chunk ? n - done : chunk,
+			.locations = (uintptr_t)loc,
+		};
+
+		all = !drmIoctl(fd, DRM_IOCTL_HMMGPU_RESIDENCY, &r) &&
+		      r.count[HMMGPU_RESIDENCY_THIS_DEVICE] == r.npages;
+	}
+	free(loc);
+	return all;
+}
+
+/*
+ * hmm__mem_device_alias() - the address at which a device reaches
+ * [@ptr, @ptr + @size) where it already is.
+ *
+ * When the range lies in one managed range that has a view on device d,
+ * and every page of it is on d now, returns the range's address in that
+ * view (and d in *@dev): a copy through it is the device's own access, so
+ * the pages stay on d, where a CPU access would bring each back. NULL
+ * otherwise: the caller uses @ptr. Pages that leave meanwhile (an
+ * eviction, another thread's access) are faulted back to d by the view,
+ * with their data: the alias is a hint for speed, never for correctness.
+ */
+void *hmm__mem_device_alias(const void *ptr, size_t size, int *dev)
+{
+	uintptr_t p = (uintptr_t)ptr, ps = page_size(), start, end;
+	struct hmm_alloc *a;
+	void *alias = NULL;
+
+	if (!size || p > UINTPTR_MAX - size - ps)
+		return NULL;
+	start = p & ~(ps - 1);
+	end = (p + size + ps - 1) & ~(ps - 1);
+	pthread_rwlock_rdlock(&map.lock);
+	a = map_find(p);
+	if (a && p + size <= a->base + a->size &&
+	    alloc_still_there("a device copy", a)) {
+		pthread_mutex_lock(&a->lock);
+		for (int d = 0; d < HMM_MAX_DEVICES && !alias; d++) {
+			int fd;
+
+			if (!a->views[d].addr)
+				continue;
+			fd = hmm__device_fd(d);
+			if (fd >= 0 &&
+			    all_on_device(fd, start, (end - start) / ps)) {
+				alias = (char *)a->views[d].addr + (p - a->base);
+				*dev = d;
+			}
+		}
+		pthread_mutex_unlock(&a->lock);
+	}
+	pthread_rwlock_unlock(&map.lock);
+	return alias;
 }
 
 void hmm__mem_shutdown(void)

@@ -140,10 +140,14 @@ int hmm__migrate_raw(uintptr_t start, size_t len, int dst)
 			 start, len, dst, strerror(-ret));
 		return ret;
 	}
-	hmm__log(HMM_LOG_DEBUG, "MIGRATE %#" PRIxPTR "+%zu to %d: moved %llu "
-		 "already %llu skipped %llu", start, len, dst,
+	hmm__log(m.skipped && dst != HMM_CPU ? HMM_LOG_INFO : HMM_LOG_DEBUG,
+		 "MIGRATE %#" PRIxPTR "+%zu to %d: moved %llu already %llu "
+		 "skipped %llu%s", start, len, dst,
 		 (unsigned long long)m.moved, (unsigned long long)m.already,
-		 (unsigned long long)m.skipped);
+		 (unsigned long long)m.skipped,
+		 m.skipped && dst != HMM_CPU ?
+			 " (device full of other data, or pages that cannot "
+			 "move: hmm_residency() tells where each is)" : "");
 	return 0;
 }
 
@@ -232,45 +236,43 @@ HMM_EXPORT int hmm_advise(const void *ptr, size_t size,
 	return hmm__mem_advise(ptr, size, advice, dev, value);
 }
 
-HMM_EXPORT int hmm_range_get_attr(const void *ptr, size_t size,
-				  enum hmm_attr attr, void *out, size_t len)
-{
-	HMM_KEEP_ERRNO();
-	int preferred, last, ret;
+/* The advice of a range, as hmm__mem_get_attrs() reads it. */
+struct range_attrs {
+	int preferred, last;
 	uint64_t gran;
 	uint32_t remote;
+};
 
-	if (!ptr || !size || !out)
-		return -EINVAL;
+/* Whether @len bytes at @out can hold attribute @attr. */
+static bool attr_ok(enum hmm_attr attr, const void *out, size_t len)
+{
+	if (!out)
+		return false;
 	switch (attr) {
 	case HMM_ATTR_PREFERRED_LOCATION:
 	case HMM_ATTR_LAST_PREFETCH_LOCATION:
-		if (len != sizeof(int))
-			return -EINVAL;
-		break;
+		return len == sizeof(int);
 	case HMM_ATTR_REMOTE_ACCESS:
-		if (!len || len % sizeof(int))
-			return -EINVAL;
-		break;
+		return len && !(len % sizeof(int));
 	case HMM_ATTR_FAULT_GRANULARITY:
-		if (len != sizeof(uint64_t))
-			return -EINVAL;
-		break;
-	default:
-		return -EINVAL;
+		return len == sizeof(uint64_t);
 	}
-	ret = hmm__mem_get_attrs(ptr, size, &preferred, &remote, &last, &gran);
-	if (ret)
-		return ret;
+	return false;
+}
+
+/* Writes attribute @attr of @ra to @out (checked by attr_ok()). */
+static void attr_put(const struct range_attrs *ra, enum hmm_attr attr,
+		     void *out, size_t len)
+{
 	switch (attr) {
 	case HMM_ATTR_PREFERRED_LOCATION:
-		memcpy(out, &preferred, sizeof(int));
+		memcpy(out, &ra->preferred, sizeof(int));
 		break;
 	case HMM_ATTR_LAST_PREFETCH_LOCATION:
-		memcpy(out, &last, sizeof(int));
+		memcpy(out, &ra->last, sizeof(int));
 		break;
 	case HMM_ATTR_FAULT_GRANULARITY:
-		memcpy(out, &gran, sizeof(gran));
+		memcpy(out, &ra->gran, sizeof(ra->gran));
 		break;
 	case HMM_ATTR_REMOTE_ACCESS: {
 		size_t n = len / sizeof(int), k = 0;
@@ -278,7 +280,7 @@ HMM_EXPORT int hmm_range_get_attr(const void *ptr, size_t size,
 
 		/* ascending device numbers; more than fit are left out */
 		for (int d = 0; d < HMM_MAX_DEVICES && k < n; d++) {
-			if (remote & (1U << d))
+			if (ra->remote & (1U << d))
 				o[k++] = d;
 		}
 		while (k < n)
@@ -286,6 +288,45 @@ HMM_EXPORT int hmm_range_get_attr(const void *ptr, size_t size,
 		break;
 	}
 	}
+}
+
+HMM_EXPORT int hmm_range_get_attr(const void *ptr, size_t size,
+				  enum hmm_attr attr, void *out, size_t len)
+{
+	HMM_KEEP_ERRNO();
+	struct range_attrs ra;
+	int ret;
+
+	if (!ptr || !size || !attr_ok(attr, out, len))
+		return -EINVAL;
+	ret = hmm__mem_get_attrs(ptr, size, &ra.preferred, &ra.remote,
+				 &ra.last, &ra.gran);
+	if (ret)
+		return ret;
+	attr_put(&ra, attr, out, len);
+	return 0;
+}
+
+HMM_EXPORT int hmm_range_get_attrs(const void *ptr, size_t size,
+				   const enum hmm_attr *attrs, void *const *outs,
+				   const size_t *lens, size_t count)
+{
+	HMM_KEEP_ERRNO();
+	struct range_attrs ra;
+	int ret;
+
+	if (!ptr || !size || !attrs || !outs || !lens || !count)
+		return -EINVAL;
+	for (size_t i = 0; i < count; i++)
+		if (!attr_ok(attrs[i], outs[i], lens[i]))
+			return -EINVAL;
+	/* one reading for all: the attributes agree with each other */
+	ret = hmm__mem_get_attrs(ptr, size, &ra.preferred, &ra.remote,
+				 &ra.last, &ra.gran);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < count; i++)
+		attr_put(&ra, attrs[i], outs[i], lens[i]);
 	return 0;
 }
 

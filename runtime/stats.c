@@ -55,6 +55,7 @@ struct rt_counters {
 	atomic_uint_least64_t prefetch_ns;
 	atomic_uint_least64_t launches;
 	atomic_uint_least64_t launch_ns;
+	atomic_uint_least64_t launch_cpu_faults;
 };
 
 /* [0]: HMM_CPU, [d + 1]: device d */
@@ -99,6 +100,14 @@ void hmm__stats_launch(int dev, uint64_t ns)
 	add(&c->launch_ns, ns);
 }
 
+void hmm__stats_launch_cpu_faults(int dev, uint64_t n)
+{
+	struct rt_counters *c = counters(dev);
+
+	if (c)
+		add(&c->launch_cpu_faults, n);
+}
+
 HMM_EXPORT int hmm_get_stats(int dev, struct hmm_stats *st)
 {
 	HMM_KEEP_ERRNO();
@@ -132,5 +141,6 @@ HMM_EXPORT int hmm_get_stats(int dev, struct hmm_stats *st)
 	st->prefetch_ns = get(&c->prefetch_ns);
 	st->launches = get(&c->launches);
 	st->launch_ns = get(&c->launch_ns);
+	st->launch_cpu_faults = get(&c->launch_cpu_faults);
 	return 0;
 }

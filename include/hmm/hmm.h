@@ -418,7 +418,12 @@ int hmm_event_elapsed_ms(float *ms, struct hmm_event *start,
  * Migrates [@p ptr, @p ptr + @p size) (rounded out to pages) to @p dst, a
  * device or HMM_CPU, and returns when it is there.  Pages that cannot
  * move (pinned, shared) stay where they are; that is not an error.  The
- * range must lie in managed memory (it may span allocations).
+ * range must lie in managed memory (it may span allocations).  A full
+ * device evicts other data, least recently used first, but never pages
+ * this prefetch moved: a range larger than what the device can hold
+ * fills it (in address order) and leaves the rest where it was;
+ * hmm_residency() says where each page is (HMM_LOG=info logs how many
+ * pages stayed).
  *
  * @return 0; -EINVAL (NULL, size 0, range not managed); -ENODEV (no such
  *         device: also when no device exists at all); -ENOMEM (device
@@ -472,10 +477,32 @@ int hmm_prefetch_batch(const void *const *ptrs, const size_t *sizes,
  */
 int hmm_discard(void *ptr, size_t size);
 
+/**
+ * hmm_discard() of @p count ranges (@p ptrs[i], @p sizes[i]) in one call,
+ * in stream order on @p s (CUDA's cudaMemDiscardBatchAsync): the ranges
+ * are dropped after the work queued on @p s before, so that work sees
+ * their contents, and before the work queued after, which sees zeros
+ * (or its own writes).  @p s NULL: now, on the calling thread.  Every
+ * range is checked before any is dropped.
+ *
+ * @return 0; -EINVAL (NULL arrays, @p count 0, a range not managed, a
+ *         dead stream); -ENOMEM; with @p s NULL, the errors of
+ *         hmm_discard(); queued, those are the stream's (the first one
+ *         ends the batch).
+ */
+int hmm_discard_batch(void *const *ptrs, const size_t *sizes, size_t count,
+		      struct hmm_stream *s);
+
 /** Advice for hmm_advise(). */
 enum hmm_advice {
-	/** Keep the data on @p dev (a device or HMM_CPU) where possible:
-	 *  with HMM_CPU, device accesses map system memory instead of
+	/** Keep the data on @p dev (a device or HMM_CPU) where possible.
+	 *  With a device: its pages there are evicted only to make room
+	 *  for other data preferred there (data without the advice stays
+	 *  in system memory, or is mapped there, when the device is full
+	 *  of preferred data); a CPU access brings back the page it
+	 *  touches, not the usual block; device accesses migrate unless
+	 *  remote access is advised; prefetches elsewhere still move it.
+	 *  With HMM_CPU, device accesses map system memory instead of
 	 *  migrating it. */
 	HMM_ADVISE_SET_PREFERRED_LOCATION = 1,
 	/** Forget the preferred location. */
@@ -530,6 +557,19 @@ int hmm_range_get_attr(const void *ptr, size_t size, enum hmm_attr attr,
 		       void *out, size_t len);
 
 /**
+ * Reads @p count attributes of [@p ptr, @p ptr + @p size) at once
+ * (cudaMemRangeGetAttributes): attribute @p attrs[i] into @p outs[i], of
+ * @p lens[i] bytes, each as hmm_range_get_attr() would, all from one
+ * reading of the advice.  Every attribute and length is checked before
+ * anything is written.
+ * @return 0; -EINVAL (NULL arrays, @p count 0, a bad attribute or
+ *         length, or range not managed).
+ */
+int hmm_range_get_attrs(const void *ptr, size_t size,
+			const enum hmm_attr *attrs, void *const *outs,
+			const size_t *lens, size_t count);
+
+/**
  * Where each page of [@p ptr, @p ptr + @p size) (rounded out to pages) is
  * now: @p loc[i] is a device number, HMM_CPU, or HMM_LOC_NONE (never
  * touched).  Works on any private anonymous memory, managed or not.
@@ -549,11 +589,15 @@ int hmm_residency(const void *ptr, size_t size, int8_t *loc, size_t npages);
 
 /**
  * Copies @p size bytes from @p src to @p dst, between any memory:
- * managed, registered or plain, and returns when done.  The copy runs on
- * the CPU: a page of either side that is on a device comes to system
- * memory as the copy touches it (a CPU fault), as any CPU access does,
- * also when both sides are on one device.  Before copying, the process's
- * mappings are checked, so a bad pointer is an error, not a crash.
+ * managed, registered or plain, and returns when done.  A side that lies
+ * in one allocation (or registered range) and is wholly on a device is
+ * accessed by that device, through its view: its pages stay there, so a
+ * copy between two ranges on one device, or from one to the host, moves
+ * no page.  Any other side is accessed by the CPU: its pages on a device
+ * come to system memory as the copy touches them (CPU faults).  Before
+ * copying, the process's mappings are checked, so a bad pointer is an
+ * error, not a crash.  hmm_memset() reaches its destination the same
+ * way.
  *
  * @return 0 (also for @p size 0); -EINVAL (NULL, a wrapping range, or
  *         ranges that overlap); -EFAULT (part of @p src is not mapped
@@ -630,6 +674,12 @@ typedef void (*hmm_kernel_fn)(struct hmm_dim3 idx, struct hmm_dim3 grid,
  * installs after its first launch replaces the library's: kernel faults
  * then reach it instead.
  *
+ * A kernel given host pointers of managed memory instead of hmm_devptr()
+ * addresses computes the right results, but every page of them that is
+ * on the device comes home by a CPU fault.  Such faults are counted in
+ * hmm_stats.launch_cpu_faults, and HMM_LOG=warn reports the first launch
+ * of each kernel that took any, by symbol name.
+ *
  * @return 0; -EINVAL (NULL or dead stream, NULL kernel, an extent of 0,
  *         more than 2^32 - 1 points in all); -ECHILD; -ENOMEM.
  */
@@ -676,7 +726,11 @@ struct hmm_stats {
 	uint64_t prefetch_ns;    /**< time spent in them */
 	uint64_t launches;       /**< hmm_launch() runs completed */
 	uint64_t launch_ns;      /**< time spent running them */
-	uint64_t reserved[8];    /**< zero */
+	/** CPU faults on device memory taken by kernels of launches on the
+	 *  device: a kernel that uses host pointers instead of hmm_devptr()
+	 *  brings the data home (see hmm_launch()) */
+	uint64_t launch_cpu_faults;
+	uint64_t reserved[7];    /**< zero */
 };
 
 /**

@@ -39,7 +39,8 @@ TEST(stats_layout)
 	ASSERT_EQ(offsetof(struct hmm_stats, prefetch_ns), 304);
 	ASSERT_EQ(offsetof(struct hmm_stats, launches), 312);
 	ASSERT_EQ(offsetof(struct hmm_stats, launch_ns), 320);
-	ASSERT_EQ(offsetof(struct hmm_stats, reserved), 328);
+	ASSERT_EQ(offsetof(struct hmm_stats, launch_cpu_faults), 328);
+	ASSERT_EQ(offsetof(struct hmm_stats, reserved), 336);
 	ASSERT_EQ(HMM_CAUSE_COUNT, 8);
 }
 

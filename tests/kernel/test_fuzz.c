@@ -180,6 +180,44 @@ note(enum op op, long ret, const char *fmt, ...)
 	pthread_mutex_unlock(&bad_lock);
 }
 
+/* --- what each thread is doing (for a stall report) ---------------------- */
+
+#define NTHREADS (NIOCTL_THREADS + 3)
+/* After the run, how long the threads have to finish before a stall. */
+#define STALL_SECONDS 30
+
+struct activity {
+	atomic_int tid;
+	_Atomic(const char *) what;	/* NULL between operations */
+	_Atomic uintptr_t addr;		/* of a touch */
+	atomic_bool write;
+	atomic_bool done;
+};
+
+static uint64_t seeds[NTHREADS];
+static struct activity acts[NTHREADS];
+static __thread struct activity *me;
+
+/* The calling thread is fuzzer thread @arg (a pointer into seeds[]). */
+static uint64_t thread_begin(void *arg)
+{
+	me = &acts[(uint64_t *)arg - seeds];
+	me->tid = gettid();
+	return *(uint64_t *)arg;
+}
+
+static void thread_end(void)
+{
+	me->what = NULL;
+	me->done = true;
+}
+
+static void doing(const char *what)
+{
+	if (me)
+		me->what = what;
+}
+
 /* --- guarded touches ------------------------------------------------------ */
 
 static __thread sigjmp_buf touch_env;
@@ -204,15 +242,25 @@ static int touch(char *p, bool write, uint8_t val)
 	volatile char *v = p;
 	int sig;
 
+	const char *outer = me ? me->what : NULL;
+
+	if (me) {
+		me->addr = (uintptr_t)p;
+		me->write = write;
+	}
+	doing("touch");
 	sig = sigsetjmp(touch_env, 1);
-	if (sig)
+	if (sig) {
+		doing(outer);
 		return sig;
+	}
 	touch_armed = 1;
 	if (write)
 		*v = val;
 	else
 		(void)*v;
 	touch_armed = 0;
+	doing(outer);
 	return 0;
 }
 
@@ -645,11 +693,12 @@ static void fuzz_bad_nr(struct rng *r)
 
 static void ioctl_thread(void *arg)
 {
-	struct rng r = { *(uint64_t *)arg };
+	struct rng r = { thread_begin(arg) };
 
 	while (!stop) {
 		unsigned int k = below(&r, 100);
 
+		doing("ioctl");
 		if (k < 8)
 			fuzz_get_info(&r);
 		else if (k < 33)
@@ -670,6 +719,7 @@ static void ioctl_thread(void *arg)
 			fuzz_bad_nr(&r);
 		n_ioctls++;
 	}
+	thread_end();
 }
 
 /* --- the memory the ioctls name ------------------------------------------- */
@@ -799,10 +849,13 @@ out:
 
 static void mem_thread(void *arg)
 {
-	struct rng r = { *(uint64_t *)arg };
+	struct rng r = { thread_begin(arg) };
 
-	while (!stop)
+	while (!stop) {
+		doing("memory op");
 		mem_op(&r);
+	}
+	thread_end();
 }
 
 /* --- mmap of the render node ---------------------------------------------- */
@@ -876,12 +929,15 @@ out:
 
 static void node_thread(void *arg)
 {
-	struct rng r = { *(uint64_t *)arg };
+	struct rng r = { thread_begin(arg) };
 
 	while (!stop) {
+		doing("node mmap");
 		node_map(&r);
+		doing("touches");
 		touch_arena(&r, below(&r, 4));
 	}
+	thread_end();
 }
 
 /* --- children and files --------------------------------------------------- */
@@ -930,9 +986,10 @@ static void __attribute__((noreturn)) child(struct rng *r)
 
 static void file_thread(void *arg)
 {
-	struct rng r = { *(uint64_t *)arg };
+	struct rng r = { thread_begin(arg) };
 
 	while (!stop) {
+		doing("fork or reopen");
 		if (chance(&r, 30)) {
 			uint64_t cseed = rnd(&r);
 			pid_t pid = fork();
@@ -966,6 +1023,121 @@ static void file_thread(void *arg)
 			usleep(1000);
 		}
 	}
+	thread_end();
+}
+
+/* --- a stall --------------------------------------------------------------- */
+
+#define TRACING "/sys/kernel/tracing"
+
+/* The mappings of the arena, from /proc/self/maps. */
+static void print_arena_maps(void)
+{
+	unsigned long lo, hi;
+	char line[512];
+	FILE *f;
+
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 &&
+		    hi > (uintptr_t)arena && lo < (uintptr_t)arena_end)
+			TH_LOG("  maps: %.*s", (int)strcspn(line, "\n"), line);
+	fclose(f);
+}
+
+/* Fault counts and CPU time of thread @tid, from its stat line. */
+static void print_thread_stat(int tid)
+{
+	unsigned long minflt, majflt, utime, stime;
+	char path[64], buf[1024], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+	fclose(f);
+	/* after the comm: state ppid pgrp session tty tpgid flags minflt
+	 * cminflt majflt cmajflt utime stime */
+	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %lu %*u %lu %*u "
+			"%lu %lu", &minflt, &majflt, &utime, &stime) == 4)
+		TH_LOG("  thread %d: %lu minor faults, %lu major, user %lu "
+		       "ticks, system %lu", tid, minflt, majflt, utime, stime);
+}
+
+/* The hmmgpu trace events of @ms milliseconds, last lines first cut. */
+static void print_trace(unsigned int ms)
+{
+	static char buf[1 << 16];
+	size_t len = 0;
+	ssize_t r;
+	char *line;
+	int fd;
+
+	if (kt_sysfs_write(TRACING "/trace", "") ||
+	    kt_sysfs_write(TRACING "/events/hmmgpu/enable", "1")) {
+		TH_LOG("  (no hmmgpu trace events to show)");
+		return;
+	}
+	usleep(ms * 1000);
+	kt_sysfs_write(TRACING "/events/hmmgpu/enable", "0");
+	fd = open(TRACING "/trace", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	/* the first 64 KiB: the events of the first moments are enough */
+	while (len < sizeof(buf) - 1 &&
+	       (r = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += r;
+	close(fd);
+	buf[len] = '\0';
+	for (unsigned int n = 0; (line = strtok(n ? NULL : buf, "\n")) &&
+				 n < 40; n++)
+		if (line[0] != '#')
+			TH_LOG("  trace: %s", line);
+}
+
+/*
+ * The threads finish the operation they are in once the run ends; one
+ * that does not within STALL_SECONDS is stuck (in a fault that never
+ * resolves, say). What it was doing, the mapping and fault counts at the
+ * address it touched, and the driver's trace events meanwhile go to the
+ * log before the test fails, while the stuck thread can still be looked at.
+ * Returns whether all threads finished.
+ */
+static bool wait_threads_done(void)
+{
+	unsigned int waited;
+	bool all = false;
+
+	for (waited = 0; waited < STALL_SECONDS * 10; waited++) {
+		all = true;
+		for (int i = 0; i < NTHREADS; i++)
+			all &= acts[i].done;
+		if (all)
+			return true;
+		usleep(100000);
+	}
+	for (int i = 0; i < NTHREADS; i++) {
+		struct activity *a = &acts[i];
+		const char *what = a->what;
+
+		if (a->done)
+			continue;
+		TH_LOG("stalled: thread %d (%d) in %s, last touch %s of %#lx",
+		       i, a->tid, what ? what : "(between operations)",
+		       a->write ? "write" : "read", (unsigned long)a->addr);
+		print_thread_stat(a->tid);
+	}
+	/* the mappings of the arena, then what changes in a second */
+	print_arena_maps();
+	print_trace(1000);
+	for (int i = 0; i < NTHREADS; i++)
+		if (!acts[i].done)
+			print_thread_stat(acts[i].tid);
+	return false;
 }
 
 /* --- the test ------------------------------------------------------------- */
@@ -1069,7 +1241,6 @@ TEST_TIMEOUT(fuzz_render_node, DEFAULT_SECONDS + TIMEOUT_MARGIN)
 	uint64_t seed = env_ulong("HMM_FUZZ_SEED", 0);
 	unsigned long seconds = env_ulong("HMM_FUZZ_SECONDS", DEFAULT_SECONDS);
 	struct kt_thread ioctls[NIOCTL_THREADS], mem, node, file;
-	uint64_t seeds[NIOCTL_THREADS + 3];
 	struct rng sr;
 	unsigned long long total;
 	struct timespec now;
@@ -1108,6 +1279,9 @@ TEST_TIMEOUT(fuzz_render_node, DEFAULT_SECONDS + TIMEOUT_MARGIN)
 
 	sleep(seconds);
 	stop = true;
+	if (!wait_threads_done())
+		HMMT_FAIL("a thread did not finish in %d s after the run "
+			  "(above: what it was doing)", STALL_SECONDS);
 	for (int i = 0; i < NIOCTL_THREADS; i++)
 		kt_join(&ioctls[i]);
 	kt_join(&mem);

@@ -110,7 +110,13 @@ static int evict_pattern_main(void)
 	if (!p || !loc)
 		return 10;
 	memset(p, 0x5a, EVICT_SIZE);
-	if (hmm_prefetch(p, EVICT_SIZE, 0))
+	/*
+	 * Two prefetches: one never evicts its own pages, so the second
+	 * pushes out the least recently used part of the first.
+	 */
+	if (hmm_prefetch(p, (size_t)EVICT_DEV_MIB << 20, 0) ||
+	    hmm_prefetch(p + ((size_t)EVICT_DEV_MIB << 20),
+			 EVICT_SIZE - ((size_t)EVICT_DEV_MIB << 20), 0))
 		return 11;
 	if (hmm_residency(p, EVICT_SIZE, loc, npages) != (int)npages)
 		return 12;

@@ -165,31 +165,62 @@ TEST(oversubscribed_random_chunks_and_writes_keep_data)
 	kt_restore_hmmgpu();
 }
 
-TEST(oversubscribed_by_one_migrate_call)
+/*
+ * A migration never evicts for itself (DOC: Device memory): a range twice
+ * the device fills the device and stops, the rest skipped, nothing of it
+ * evicted. Before epochs, its last part pushed out its first part.
+ */
+static void one_call_twice_the_device(unsigned int workers)
 {
-	int fd = small_device();
+	char params[64];
+	int fd;
+
+	snprintf(params, sizeof(params), "mem_mib=%d migrate_workers=%u",
+		 MEM_MIB, workers);
+	kt_reload_hmmgpu(params);
+	fd = kt_open_device(0);
+
 	size_t ps = kt_page_size(), size = 2 * kt_mem_total(fd);
-	size_t npages = size / ps;
+	size_t npages = size / ps, cap = kt_mem_total(fd) / ps;
 	struct drm_hmmgpu_migrate m;
+	struct drm_hmmgpu_stats st;
 	char *p = kt_map(size);
 	size_t on;
 
+	ASSERT_EQ(kt_mem_free(fd), kt_mem_total(fd));
 	kt_fill(p, size, 221);
-	/* best effort: it works, and the device holds what it can */
 	ASSERT_EQ(kt_migrate(fd, p, size, TO_DEVICE, &m), 0);
-	TH_LOG("moved %llu, already %llu, skipped %llu",
+	TH_LOG("%u workers: moved %llu, already %llu, skipped %llu", workers,
 	       (unsigned long long)m.moved, (unsigned long long)m.already,
 	       (unsigned long long)m.skipped);
-	ASSERT_LE(m.moved, npages);
 	ASSERT_EQ(m.already, 0);
-	ASSERT_GE(m.moved, kt_mem_total(fd) / ps / 2);
+	ASSERT_EQ(m.moved + m.skipped, npages);
+	/* the device is full of it, less what a 2 MiB unit could not fill */
+	ASSERT_LE(m.moved, cap);
+	ASSERT_GE(m.moved, cap - 512);
+	kt_get_stats(fd, HMMGPU_STATS_FILE, &st);
+	ASSERT_EQ(evicted_pages(&st), 0);
+	ASSERT_EQ(st.evictions, 0);
 	on = expect_within_capacity(fd, p, npages);
-	ASSERT_GT(on, 0);
+	ASSERT_EQ(on, m.moved);
+	/* one unit goes in address order: the first part is what moved */
+	if (workers == 1)
+		KT_EXPECT_WHERE(fd, p, m.moved, AT_DEVICE);
 	KT_EXPECT_DATA(p, size, 221);
 	ASSERT_EQ(kt_mem_free(fd), kt_mem_total(fd));
 	kt_unmap(p, size);
 	close(fd);
 	kt_restore_hmmgpu();
+}
+
+TEST(oversubscribed_by_one_migrate_call_keeps_its_first_part)
+{
+	one_call_twice_the_device(1);
+}
+
+TEST(oversubscribed_by_one_call_of_four_units_evicts_none_of_its_own)
+{
+	one_call_twice_the_device(4);
 }
 
 TEST(eviction_of_another_process_pages_keeps_their_data)
@@ -236,6 +267,129 @@ TEST(eviction_of_another_process_pages_keeps_their_data)
 		  kt_mem_total(fd));
 	close(fd);
 	kt_restore_hmmgpu();
+}
+
+/*
+ * HMMGPU_ADVICE_PREFERRED: data that belongs on the device is evicted
+ * only for other preferred data. B does not push preferred A out (it
+ * fills what is free and skips the rest); once A's advice is gone, the
+ * rest of B evicts A's least recently used blocks as usual.
+ */
+TEST(preferred_data_is_not_evicted_for_other_data)
+{
+	int fd = small_device();
+	size_t ps = kt_page_size(), asize = 8UL << 20, bsize = 12UL << 20;
+	size_t apages = asize / ps, bpages = bsize / ps;
+	size_t free_pages = (kt_mem_total(fd) - asize) / ps;
+	struct drm_hmmgpu_migrate m;
+	char *a = kt_map(asize), *b = kt_map(bsize);
+	uint32_t handle;
+	uint64_t offset;
+
+	kt_fill(a, asize, 241);
+	kt_fill(b, bsize, 242);
+	ASSERT_EQ(kt_view_register(fd, a, asize, &handle, &offset), 0);
+	ASSERT_EQ(kt_view_advise(fd, handle, HMMGPU_ADVICE_PREFERRED, 1), 0);
+	KT_EXPECT_MIGRATE(fd, a, asize, TO_DEVICE, apages, 0, 0);
+
+	ASSERT_EQ(kt_migrate(fd, b, bsize, TO_DEVICE, &m), 0);
+	TH_LOG("B with A preferred: moved %llu, skipped %llu",
+	       (unsigned long long)m.moved, (unsigned long long)m.skipped);
+	ASSERT_EQ(m.moved, free_pages);
+	ASSERT_EQ(m.skipped, bpages - free_pages);
+	KT_EXPECT_WHERE(fd, a, apages, AT_DEVICE);
+	KT_EXPECT_WHERE(fd, b, free_pages, AT_DEVICE);
+
+	/* without the advice, A is just the least recently used data */
+	ASSERT_EQ(kt_view_advise(fd, handle, HMMGPU_ADVICE_PREFERRED, 0), 0);
+	KT_EXPECT_MIGRATE(fd, b, bsize, TO_DEVICE, bpages - free_pages,
+			  free_pages, 0);
+	KT_EXPECT_WHERE(fd, b, bpages, AT_DEVICE);
+	ASSERT_EQ(kt_residency_count(fd, a, apages, AT_DEVICE),
+		  apages - (bpages - free_pages));
+	ASSERT_EQ(kt_mem_free(fd), 0);
+	KT_EXPECT_DATA(a, asize, 241);
+	KT_EXPECT_DATA(b, bsize, 242);
+	ASSERT_EQ(kt_view_unregister(fd, handle), 0);
+	kt_unmap(a, asize);
+	kt_unmap(b, bsize);
+	ASSERT_EQ(kt_wait_mem_free(fd, kt_mem_total(fd), 2000),
+		  kt_mem_total(fd));
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+/* Preferred data may still push out other preferred data, oldest first. */
+TEST(preferred_data_evicts_other_preferred_data_last)
+{
+	int fd = small_device();
+	size_t ps = kt_page_size(), asize = 8UL << 20, csize = 4UL << 20;
+	size_t apages = asize / ps, cpages = csize / ps;
+	char *a = kt_map(asize), *b = kt_map(asize), *c = kt_map(csize);
+	uint32_t ha, hc;
+	uint64_t offset;
+
+	kt_fill(a, asize, 243);
+	kt_fill(b, asize, 244);
+	kt_fill(c, csize, 245);
+	ASSERT_EQ(kt_view_register(fd, a, asize, &ha, &offset), 0);
+	ASSERT_EQ(kt_view_register(fd, c, csize, &hc, &offset), 0);
+	ASSERT_EQ(kt_view_advise(fd, ha, HMMGPU_ADVICE_PREFERRED, 1), 0);
+	ASSERT_EQ(kt_view_advise(fd, hc, HMMGPU_ADVICE_PREFERRED, 1), 0);
+	/* A (preferred) first, then B (not): the device is full */
+	KT_EXPECT_MIGRATE(fd, a, asize, TO_DEVICE, apages, 0, 0);
+	KT_EXPECT_MIGRATE(fd, b, asize, TO_DEVICE, apages, 0, 0);
+	/* C (preferred) takes B's blocks although A's are older */
+	KT_EXPECT_MIGRATE(fd, c, csize, TO_DEVICE, cpages, 0, 0);
+	KT_EXPECT_WHERE(fd, a, apages, AT_DEVICE);
+	KT_EXPECT_WHERE(fd, c, cpages, AT_DEVICE);
+	ASSERT_EQ(kt_residency_count(fd, b, apages, AT_DEVICE),
+		  apages - cpages);
+	KT_EXPECT_DATA(a, asize, 243);
+	KT_EXPECT_DATA(b, asize, 244);
+	KT_EXPECT_DATA(c, csize, 245);
+	ASSERT_EQ(kt_view_unregister(fd, ha), 0);
+	ASSERT_EQ(kt_view_unregister(fd, hc), 0);
+	kt_unmap(a, asize);
+	kt_unmap(b, asize);
+	kt_unmap(c, csize);
+	ASSERT_EQ(kt_wait_mem_free(fd, kt_mem_total(fd), 2000),
+		  kt_mem_total(fd));
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+/*
+ * A CPU fault on preferred data brings back the page the CPU needs, not
+ * the fault_kib block around it (which it still does for other data).
+ */
+TEST(cpu_fault_on_preferred_data_brings_back_one_page)
+{
+	int fd = kt_open_device(0);
+	size_t ps = kt_page_size(), size = 1UL << 20, npages = size / ps;
+	size_t block = kt_module_param("fault_kib") * 1024 / ps;
+	char *a = kt_map_aligned(size, size), *b = kt_map_aligned(size, size);
+	volatile char *va = a, *vb = b;
+	uint32_t handle;
+	uint64_t offset;
+
+	ASSERT_GT(block, 1);
+	kt_fill(a, size, 246);
+	kt_fill(b, size, 247);
+	ASSERT_EQ(kt_view_register(fd, a, size, &handle, &offset), 0);
+	ASSERT_EQ(kt_view_advise(fd, handle, HMMGPU_ADVICE_PREFERRED, 1), 0);
+	KT_EXPECT_MIGRATE(fd, a, size, TO_DEVICE, npages, 0, 0);
+	KT_EXPECT_MIGRATE(fd, b, size, TO_DEVICE, npages, 0, 0);
+	(void)va[5 * ps + 3];
+	(void)vb[5 * ps + 3];
+	ASSERT_EQ(kt_residency_count(fd, a, npages, AT_SYSTEM), 1);
+	ASSERT_EQ(kt_residency_count(fd, b, npages, AT_SYSTEM), block);
+	KT_EXPECT_DATA(a, size, 246);
+	KT_EXPECT_DATA(b, size, 247);
+	ASSERT_EQ(kt_view_unregister(fd, handle), 0);
+	kt_unmap(a, size);
+	kt_unmap(b, size);
+	close(fd);
 }
 
 TEST_MAIN()

@@ -252,10 +252,68 @@ TEST_TIMEOUT(saxpy_after_prefetch, EXEC_TIMEOUT)
 	ASSERT_EQ(st.pages[HMM_DIR_TO_DEVICE][HMM_CAUSE_DEVICE_FAULT], 0);
 	ASSERT_EQ(st.pages[HMM_DIR_TO_DEVICE][HMM_CAUSE_DENSITY], 0);
 	ASSERT_EQ(st.device_faults, 0);
+	ASSERT_EQ(st.launch_cpu_faults, 0);
 	/* the CPU's read brought y back (x may stay: it was only read) */
 	get_stats(0, &after);
 	ASSERT_GT(after.cpu_faults, 0);
 	ASSERT_GE(after.pages[HMM_DIR_TO_HOST][HMM_CAUSE_CPU_FAULT], npages);
+}
+
+/*
+ * A kernel handed host pointers instead of hmm_devptr() addresses: the
+ * results are right, but every page comes home by a CPU fault of the
+ * device's threads; launch_cpu_faults counts them (and HMM_LOG=warn says
+ * so once).
+ */
+TEST_TIMEOUT(a_kernel_on_host_pointers_is_counted, EXEC_TIMEOUT)
+{
+	size_t size = 1 * MIB, n = size / sizeof(float);
+	size_t npages = size / kt_page_size();
+	struct saxpy args = { .a = 3.0f };
+	struct hmm_stats st0, st1;
+	struct hmm_stream *s;
+	float *x, *y;
+
+	need_devices(1);
+	s = stream_on(0);
+	x = hmm_malloc(size);
+	y = hmm_malloc(size);
+	ASSERT_TRUE(x && y);
+	fill_xy(x, y, n);
+	ASSERT_EQ(hmm_prefetch(x, size, 0), 0);
+	ASSERT_EQ(hmm_prefetch(y, size, 0), 0);
+	get_stats(0, &st0);
+	args.x = x;
+	args.y = y;
+	ASSERT_EQ(launch_saxpy(s, n, &args), 0);
+	ASSERT_EQ(hmm_stream_synchronize(s), 0);
+	get_stats(0, &st1);
+	TH_LOG("CPU faults by the kernel: %" PRIu64 " (all CPU faults %" PRIu64
+	       ")", st1.launch_cpu_faults - st0.launch_cpu_faults,
+	       st1.cpu_faults - st0.cpu_faults);
+	/* at least one per fault_kib block of each array, at most one a page */
+	ASSERT_GT(st1.launch_cpu_faults - st0.launch_cpu_faults, 0);
+	ASSERT_LE(st1.launch_cpu_faults - st0.launch_cpu_faults,
+		  st1.cpu_faults - st0.cpu_faults);
+	ASSERT_LE(st1.cpu_faults - st0.cpu_faults, 2 * npages);
+	/* the kernel's pages came home: the device holds none of y */
+	expect_residency(y, size, HMM_CPU);
+	ASSERT_EQ(check_y(x, y, n, 3.0f, 1), -1);
+
+	/* the same launch through device pointers takes none */
+	ASSERT_EQ(hmm_prefetch(y, size, 0), 0);
+	get_stats(0, &st0);
+	args.x = hmm_devptr(x, 0);
+	args.y = hmm_devptr(y, 0);
+	ASSERT_EQ(launch_saxpy(s, n, &args), 0);
+	ASSERT_EQ(hmm_stream_synchronize(s), 0);
+	get_stats(0, &st1);
+	ASSERT_EQ(st1.launch_cpu_faults, st0.launch_cpu_faults);
+	expect_residency(y, size, 0);
+	ASSERT_EQ(check_y(x, y, n, 3.0f, 2), -1);
+	ASSERT_EQ(hmm_stream_destroy(s), 0);
+	ASSERT_EQ(hmm_free(x), 0);
+	ASSERT_EQ(hmm_free(y), 0);
 }
 
 TEST_TIMEOUT(saxpy_by_device_faults, EXEC_TIMEOUT)

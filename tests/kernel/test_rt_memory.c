@@ -711,11 +711,28 @@ TEST_TIMEOUT(memcpy_memset_and_batch_on_a_device, RT_TIMEOUT)
 	ASSERT_EQ(hmm_pointer_get_attributes(a + 100, 0, &at), 0);
 	ASSERT_TRUE(at.devptr == d + 100);
 
+	/*
+	 * Both ends on the device: the copy is the device's, nothing comes
+	 * back to system memory (it used to bounce through it).
+	 */
 	ASSERT_EQ(hmm_memcpy(b, a, size), 0);
-	KT_EXPECT_DATA(b, size, 81);
+	EXPECT_WHERE(a, npages, 0);
+	EXPECT_WHERE(b, npages, 0);
+	EXPECT_DEV_DATA(devptr(b, 0), 0, size, 81);
+	/* to the host: the source stays on the device */
 	ASSERT_EQ(hmm_memcpy(plain, a, size), 0);
+	EXPECT_WHERE(a, npages, 0);
 	KT_EXPECT_DATA(plain, size, 81);
-	ASSERT_EQ(hmm_prefetch(a, size, 0), 0);
+	ASSERT_EQ(hmm_memset(a + 1, 0, size - 2), 0);
+	EXPECT_WHERE(a, npages, 0);
+	ASSERT_EQ(dev_check_zero(d, 1, size - 2), -1);
+	/* the CPU sees the same, and brings the pages back */
+	KT_EXPECT_DATA(b, size, 81);
+	ASSERT_EQ(kt_check_zero(a + 1, size - 2), -1);
+	ASSERT_EQ(a[0], (char)kt_pattern_byte(81, 0));
+	ASSERT_EQ(a[size - 1], (char)kt_pattern_byte(81, size - 1));
+	/* partly on the device: the CPU copies, as before */
+	ASSERT_EQ(hmm_prefetch(a, size / 2, 0), 0);
 	ASSERT_EQ(hmm_memset(a, 0, size), 0);
 	ASSERT_EQ(kt_check_zero(a, size), -1);
 	ASSERT_EQ(dev_check_zero(d, 0, size), -1);
@@ -861,6 +878,63 @@ TEST_TIMEOUT(preferred_location_cpu_maps_system_memory, RT_TIMEOUT)
 	EXPECT_WHERE(p, npages, ndev - 1);
 	KT_EXPECT_DATA(p, size, 63);
 	ASSERT_EQ(hmm_free(p), 0);
+}
+
+/*
+ * Preferred location on a device acts in the driver: a CPU read of one
+ * page brings back that page, not the fault block; without the advice
+ * the same read brings back the block (fault_kib).
+ */
+TEST_TIMEOUT(preferred_location_device_keeps_the_rest_there, RT_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 512 * KIB, npages = size / ps;
+	size_t block = kt_module_param_or("fault_kib", 64) * 1024 / ps;
+	int8_t *loc = calloc(npages, 1);
+	char *p, *q;
+	size_t on_cpu;
+
+	need_devices(1);
+	ASSERT_TRUE(loc != NULL);
+	p = hmm_malloc(size);
+	q = hmm_malloc(size);
+	ASSERT_TRUE(p && q);
+	kt_fill(p, size, 64);
+	kt_fill(q, size, 65);
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_SET_PREFERRED_LOCATION, 0,
+			     0), 0);
+	ASSERT_EQ(hmm_prefetch(p, size, 0), 0);
+	ASSERT_EQ(hmm_prefetch(q, size, 0), 0);
+	EXPECT_WHERE(p, npages, 0);
+	EXPECT_WHERE(q, npages, 0);
+	(void)((volatile char *)p)[100 * ps + 7];
+	(void)((volatile char *)q)[100 * ps + 7];
+
+	ASSERT_EQ(hmm_residency(p, size, loc, npages), (int)npages);
+	on_cpu = 0;
+	for (size_t i = 0; i < npages; i++)
+		on_cpu += loc[i] == HMM_CPU;
+	ASSERT_EQ(on_cpu, 1);
+	ASSERT_EQ(loc[100], HMM_CPU);
+	ASSERT_EQ(hmm_residency(q, size, loc, npages), (int)npages);
+	on_cpu = 0;
+	for (size_t i = 0; i < npages; i++)
+		on_cpu += loc[i] == HMM_CPU;
+	ASSERT_EQ(on_cpu, block);
+
+	/* forgotten: the next read brings back a block again */
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_UNSET_PREFERRED_LOCATION, 0,
+			     0), 0);
+	(void)((volatile char *)p)[50 * ps];
+	ASSERT_EQ(hmm_residency(p, size, loc, npages), (int)npages);
+	on_cpu = 0;
+	for (size_t i = 0; i < npages; i++)
+		on_cpu += loc[i] == HMM_CPU;
+	ASSERT_EQ(on_cpu, 1 + block);
+	KT_EXPECT_DATA(p, size, 64);
+	KT_EXPECT_DATA(q, size, 65);
+	ASSERT_EQ(hmm_free(p), 0);
+	ASSERT_EQ(hmm_free(q), 0);
+	free(loc);
 }
 
 /*

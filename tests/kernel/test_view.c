@@ -1815,7 +1815,7 @@ TEST(advise_rejects_advice_zero)
 
 TEST(advise_rejects_unknown_advice)
 {
-	expect_advise_error(HMMGPU_ADVICE_REMOTE + 1, 0, EINVAL);
+	expect_advise_error(HMMGPU_ADVICE_PREFERRED + 1, 0, EINVAL);
 }
 
 TEST(advise_rejects_advice_max)
@@ -1855,6 +1855,11 @@ TEST(advise_rejects_granularity_above_4gib)
 TEST(advise_rejects_remote_two)
 {
 	expect_advise_error(HMMGPU_ADVICE_REMOTE, 2, EINVAL);
+}
+
+TEST(advise_rejects_preferred_two)
+{
+	expect_advise_error(HMMGPU_ADVICE_PREFERRED, 2, EINVAL);
 }
 
 TEST(advise_rejects_unknown_handle)
@@ -1902,6 +1907,9 @@ TEST(advise_accepts_the_bounds)
 				 2 * MIB), 0);
 	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_REMOTE, 1), 0);
 	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_REMOTE, 0), 0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_PREFERRED, 1), 0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_PREFERRED, 1), 0);
+	ASSERT_EQ(kt_view_advise(c.fd, handle, HMMGPU_ADVICE_PREFERRED, 0), 0);
 	ASSERT_EQ(kt_view_unregister(c.fd, handle), 0);
 	ctx_check_and_fini(&c);
 }
@@ -2384,6 +2392,67 @@ TEST_TIMEOUT(remote_write_after_read_of_untouched_memory, VIEW_TIMEOUT)
 	EXPECT_DEV_DATA(v.dev, 0, size, 2502);
 	kt_view_close(&v);
 	kt_unmap(p, size);
+	close(fd);
+}
+
+/* Reads of write_only_view_reads_pages_the_cpu_cannot_write, in a thread. */
+struct wo_read {
+	char *dev;
+	size_t size;
+	atomic_int result;	/* -1 running, else 0 or the failed check */
+};
+
+static void *wo_reader(void *arg)
+{
+	struct wo_read *r = arg;
+	size_t ps = kt_page_size();
+
+	for (size_t off = 0; off < r->size; off += ps)
+		if (((volatile char *)r->dev)[off] != 0) {
+			r->result = 1;
+			return NULL;
+		}
+	r->result = kt_check(r->dev + r->size, r->size, 2511) == -1 ? 0 : 2;
+	return NULL;
+}
+
+/*
+ * A view mapped PROT_WRITE alone is readable, as a writable CPU mapping is
+ * on x86. A device read of a page the CPU may not write (the zero page of
+ * untouched memory, a read-only range) used to get an entry with no
+ * access at all (the read-only protection of a write-only VMA), which the
+ * core took for a spurious fault: the access faulted forever (found by
+ * the fuzzer on 6.1 and 6.12). The reads run in a thread watched for 20 s,
+ * so the old livelock fails the test instead of hanging it.
+ */
+TEST_TIMEOUT(write_only_view_reads_pages_the_cpu_cannot_write, VIEW_TIMEOUT)
+{
+	size_t size = 64 * KIB;
+	struct wo_read r = { .size = size, .result = -1 };
+	char *p = kt_map_aligned(2 * size, 64 * KIB);
+	int fd = kt_open_device(0);
+	uint32_t handle;
+	uint64_t offset;
+	pthread_t t;
+
+	/* untouched first half (zero page), read-only second half */
+	kt_fill(p + size, size, 2511);
+	ASSERT_EQ(mprotect(p + size, size, PROT_READ), 0);
+	ASSERT_EQ(kt_view_register(fd, p, 2 * size, &handle, &offset), 0);
+	r.dev = mmap(NULL, 2 * size, PROT_WRITE, MAP_SHARED, fd,
+		     (off_t)offset);
+	ASSERT_TRUE(r.dev != MAP_FAILED);
+	ASSERT_EQ(pthread_create(&t, NULL, wo_reader, &r), 0);
+	for (int i = 0; i < 2000 && r.result < 0; i++)
+		usleep(10000);
+	if (r.result < 0)
+		HMMT_FAIL("a read through the write-only view did not end "
+			  "in 20 s: a fault that never resolves");
+	ASSERT_EQ(pthread_join(t, NULL), 0);
+	ASSERT_EQ(r.result, 0);
+	ASSERT_EQ(munmap(r.dev, 2 * size), 0);
+	ASSERT_EQ(kt_view_unregister(fd, handle), 0);
+	kt_unmap(p, 2 * size);
 	close(fd);
 }
 

@@ -277,6 +277,111 @@ TEST(discard_of_a_moved_range_is_estale)
 	munmap(to, 2 * ps());
 }
 
+/* --- hmm_discard_batch --------------------------------------------------- */
+
+TEST(discard_batch_checks_all_first_and_keeps_stream_order)
+{
+	size_t size = 4 * ps();
+	char *a = hmm_malloc(size), *b = hmm_malloc(size), *copy = malloc(size);
+	char plain[64], *ref = malloc(size);
+	void *ptrs[3] = { a, b, plain };
+	size_t sizes[3] = { size, size, sizeof(plain) };
+	struct hmm_stream *s = cpu_stream();
+
+	ASSERT_TRUE(a && b && copy && ref);
+	fill(a, size, 11);
+	fill(ref, size, 11);
+	fill(b, size, 12);
+	/* the third is not managed: nothing is dropped */
+	ASSERT_EQ(hmm_discard_batch(ptrs, sizes, 3, NULL), -EINVAL);
+	ASSERT_EQ(hmm_discard_batch(ptrs, sizes, 3, s), -EINVAL);
+	ASSERT_EQ(memcmp(a, ref, size), 0);
+	ASSERT_EQ(hmm_discard_batch(NULL, sizes, 2, NULL), -EINVAL);
+	ASSERT_EQ(hmm_discard_batch(ptrs, NULL, 2, NULL), -EINVAL);
+	ASSERT_EQ(hmm_discard_batch(ptrs, sizes, 0, NULL), -EINVAL);
+
+	/* in stream order: after the fill, before the copy */
+	ASSERT_EQ(hmm_memset_async(a, 7, size, s), 0);
+	ASSERT_EQ(hmm_discard_batch(ptrs, sizes, 2, s), 0);
+	ptrs[0] = NULL; /* the arrays were copied */
+	ASSERT_EQ(hmm_memcpy_async(copy, a, size, s), 0);
+	ASSERT_EQ(hmm_stream_synchronize(s), 0);
+	ASSERT_EQ(check_byte(copy, size, 0), -1);
+	ASSERT_EQ(check_byte(b, size, 0), -1);
+
+	/* now, without a stream */
+	fill(a, size, 13);
+	ptrs[0] = a;
+	ASSERT_EQ(hmm_discard_batch(ptrs, sizes, 1, NULL), 0);
+	ASSERT_EQ(check_byte(a, size, 0), -1);
+	ASSERT_EQ(hmm_stream_destroy(s), 0);
+	ASSERT_EQ(hmm_free(a), 0);
+	ASSERT_EQ(hmm_free(b), 0);
+	free(copy);
+	free(ref);
+}
+
+/* --- hmm_range_get_attrs ------------------------------------------------- */
+
+TEST(range_get_attrs_reads_several_at_once)
+{
+	char *p = hmm_malloc(2 * ps());
+	enum hmm_attr attrs[4] = {
+		HMM_ATTR_PREFERRED_LOCATION, HMM_ATTR_FAULT_GRANULARITY,
+		HMM_ATTR_REMOTE_ACCESS, HMM_ATTR_LAST_PREFETCH_LOCATION,
+	};
+	int preferred = 5, remote[2] = { 5, 5 }, last = 5;
+	uint64_t gran = 5;
+	void *outs[4] = { &preferred, &gran, remote, &last };
+	size_t lens[4] = { sizeof(int), sizeof(uint64_t), sizeof(remote),
+			   sizeof(int) };
+
+	ASSERT_TRUE(p);
+	ASSERT_EQ(hmm_advise(p, 2 * ps(), HMM_ADVISE_SET_PREFERRED_LOCATION,
+			     HMM_CPU, 0), 0);
+	ASSERT_EQ(hmm_advise(p, 2 * ps(), HMM_ADVISE_FAULT_GRANULARITY, 0,
+			     128 << 10), 0);
+	ASSERT_EQ(hmm_prefetch(p, 2 * ps(), HMM_CPU), 0);
+	ASSERT_EQ(hmm_range_get_attrs(p, 2 * ps(), attrs, outs, lens, 4), 0);
+	ASSERT_EQ(preferred, HMM_CPU);
+	ASSERT_EQ(gran, 128 << 10);
+	ASSERT_EQ(remote[0], HMM_LOC_NONE);
+	ASSERT_EQ(remote[1], HMM_LOC_NONE);
+	ASSERT_EQ(last, HMM_CPU);
+
+	/* one bad length or attribute: nothing is written */
+	preferred = 5;
+	lens[3] = 1;
+	ASSERT_EQ(hmm_range_get_attrs(p, 2 * ps(), attrs, outs, lens, 4),
+		  -EINVAL);
+	ASSERT_EQ(preferred, 5);
+	lens[3] = sizeof(int);
+	attrs[1] = (enum hmm_attr)99;
+	ASSERT_EQ(hmm_range_get_attrs(p, 2 * ps(), attrs, outs, lens, 4),
+		  -EINVAL);
+	ASSERT_EQ(preferred, 5);
+	attrs[1] = HMM_ATTR_FAULT_GRANULARITY;
+	outs[2] = NULL;
+	ASSERT_EQ(hmm_range_get_attrs(p, 2 * ps(), attrs, outs, lens, 4),
+		  -EINVAL);
+	outs[2] = remote;
+	ASSERT_EQ(hmm_range_get_attrs(p, 2 * ps(), attrs, outs, lens, 0),
+		  -EINVAL);
+	ASSERT_EQ(hmm_range_get_attrs(p, 2 * ps(), NULL, outs, lens, 4),
+		  -EINVAL);
+	ASSERT_EQ(hmm_range_get_attrs(p, 2 * ps(), attrs, NULL, lens, 4),
+		  -EINVAL);
+	ASSERT_EQ(hmm_range_get_attrs(p, 2 * ps(), attrs, outs, NULL, 4),
+		  -EINVAL);
+	ASSERT_EQ(hmm_range_get_attrs(NULL, 2 * ps(), attrs, outs, lens, 4),
+		  -EINVAL);
+	/* not managed */
+	ASSERT_EQ(hmm_range_get_attrs(&last, sizeof(last), attrs, outs, lens,
+				      4), -EINVAL);
+	ASSERT_EQ(preferred, 5);
+	ASSERT_EQ(hmm_free(p), 0);
+}
+
 /* --- hmm_prefetch_batch -------------------------------------------------- */
 
 TEST(prefetch_batch_checks_all_first)

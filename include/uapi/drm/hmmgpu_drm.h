@@ -26,9 +26,9 @@ extern "C" {
  * HMMGPU_ABI_VERSION - version of this ABI reported by GET_INFO.
  *
  * Bumped when an ioctl or an output field is added; existing ioctls never
- * change layout.  4: &drm_hmmgpu_get_info.caps.
+ * change layout.  4: &drm_hmmgpu_get_info.caps.  5: HMMGPU_ADVICE_PREFERRED.
  */
-#define HMMGPU_ABI_VERSION 4
+#define HMMGPU_ABI_VERSION 5
 
 #define DRM_HMMGPU_GET_INFO 0x00
 #define DRM_HMMGPU_MIGRATE 0x01
@@ -134,7 +134,11 @@ struct drm_hmmgpu_get_info {
  * system, pages on any hmmgpu device move; pages that are not on a device
  * (system pages, never-touched holes, shared and file-backed mappings)
  * count as @already.  To the device, holes become zero-filled device
- * pages.
+ * pages.  When the device is full, least recently used data of other
+ * migrations is evicted to make room, never data this call moved: a
+ * range larger than the free and evictable memory fills the device
+ * (in address order, with migrate_workers=1) and counts the rest in
+ * @skipped.
  *
  * Errors: -EINVAL for bad flags, pad, extensions, target, a zero size, an
  * unaligned @start or @size or a range that wraps; -EFAULT when part of
@@ -323,6 +327,7 @@ struct drm_hmmgpu_view_unregister {
 /* Values of &drm_hmmgpu_view_advise.advice. */
 #define HMMGPU_ADVICE_GRANULARITY 1 /* @value: bytes a device fault moves */
 #define HMMGPU_ADVICE_REMOTE 2 /* @value 1: map system pages, do not migrate */
+#define HMMGPU_ADVICE_PREFERRED 3 /* @value 1: the range belongs on this device */
 
 /**
  * struct drm_hmmgpu_view_advise - tune how device faults on a view behave.
@@ -334,6 +339,15 @@ struct drm_hmmgpu_view_unregister {
  * itself (zero-copy, like a GPU reading host memory), @value 0 restores
  * migration.  Existing view mappings are zapped so the advice applies to
  * every later access.
+ * HMMGPU_ADVICE_PREFERRED: @value 1 makes this device the preferred
+ * location of the view's CPU range (CUDA's SetPreferredLocation), @value
+ * 0 forgets it.  Its pages on the device, however they came (device
+ * faults, MIGRATE of this file, device to device), are evicted only to
+ * make room for other preferred data, after every other block; data
+ * without the advice does not push them out.  A CPU fault on one brings
+ * back that page alone instead of the fault_kib block.  How device
+ * faults map the range (HMMGPU_ADVICE_REMOTE) and explicit migrations
+ * elsewhere are not affected.  The advice ends with the view.
  *
  * Errors: -EINVAL for bad advice or value; -ENOENT for a handle this
  * file does not own.
