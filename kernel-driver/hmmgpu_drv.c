@@ -94,6 +94,9 @@
  *   Experimental: test_thp and the benchmark pass with it on, but the
  *   fuzzer once found a device folio freed while a PMD still mapped it
  *   (7.3, not reproduced since); until that is understood it is opt-in.
+ * - thrash_threshold (0-1000, default 3; 0 turns it off), thrash_lapse_us
+ *   (default 20000) and thrash_pin_ms (default 150), writable at run time:
+ *   thrashing detection and mitigation (DOC: Thrashing).
  * - migrate_workers (0-8, default 1, writable at run time): threads that
  *   share one MIGRATE of at least two 2 MiB blocks per thread, the caller
  *   included (hmmgpu_migrate_range()); 0 means one per online CPU, 1 the
@@ -174,6 +177,47 @@ unsigned int hmmgpu_prefetch_pct = 50;
 module_param_cb(prefetch_pct, &prefetch_pct_ops, &hmmgpu_prefetch_pct, 0644);
 MODULE_PARM_DESC(prefetch_pct, "Density prefetch: migrate the rest of a 2 MiB region once more than this percentage of it is on the device (0-100, 0 = off, default 50)");
 
+/* Thrashing detection (hmmgpu_thrash.c, DOC: Thrashing). */
+static int thrash_lapse_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 1, 10 * USEC_PER_SEC);
+}
+
+static const struct kernel_param_ops thrash_lapse_ops = {
+	.set = thrash_lapse_set,
+	.get = param_get_uint,
+};
+
+static int thrash_pin_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 1, 60 * MSEC_PER_SEC);
+}
+
+static const struct kernel_param_ops thrash_pin_ops = {
+	.set = thrash_pin_set,
+	.get = param_get_uint,
+};
+
+static int thrash_threshold_set(const char *val,
+				const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 0, 1000);
+}
+
+static const struct kernel_param_ops thrash_threshold_ops = {
+	.set = thrash_threshold_set,
+	.get = param_get_uint,
+};
+
+module_param_cb(thrash_threshold, &thrash_threshold_ops,
+		&hmmgpu_thrash_threshold, 0644);
+MODULE_PARM_DESC(thrash_threshold, "Thrashing: bounces of a 64 KiB block in a row (CPU faults back soon after a device fault brought it) that pin it in system memory, mapped remotely by the device (0-1000, 0 = off, default 3)");
+module_param_cb(thrash_lapse_us, &thrash_lapse_ops, &hmmgpu_thrash_lapse_us,
+		0644);
+MODULE_PARM_DESC(thrash_lapse_us, "Thrashing: a CPU fault this soon after the device fault is a bounce, in microseconds (1-10000000, default 20000)");
+module_param_cb(thrash_pin_ms, &thrash_pin_ops, &hmmgpu_thrash_pin_ms, 0644);
+MODULE_PARM_DESC(thrash_pin_ms, "Thrashing: how long a pin lasts, in milliseconds (1-60000, default 150)");
+
 static struct platform_device *hmmgpu_pdevs[HMMGPU_MAX_DEVICES];
 /* Why the last probe failed, for the module load to report it. */
 static int hmmgpu_probe_err;
@@ -192,6 +236,7 @@ static int hmmgpu_open(struct drm_device *drm, struct drm_file *file)
 	xa_init_flags(&hfile->handles, XA_FLAGS_ALLOC1);
 	spin_lock_init(&hfile->pref_lock);
 	hfile->pref_tree = RB_ROOT_CACHED;
+	xa_init(&hfile->thrash);
 	hfile->mm = current->mm;
 	if (hfile->mm)
 		mmgrab(hfile->mm);
@@ -212,6 +257,7 @@ static void hmmgpu_postclose(struct drm_device *drm, struct drm_file *file)
 	list_del(&hfile->node);
 	spin_unlock(&hdev->files_lock);
 	xa_destroy(&hfile->handles);
+	hmmgpu_thrash_fini(hfile);
 	if (hfile->mm)
 		mmdrop(hfile->mm);
 	kfree(hfile);

@@ -59,6 +59,8 @@ struct hmmgpu_counters {
 	atomic64_t batches;
 	atomic64_t copy_errors;
 	atomic64_t copy_busy_ns;
+	atomic64_t thrash_pins;
+	atomic64_t thrash_remote;
 	atomic64_t migrate_latency[HMMGPU_LATENCY_BUCKETS];
 	atomic64_t fault_latency[HMMGPU_LATENCY_BUCKETS];
 };
@@ -190,6 +192,8 @@ struct hmmgpu_file {
 	 */
 	spinlock_t pref_lock;
 	struct rb_root_cached pref_tree;	/* protected by @pref_lock */
+	/* per 64 KiB block, &struct hmmgpu_thrash (DOC: Thrashing) */
+	struct xarray thrash;
 };
 
 /*
@@ -362,6 +366,17 @@ int hmmgpu_view_advise(struct hmmgpu_file *hfile,
 		       struct drm_hmmgpu_view_advise *args);
 bool hmmgpu_file_preferred(struct hmmgpu_file *hfile, struct mm_struct *mm,
 			   unsigned long start, unsigned long end);
+
+/* hmmgpu_thrash.c */
+#define HMMGPU_THRASH_SHIFT 16 /* blocks of 64 KiB */
+extern unsigned int hmmgpu_thrash_threshold;
+extern unsigned int hmmgpu_thrash_lapse_us;
+extern unsigned int hmmgpu_thrash_pin_ms;
+bool hmmgpu_thrash_pinned(struct hmmgpu_file *hfile, unsigned long addr);
+void hmmgpu_thrash_to_device(struct hmmgpu_file *hfile, unsigned long addr);
+void hmmgpu_thrash_cpu_fault(struct hmmgpu_device *hdev, struct mm_struct *mm,
+			     unsigned long addr);
+void hmmgpu_thrash_fini(struct hmmgpu_file *hfile);
 void hmmgpu_view_release_all(struct hmmgpu_file *hfile);
 void hmmgpu_view_populate(struct hmmgpu_file *hfile, unsigned long start,
 			  unsigned long end);
@@ -380,6 +395,10 @@ void hmmgpu_count_eviction(struct hmmgpu_device *hdev,
 			   struct hmmgpu_file *hfile);
 void hmmgpu_count_device_fault(struct hmmgpu_device *hdev,
 			       struct hmmgpu_file *hfile);
+void hmmgpu_count_thrash_pin(struct hmmgpu_device *hdev,
+			     struct hmmgpu_file *hfile);
+void hmmgpu_count_thrash_remote(struct hmmgpu_device *hdev,
+				struct hmmgpu_file *hfile);
 void hmmgpu_stats_fill(const struct hmmgpu_counters *c,
 		       struct drm_hmmgpu_stats *out);
 void hmmgpu_debugfs_register(struct hmmgpu_device *hdev, bool registered);

@@ -1251,6 +1251,13 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 
 	hmmgpu_count_fault_back(hdev, vma->vm_mm, moved, busy, nfailed,
 				ktime_get_ns() - t0);
+	/*
+	 * Only a program's own access is a bounce: not a fault that the
+	 * kernel takes for it (hmm_range_fault() of a device write breaking
+	 * copy-on-write, copy_to_user()).
+	 */
+	if (moved && (vmf->flags & FAULT_FLAG_USER))
+		hmmgpu_thrash_cpu_fault(hdev, vma->vm_mm, vmf->address);
 	trace_hmmgpu_cpu_fault(hdev->index, vmf->address, start, npages,
 			       moved, ktime_get_ns() - t0);
 	/*

@@ -91,6 +91,22 @@ void hmmgpu_count_device_fault(struct hmmgpu_device *hdev,
 	atomic64_inc(&hfile->stats.device_faults);
 }
 
+/* A block pinned for thrashing (DOC: Thrashing); @hfile's too. */
+void hmmgpu_count_thrash_pin(struct hmmgpu_device *hdev,
+			     struct hmmgpu_file *hfile)
+{
+	atomic64_inc(&hdev->stats.thrash_pins);
+	atomic64_inc(&hfile->stats.thrash_pins);
+}
+
+/* A device fault served remotely because its block is pinned. */
+void hmmgpu_count_thrash_remote(struct hmmgpu_device *hdev,
+				struct hmmgpu_file *hfile)
+{
+	atomic64_inc(&hdev->stats.thrash_remote);
+	atomic64_inc(&hfile->stats.thrash_remote);
+}
+
 static void add_fault_back(struct hmmgpu_counters *c, unsigned long moved,
 			   u64 busy_ns, unsigned long copy_errors, u64 ns)
 {
@@ -150,6 +166,8 @@ void hmmgpu_stats_fill(const struct hmmgpu_counters *c,
 	out->batches = atomic64_read(&c->batches);
 	out->copy_errors = atomic64_read(&c->copy_errors);
 	out->copy_busy_ns = atomic64_read(&c->copy_busy_ns);
+	out->thrash_pins = atomic64_read(&c->thrash_pins);
+	out->thrash_remote = atomic64_read(&c->thrash_remote);
 	for (k = 0; k < HMMGPU_LATENCY_BUCKETS; k++) {
 		out->migrate_latency[k] = atomic64_read(&c->migrate_latency[k]);
 		out->fault_latency[k] = atomic64_read(&c->fault_latency[k]);

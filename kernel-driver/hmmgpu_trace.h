@@ -189,6 +189,33 @@ TRACE_EVENT(hmmgpu_evicted,
 		  __entry->tgid, __entry->start, __entry->npages)
 );
 
+/**
+ * hmmgpu_thrash_pin - a block bounced between CPU and device and is pinned.
+ * @dev: device index.
+ * @tgid: process of the block.
+ * @start: CPU address of the 64 KiB block.
+ * @ms: how long the pin lasts (DOC: Thrashing).
+ */
+TRACE_EVENT(hmmgpu_thrash_pin,
+	TP_PROTO(unsigned int dev, pid_t tgid, unsigned long start,
+		 unsigned int ms),
+	TP_ARGS(dev, tgid, start, ms),
+	TP_STRUCT__entry(
+		__field(unsigned int, dev)
+		__field(pid_t, tgid)
+		__field(unsigned long, start)
+		__field(unsigned int, ms)
+	),
+	TP_fast_assign(
+		__entry->dev = dev;
+		__entry->tgid = tgid;
+		__entry->start = start;
+		__entry->ms = ms;
+	),
+	TP_printk("dev=%u tgid=%d start=0x%lx ms=%u", __entry->dev,
+		  __entry->tgid, __entry->start, __entry->ms)
+);
+
 #endif /* HMMGPU_TRACE_H */
 
 #undef TRACE_INCLUDE_PATH

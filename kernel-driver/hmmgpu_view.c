@@ -1052,6 +1052,11 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 		uffd_page = ALIGN_DOWN(addr, PAGE_SIZE);
 		mode = VIEW_MAP_PRESENT_ONLY;
 	}
+	/* a block that bounced is mapped where it is for now */
+	if (!remote && hmmgpu_thrash_pinned(hfile, addr)) {
+		hmmgpu_count_thrash_remote(hdev, hfile);
+		remote = true;
+	}
 	if (remote || !hmmgpu_vma_migratable(cvma, HMMGPU_MIGRATE_TO_DEVICE)) {
 		if (uffd_page) {
 			start = uffd_page;
@@ -1070,6 +1075,8 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	mutex_lock(fault_lock);
 	hmmgpu_migrate_block(hfile, cvma, start, end,
 			     HMMGPU_CAUSE_DEVICE_FAULT, &res);
+	if (res.moved)
+		hmmgpu_thrash_to_device(hfile, addr);
 
 	/* Density prefetch over the enclosing 2 MiB region. */
 	rstart = max3(ALIGN_DOWN(addr, SZ_2M), cvma->vm_start, vlo);

@@ -730,7 +730,12 @@ struct hmm_stats {
 	 *  device: a kernel that uses host pointers instead of hmm_devptr()
 	 *  brings the data home (see hmm_launch()) */
 	uint64_t launch_cpu_faults;
-	uint64_t reserved[7];    /**< zero */
+	/** blocks the driver pinned in system memory because they bounced
+	 *  between the CPU and the device (thrashing), and device faults it
+	 *  then served by mapping them where they are */
+	uint64_t thrash_pins;
+	uint64_t thrash_remote;
+	uint64_t reserved[5];    /**< zero */
 };
 
 /**

@@ -40,7 +40,9 @@ TEST(stats_layout)
 	ASSERT_EQ(offsetof(struct hmm_stats, launches), 312);
 	ASSERT_EQ(offsetof(struct hmm_stats, launch_ns), 320);
 	ASSERT_EQ(offsetof(struct hmm_stats, launch_cpu_faults), 328);
-	ASSERT_EQ(offsetof(struct hmm_stats, reserved), 336);
+	ASSERT_EQ(offsetof(struct hmm_stats, thrash_pins), 336);
+	ASSERT_EQ(offsetof(struct hmm_stats, thrash_remote), 344);
+	ASSERT_EQ(offsetof(struct hmm_stats, reserved), 352);
 	ASSERT_EQ(HMM_CAUSE_COUNT, 8);
 }
 

@@ -75,8 +75,10 @@ TEST(stats_layout)
 	PIN_SIZE(((struct drm_hmmgpu_stats *)0)->migrate_latency, 24 * 8);
 	PIN_OFF(struct drm_hmmgpu_stats, fault_latency, 512);
 	PIN_SIZE(((struct drm_hmmgpu_stats *)0)->fault_latency, 24 * 8);
-	PIN_OFF(struct drm_hmmgpu_stats, reserved, 704);
-	PIN_SIZE(((struct drm_hmmgpu_stats *)0)->reserved, 8 * 8);
+	PIN_OFF(struct drm_hmmgpu_stats, thrash_pins, 704);
+	PIN_OFF(struct drm_hmmgpu_stats, thrash_remote, 712);
+	PIN_OFF(struct drm_hmmgpu_stats, reserved, 720);
+	PIN_SIZE(((struct drm_hmmgpu_stats *)0)->reserved, 6 * 8);
 }
 
 TEST(view_register_layout)
@@ -118,7 +120,7 @@ TEST(structs_are_multiples_of_8_bytes)
 
 TEST(ioctl_numbers)
 {
-	ASSERT_EQ(HMMGPU_ABI_VERSION, 5);
+	ASSERT_EQ(HMMGPU_ABI_VERSION, 6);
 	/* dense, in the order they were added */
 	ASSERT_EQ(DRM_HMMGPU_GET_INFO, 0x00);
 	ASSERT_EQ(DRM_HMMGPU_MIGRATE, 0x01);

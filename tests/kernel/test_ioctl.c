@@ -549,7 +549,8 @@ static void expect_bytes_match_pages(const struct drm_hmmgpu_stats *st)
 		for (int c = 0; c < HMMGPU_CAUSE_COUNT; c++)
 			ASSERT_EQ(st->bytes[d][c],
 				  st->pages[d][c] * kt_page_size());
-	for (int i = 0; i < 8; i++)
+	for (size_t i = 0; i < sizeof(st->reserved) / sizeof(st->reserved[0]);
+	     i++)
 		ASSERT_EQ(st->reserved[i], 0);
 }
 

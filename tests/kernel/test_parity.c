@@ -2262,9 +2262,10 @@ static void uffd_serve(void *arg)
 			.src = (uintptr_t)page,
 			.len = ps,
 		};
+		/* counted first: the copy wakes the faulting thread */
+		atomic_fetch_add(&s->faults, 1);
 		if (ioctl(s->uffd, UFFDIO_COPY, &copy) && errno != EEXIST)
 			HMMT_FAIL("UFFDIO_COPY: %s", strerror(errno));
-		atomic_fetch_add(&s->faults, 1);
 	}
 	kt_unmap(page, ps);
 }

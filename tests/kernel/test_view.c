@@ -504,10 +504,13 @@ TEST_TIMEOUT(page_ping_pongs_between_cpu_and_view, VIEW_TIMEOUT)
 	struct drm_hmmgpu_stats st0, st1;
 	struct kt_thread t;
 	struct kt_view v;
-	int fd = kt_open_device(0);
 	volatile uint64_t *p = kt_map(ps);
 	double t0;
+	int fd;
 
+	/* plain migration: thrashing mitigation would pin the page */
+	kt_reload_hmmgpu("thrash_threshold=0");
+	fd = kt_open_device(0);
 	kt_fill((void *)p, ps, 1301);
 	p[0] = 0;
 	kt_view_open(&v, fd, (void *)p, ps);
@@ -548,6 +551,7 @@ TEST_TIMEOUT(page_ping_pongs_between_cpu_and_view, VIEW_TIMEOUT)
 	sem_destroy(&pp.to_cpu);
 	kt_view_close(&v);
 	close(fd);
+	kt_restore_hmmgpu();
 }
 
 /*
@@ -2454,6 +2458,125 @@ TEST_TIMEOUT(write_only_view_reads_pages_the_cpu_cannot_write, VIEW_TIMEOUT)
 	ASSERT_EQ(kt_view_unregister(fd, handle), 0);
 	kt_unmap(p, 2 * size);
 	close(fd);
+}
+
+/* --- thrashing (DOC: Thrashing) ------------------------------------------- */
+
+/*
+ * One 64 KiB block that the device and the CPU write in turn, @rounds
+ * times, with hmmgpu loaded with @params. Returns the file's stats after;
+ * *@migrated counts the rounds whose device write found the block on the
+ * device (migrated) rather than in system memory (mapped remotely).
+ */
+static void ping_pong(const char *params, int rounds, int *migrated,
+		      struct drm_hmmgpu_stats *st)
+{
+	size_t size = 64 * KIB, npages = size / kt_page_size();
+	char *p = kt_map_aligned(size, 64 * KIB);
+	struct kt_view v;
+	int fd;
+
+	kt_reload_hmmgpu(params);
+	fd = kt_open_device(0);
+	kt_view_open(&v, fd, p, size);
+	*migrated = 0;
+	for (int r = 0; r < rounds; r++) {
+		dev_fill(v.dev, 0, size, 3000 + r);
+		if (kt_residency_mismatch(fd, p, npages, AT_DEVICE) == -1)
+			(*migrated)++;
+		else
+			KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+		EXPECT_CPU_DATA(p, 0, size, 3000 + r);
+		kt_fill(p, size, 4000 + r);
+		EXPECT_DEV_DATA(v.dev, 0, size, 4000 + r);
+	}
+	ASSERT_EQ(kt_stats(fd, HMMGPU_STATS_FILE, st), 0);
+	kt_view_close(&v);
+	kt_unmap(p, size);
+	close(fd);
+	kt_restore_hmmgpu();
+}
+
+/*
+ * Three bounces in a row pin the block: from the fourth round on, the
+ * device maps the system pages and nothing migrates; the data is right
+ * on both sides every round.
+ */
+TEST_TIMEOUT(ping_pong_block_is_pinned_and_mapped_remotely, VIEW_TIMEOUT)
+{
+	struct drm_hmmgpu_stats st;
+	int migrated;
+
+	ping_pong("thrash_threshold=3 thrash_lapse_us=10000000 "
+		  "thrash_pin_ms=60000", 8, &migrated, &st);
+	TH_LOG("%d of 8 rounds migrated; pins %llu, remote faults %llu",
+	       migrated, (unsigned long long)st.thrash_pins,
+	       (unsigned long long)st.thrash_remote);
+	ASSERT_EQ(migrated, 3);
+	ASSERT_EQ(st.thrash_pins, 1);
+	ASSERT_GE(st.thrash_remote, 1);
+	ASSERT_EQ(st.pages[DIR_DEV][HMMGPU_CAUSE_DEVICE_FAULT],
+		  3 * (64 * KIB / kt_page_size()));
+}
+
+/* thrash_threshold=0: every round migrates both ways, nothing is pinned. */
+TEST_TIMEOUT(ping_pong_without_detection_always_migrates, VIEW_TIMEOUT)
+{
+	struct drm_hmmgpu_stats st;
+	int migrated;
+
+	ping_pong("thrash_threshold=0 thrash_lapse_us=10000000", 6,
+		  &migrated, &st);
+	ASSERT_EQ(migrated, 6);
+	ASSERT_EQ(st.thrash_pins, 0);
+	ASSERT_EQ(st.thrash_remote, 0);
+}
+
+/* A slow turn is no bounce: with a 1 us lapse nothing is ever pinned. */
+TEST_TIMEOUT(slow_turns_are_not_thrashing, VIEW_TIMEOUT)
+{
+	struct drm_hmmgpu_stats st;
+	int migrated;
+
+	ping_pong("thrash_threshold=1 thrash_lapse_us=1", 4, &migrated, &st);
+	ASSERT_EQ(migrated, 4);
+	ASSERT_EQ(st.thrash_pins, 0);
+}
+
+/*
+ * A pin ends: once thrash_pin_ms has passed, the next device fault on the
+ * block migrates it again (the remote entries are dropped first, here by
+ * advice, as an invalidation would).
+ */
+TEST_TIMEOUT(a_thrashing_pin_expires, VIEW_TIMEOUT)
+{
+	size_t size = 64 * KIB, npages = size / kt_page_size();
+	char *p = kt_map_aligned(size, 64 * KIB);
+	struct drm_hmmgpu_stats st;
+	struct kt_view v;
+	int fd;
+
+	kt_reload_hmmgpu("thrash_threshold=1 thrash_lapse_us=10000000 "
+			 "thrash_pin_ms=300");
+	fd = kt_open_device(0);
+	kt_view_open(&v, fd, p, size);
+	dev_fill(v.dev, 0, size, 3100);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	kt_fill(p, size, 3101);		/* one bounce: pinned */
+	dev_fill(v.dev, 0, size, 3102);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(kt_stats(fd, HMMGPU_STATS_FILE, &st), 0);
+	ASSERT_EQ(st.thrash_pins, 1);
+	usleep(600 * 1000);
+	ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_GRANULARITY,
+				 64 * KIB), 0);
+	EXPECT_DEV_DATA(v.dev, 0, size, 3102);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	EXPECT_CPU_DATA(p, 0, size, 3102);
+	kt_view_close(&v);
+	kt_unmap(p, size);
+	close(fd);
+	kt_restore_hmmgpu();
 }
 
 /* prefetch_pct can change at run time, within 0-100 only. */

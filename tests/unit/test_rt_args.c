@@ -556,7 +556,11 @@ TEST(get_stats_of_the_cpu_works_without_device)
 	ASSERT_EQ(st.cpu_faults, 0);
 	ASSERT_EQ(st.device_faults, 0);
 	ASSERT_EQ(st.prefetch_calls, 0);
-	for (size_t i = 0; i < 8; i++)
+	ASSERT_EQ(st.launch_cpu_faults, 0);
+	ASSERT_EQ(st.thrash_pins, 0);
+	ASSERT_EQ(st.thrash_remote, 0);
+	for (size_t i = 0; i < sizeof(st.reserved) / sizeof(st.reserved[0]);
+	     i++)
 		ASSERT_EQ(st.reserved[i], 0);
 }
 

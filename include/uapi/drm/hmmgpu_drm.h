@@ -27,8 +27,9 @@ extern "C" {
  *
  * Bumped when an ioctl or an output field is added; existing ioctls never
  * change layout.  4: &drm_hmmgpu_get_info.caps.  5: HMMGPU_ADVICE_PREFERRED.
+ * 6: &drm_hmmgpu_stats.thrash_pins and .thrash_remote.
  */
-#define HMMGPU_ABI_VERSION 5
+#define HMMGPU_ABI_VERSION 6
 
 #define DRM_HMMGPU_GET_INFO 0x00
 #define DRM_HMMGPU_MIGRATE 0x01
@@ -263,8 +264,15 @@ struct drm_hmmgpu_stats {
 	__u64 migrate_latency[HMMGPU_LATENCY_BUCKETS];
 	/** @fault_latency: (out) CPU faults by duration, log2 microseconds. */
 	__u64 fault_latency[HMMGPU_LATENCY_BUCKETS];
+	/**
+	 * @thrash_pins: (out) blocks pinned in system memory for bouncing
+	 * between CPU and device (ABI 6; the thrash_* module parameters).
+	 */
+	__u64 thrash_pins;
+	/** @thrash_remote: (out) device faults mapped remotely for a pin. */
+	__u64 thrash_remote;
 	/** @reserved: (out) zero. */
-	__u64 reserved[8];
+	__u64 reserved[6];
 };
 
 /* Views one file may hold at once (VIEW_REGISTER's -ENOSPC). */
