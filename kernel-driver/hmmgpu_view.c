@@ -479,6 +479,7 @@ err_put:
 static void view_set_preferred(struct hmmgpu_view *view, bool preferred)
 {
 	struct hmmgpu_file *hfile = view->hfile;
+	int idx;
 
 	lockdep_assert_held(&view->lock);
 	if (view->preferred == preferred)
@@ -493,10 +494,16 @@ static void view_set_preferred(struct hmmgpu_view *view, bool preferred)
 	}
 	spin_unlock(&hfile->pref_lock);
 	view->preferred = preferred;
-	/* what came under the advice is ordinary data from now on */
-	if (!preferred)
+	/*
+	 * What came under the advice is ordinary data from now on. After a
+	 * removal (a file closed after unbind) the device memory is gone,
+	 * and with it every mark.
+	 */
+	if (!preferred && drm_dev_enter(&hfile->hdev->drm, &idx)) {
 		hmmgpu_dmem_forget_preferred(&hfile->hdev->dmem, view->tgid,
 					     view->start, view->end);
+		drm_dev_exit(idx);
+	}
 }
 
 /**

@@ -1450,7 +1450,11 @@ TEST_TIMEOUT(partial_mapping_next_to_a_huge_page, VIEW_TIMEOUT)
 	window_in_a_neighbour(true);
 }
 
-/* Device removal under a mapped view: the CPU keeps its data. */
+/*
+ * Device removal under a mapped view: the CPU keeps its data. The view is
+ * advised preferred: closing the file after the removal ends the advice
+ * without the device memory (which used to be read after it was freed).
+ */
 TEST_TIMEOUT(unbind_with_mapped_view_keeps_cpu_data, VIEW_TIMEOUT)
 {
 	size_t ps = kt_page_size(), size = 512 * KIB, npages = size / ps;
@@ -1462,6 +1466,7 @@ TEST_TIMEOUT(unbind_with_mapped_view_keeps_cpu_data, VIEW_TIMEOUT)
 
 	kt_fill(p, size, 2401);
 	kt_view_open(&v, fd, p, size);
+	ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_PREFERRED, 1), 0);
 	dev_fill(v.dev, 0, size, 2402);
 	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
 
