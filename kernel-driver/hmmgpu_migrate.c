@@ -1185,6 +1185,23 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 	bool compound;
 
 	/*
+	 * khugepaged collapsing a 2 MiB region "swaps in" its non-present
+	 * entries with do_swap_page(), device pages included (it allows up
+	 * to max_ptes_swap of them): it would pull data the program put on
+	 * the device back to system memory, unasked, to make a huge page of
+	 * it (found as pages migrated twice in test_samples and test_parity).
+	 * Its fault, from a kernel thread with none of the flags of an
+	 * access (user, remote GUP, killable page fault), is refused: the
+	 * page stays, and the collapse gives up on the entry it cannot
+	 * isolate. Explicit collapses (MADV_COLLAPSE, from the process) and
+	 * every real access still bring pages back.
+	 */
+	if ((current->flags & PF_KTHREAD) &&
+	    !(vmf->flags & (FAULT_FLAG_USER | FAULT_FLAG_REMOTE |
+			    FAULT_FLAG_KILLABLE)))
+		return 0;
+
+	/*
 	 * A 2 MiB device folio mapped by a PMD comes back whole, to a 2 MiB
 	 * system folio when there is one: one copy batch for all its pages
 	 * on every channel, and the CPU keeps a huge page. (Splitting it to
