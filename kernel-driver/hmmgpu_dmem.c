@@ -287,6 +287,28 @@ void hmmgpu_dmem_forget_preferred(struct hmmgpu_dmem *dmem, pid_t tgid,
 	}
 }
 
+/**
+ * hmmgpu_dmem_resident() - device pages in use that a file's migrations took.
+ * @dmem: the device memory.
+ * @client: the file's &hmmgpu_file.client_id (a page shared with a child
+ *	    after fork() stays the file's that moved it).
+ *
+ * A walk of every page, for fdinfo: cheap next to a read of /proc.
+ */
+unsigned long hmmgpu_dmem_resident(struct hmmgpu_dmem *dmem, u64 client)
+{
+	unsigned long i, n = 0;
+
+	for (i = 0; i < dmem->npages; i++) {
+		if (READ_ONCE(dmem->dpages[i].client) == client &&
+		    page_ref_count(dpage_to_page(dmem, &dmem->dpages[i])))
+			n++;
+		if (!(i & 4095))
+			cond_resched();
+	}
+	return n;
+}
+
 /*
  * The pagemap's free callback: the last reference to a device folio of
  * @nr pages (1, or a whole block) starting at @page went. A block that

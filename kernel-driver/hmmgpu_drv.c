@@ -222,6 +222,9 @@ static struct platform_device *hmmgpu_pdevs[HMMGPU_MAX_DEVICES];
 /* Why the last probe failed, for the module load to report it. */
 static int hmmgpu_probe_err;
 
+/* fdinfo's drm-client-id: one number per open file, never reused. */
+static atomic64_t hmmgpu_next_client_id = ATOMIC64_INIT(0);
+
 static int hmmgpu_open(struct drm_device *drm, struct drm_file *file)
 {
 	struct hmmgpu_device *hdev = to_hmmgpu(drm);
@@ -231,6 +234,7 @@ static int hmmgpu_open(struct drm_device *drm, struct drm_file *file)
 	if (!hfile)
 		return -ENOMEM;
 	hfile->hdev = hdev;
+	hfile->client_id = atomic64_inc_return(&hmmgpu_next_client_id);
 	mutex_init(&hfile->views_lock);
 	INIT_LIST_HEAD(&hfile->views);
 	xa_init_flags(&hfile->handles, XA_FLAGS_ALLOC1);
@@ -449,6 +453,54 @@ static const struct drm_ioctl_desc hmmgpu_ioctls[] = {
 			  DRM_RENDER_ALLOW),
 };
 
+/**
+ * hmmgpu_show_fdinfo() - /proc/PID/fdinfo/FD of a render-node file.
+ * @m: the fdinfo file.
+ * @f: the render-node file.
+ *
+ * The DRM client usage keys (Documentation/gpu/drm-usage-stats.rst), which
+ * gputop-style tools read: drm-driver, drm-client-id and drm-resident-vram
+ * (the device pages this file's migrations moved there that are still
+ * there), then
+ * hmmgpu's own counters of the file, prefixed hmmgpu-. /proc shows them
+ * only to the file's owner and to root, as for every fd. Written here for
+ * every kernel rather than through drm_show_fdinfo() (6.5 and later).
+ */
+static void hmmgpu_show_fdinfo(struct seq_file *m, struct file *f)
+{
+	struct drm_file *file = f->private_data;
+	struct hmmgpu_device *hdev = to_hmmgpu(file->minor->dev);
+	struct hmmgpu_file *hfile = file->driver_priv;
+	struct hmmgpu_counters *c;
+	u64 to_dev = 0, to_sys = 0;
+	int idx, k;
+
+	if (!hfile || !drm_dev_enter(&hdev->drm, &idx))
+		return;
+	c = &hfile->stats;
+	for (k = 0; k < HMMGPU_CAUSE_COUNT; k++) {
+		to_dev += atomic64_read(&c->pages[HMMGPU_DIR_TO_DEVICE][k]);
+		to_sys += atomic64_read(&c->pages[HMMGPU_DIR_TO_SYSTEM][k]);
+	}
+	seq_printf(m, "drm-driver:\t%s\n", HMMGPU_DRIVER_NAME);
+	seq_printf(m, "drm-client-id:\t%llu\n", hfile->client_id);
+	seq_printf(m, "drm-resident-vram:\t%lu KiB\n",
+		   hmmgpu_dmem_resident(&hdev->dmem, hfile->client_id) <<
+		   (PAGE_SHIFT - 10));
+	seq_printf(m, "hmmgpu-device:\t%u\n", hdev->index);
+	seq_printf(m, "hmmgpu-pages-to-device:\t%llu\n", to_dev);
+	seq_printf(m, "hmmgpu-pages-to-system:\t%llu\n", to_sys);
+	seq_printf(m, "hmmgpu-cpu-faults:\t%lld\n",
+		   atomic64_read(&c->cpu_faults));
+	seq_printf(m, "hmmgpu-device-faults:\t%lld\n",
+		   atomic64_read(&c->device_faults));
+	seq_printf(m, "hmmgpu-evictions:\t%lld\n",
+		   atomic64_read(&c->evictions));
+	seq_printf(m, "hmmgpu-thrash-pins:\t%lld\n",
+		   atomic64_read(&c->thrash_pins));
+	drm_dev_exit(idx);
+}
+
 static const struct file_operations hmmgpu_fops = {
 	.owner = THIS_MODULE,
 	.open = drm_open,
@@ -459,6 +511,7 @@ static const struct file_operations hmmgpu_fops = {
 	.read = drm_read,
 	.llseek = noop_llseek,
 	.mmap = hmmgpu_mmap,
+	.show_fdinfo = hmmgpu_show_fdinfo,
 	HMMGPU_FOP_UNSIGNED_OFFSET
 };
 

@@ -74,6 +74,8 @@ struct hmmgpu_counters {
  * @tgid: the process whose address it is; set when the page becomes a
  *	  migration's destination, read by the hmmgpu_evicted tracepoint
  *	  (stale after an mremap() of the range, shared after a fork()).
+ * @client: &hmmgpu_file.client_id of the file whose migration took it
+ *	    (fdinfo's drm-resident-vram); set with @tgid.
  * @preferred: the page is of a range whose preferred location is this
  *	       device (HMMGPU_ADVICE_PREFERRED); protected by
  *	       &hmmgpu_dmem.lock, cleared when the page is freed.
@@ -84,6 +86,7 @@ struct hmmgpu_dpage {
 	unsigned long addr;
 	pid_t tgid;
 	bool preferred;
+	u64 client;
 };
 
 /**
@@ -179,6 +182,7 @@ struct hmmgpu_device {
 struct hmmgpu_file {
 	struct hmmgpu_device *hdev;
 	struct mm_struct *mm;
+	u64 client_id;		/* fdinfo's drm-client-id, unique */
 	struct list_head node;
 	struct hmmgpu_counters stats;
 
@@ -309,6 +313,7 @@ void hmmgpu_dmem_set_preferred(struct hmmgpu_dmem *dmem, struct page *page,
 void hmmgpu_dmem_claim(struct hmmgpu_dmem *dmem, struct page *page, u64 epoch);
 void hmmgpu_dmem_forget_preferred(struct hmmgpu_dmem *dmem, pid_t tgid,
 				  unsigned long start, unsigned long end);
+unsigned long hmmgpu_dmem_resident(struct hmmgpu_dmem *dmem, u64 client);
 u64 hmmgpu_dmem_free_bytes(struct hmmgpu_dmem *dmem);
 
 /** hmmgpu_page_dmem() - the device memory a device-private page is in. */

@@ -576,6 +576,7 @@ static bool to_device_folio(struct hmmgpu_file *hfile,
 
 		dp->addr = m->args.start + (k << PAGE_SHIFT);
 		dp->tgid = m->tgid;
+		dp->client = hfile->client_id;
 		m->ops[k].src = !sp ? NULL :
 				is_device_private_page(sp) ?
 				hmmgpu_backing_page(sp) : sp;
@@ -679,6 +680,7 @@ static int to_device_start(struct hmmgpu_file *hfile,
 		dp = hmmgpu_dpage(dpage);
 		dp->addr = start + (i << PAGE_SHIFT);
 		dp->tgid = m->tgid;
+		dp->client = hfile->client_id;
 		if (page_preferred(hfile, m, i))
 			hmmgpu_dmem_set_preferred(&hdev->dmem, dpage, 1);
 		m->dst[i] = migrate_pfn(page_to_pfn(dpage));

@@ -175,6 +175,118 @@ static int count_hmmgpu_nodes(void)
 	return n;
 }
 
+/* The value of @key in /proc/@pid/fdinfo/@fd, or -1 (text: 0 if equal). */
+static long long fdinfo_value(pid_t pid, int fd, const char *key)
+{
+	char path[64], line[256];
+	long long v = -1;
+	size_t n = strlen(key);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ':')
+			v = strtoll(line + n + 1, NULL, 10);
+	fclose(f);
+	return v;
+}
+
+static bool fdinfo_has(int fd, const char *line_start)
+{
+	char path[64], line[256];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f))
+		found |= !strncmp(line, line_start, strlen(line_start));
+	fclose(f);
+	return found;
+}
+
+/*
+ * /proc/PID/fdinfo of a render-node file has the DRM client keys and the
+ * file's own counters: what this file moved to the device, not what
+ * another file of the process, or another process, moved.
+ */
+TEST(fdinfo_reports_each_files_usage)
+{
+	size_t ps = kt_page_size(), size = 1UL << 20, npages = size / ps;
+	int fd = kt_open_device(0), other = kt_open_device(0);
+	char *p = kt_map(size), *q = kt_map(size / 4);
+	long long id, id2;
+	int ready[2], done[2];
+	pid_t pid;
+
+	ASSERT_TRUE(fdinfo_has(fd, "drm-driver:\thmmgpu\n"));
+	id = fdinfo_value(getpid(), fd, "drm-client-id");
+	id2 = fdinfo_value(getpid(), other, "drm-client-id");
+	ASSERT_GT(id, 0);
+	ASSERT_GT(id2, 0);
+	ASSERT_NE(id, id2);
+	ASSERT_EQ(fdinfo_value(getpid(), fd, "drm-resident-vram"), 0);
+
+	kt_fill(p, size, 71);
+	kt_fill(q, size / 4, 72);
+	KT_EXPECT_MIGRATE(fd, p, size, HMMGPU_MIGRATE_TO_DEVICE, npages, 0, 0);
+	KT_EXPECT_MIGRATE(other, q, size / 4, HMMGPU_MIGRATE_TO_DEVICE,
+			  npages / 4, 0, 0);
+	ASSERT_EQ(fdinfo_value(getpid(), fd, "drm-resident-vram"),
+		  (long long)(size >> 10));
+	ASSERT_EQ(fdinfo_value(getpid(), other, "drm-resident-vram"),
+		  (long long)(size >> 12));
+	ASSERT_EQ(fdinfo_value(getpid(), fd, "hmmgpu-pages-to-device"),
+		  (long long)npages);
+	ASSERT_EQ(fdinfo_value(getpid(), fd, "hmmgpu-device"), 0);
+
+	/* another process: its own file, its own numbers, ours unchanged */
+	ASSERT_EQ(pipe(ready), 0);
+	ASSERT_EQ(pipe(done), 0);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		int cfd = kt_open_device(0);
+		char *c = kt_map(size / 2);
+
+		kt_fill(c, size / 2, 73);
+		KT_EXPECT_MIGRATE(cfd, c, size / 2, HMMGPU_MIGRATE_TO_DEVICE,
+				  npages / 2, 0, 0);
+		ASSERT_EQ(fdinfo_value(getpid(), cfd, "drm-resident-vram"),
+			  (long long)(size >> 11));
+		/* the inherited file is still the parent's */
+		ASSERT_EQ(fdinfo_value(getpid(), fd, "drm-resident-vram"),
+			  (long long)(size >> 10));
+		kt_pipe_signal(ready[1]);
+		kt_pipe_wait(done[0]);
+		_exit(0);
+	}
+	kt_pipe_wait(ready[0]);
+	ASSERT_EQ(fdinfo_value(getpid(), fd, "drm-resident-vram"),
+		  (long long)(size >> 10));
+	ASSERT_EQ(fdinfo_value(getpid(), fd, "hmmgpu-pages-to-device"),
+		  (long long)npages);
+	kt_pipe_signal(done[1]);
+	ASSERT_EQ(kt_wait_child(pid), 0);
+
+	/* a CPU fault brings 64 KiB home: the file's counts follow */
+	KT_EXPECT_DATA(p, ps, 71);
+	ASSERT_EQ(fdinfo_value(getpid(), fd, "hmmgpu-cpu-faults"), 1);
+	ASSERT_LT(fdinfo_value(getpid(), fd, "drm-resident-vram"),
+		  (long long)(size >> 10));
+	kt_unmap(p, size);
+	kt_unmap(q, size / 4);
+	ASSERT_EQ(fdinfo_value(getpid(), fd, "drm-resident-vram"), 0);
+	ASSERT_EQ(fdinfo_value(getpid(), other, "drm-resident-vram"), 0);
+	close(other);
+	close(fd);
+}
+
 TEST(unbind_makes_open_files_enodev)
 {
 	const char *drv = "/sys/bus/platform/drivers/hmmgpu";
