@@ -1236,8 +1236,57 @@ TEST(top_prints_plain_lines_when_not_a_terminal)
 		snprintf(want, sizeof(want), " dev %d mem ", d);
 		ASSERT_EQ(count(r.out, want), 2);
 	}
-	ASSERT_EQ(count(r.out, "\n"), 1 + 2 * (unsigned int)ndev);
+	/* and a line per process holding an hmmgpu file, if any */
+	ASSERT_EQ(count(r.out, "\n"),
+		  1 + 2 * (unsigned int)ndev + count(r.out, " proc "));
 	ASSERT_TRUE(strstr(r.out, " h2d ") && strstr(r.out, " d2h "));
+	ASSERT_STREQ(r.err, "");
+	result_free(&r);
+}
+
+/*
+ * One row per process, from /proc/PID/fdinfo: a child that put 1 MiB on
+ * device 0 shows with it, and hmmprof's own files do not show.
+ */
+TEST(top_shows_each_process_and_its_device_memory)
+{
+	char *argv[] = { NULL, "top", "-i", "0.2", "-n", "1", NULL };
+	size_t size = 1UL << 20, npages = size / kt_page_size();
+	int ready[2], done[2];
+	char want[64];
+	const char *line;
+	struct result r;
+	pid_t pid;
+
+	find_paths();
+	argv[0] = hmmprof_path;
+	ASSERT_EQ(pipe(ready), 0);
+	ASSERT_EQ(pipe(done), 0);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		int fd = kt_open_device(0);
+		char *p = kt_map(size);
+
+		kt_fill(p, size, 91);
+		KT_EXPECT_MIGRATE(fd, p, size, HMMGPU_MIGRATE_TO_DEVICE,
+				  npages, 0, 0);
+		kt_pipe_signal(ready[1]);
+		kt_pipe_wait(done[0]);
+		_exit(0);
+	}
+	kt_pipe_wait(ready[0]);
+	run(argv, &r);
+	kt_pipe_signal(done[1]);
+	ASSERT_EQ(kt_wait_child(pid), 0);
+	expect_exit(&r, 0);
+	TH_LOG("%s", r.out);
+	snprintf(want, sizeof(want), " proc %d ", (int)pid);
+	line = strstr(r.out, want);
+	ASSERT_TRUE(line != NULL);
+	ASSERT_TRUE(strncmp(strstr(line, " dev "), " dev 0 mem 1.00 MiB ",
+			    20) == 0);
+	ASSERT_EQ(count(r.out, " proc "), 1);
 	ASSERT_STREQ(r.err, "");
 	result_free(&r);
 }

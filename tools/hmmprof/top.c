@@ -7,10 +7,20 @@
  * into rates.  On a terminal the screen is redrawn (like intel_gpu_top);
  * otherwise one plain line per device and interval is appended, so that
  * the output can be logged or piped.  Ctrl-C ends it with status 0.
+ *
+ * Processes: every render-node file of hmmgpu shows its usage in
+ * /proc/PID/fdinfo/FD (the DRM client keys: drm-client-id,
+ * drm-resident-vram, and the driver's hmmgpu-* counters).  Each interval
+ * the fds of every process are read, a file shared by several fds or
+ * processes counted once (by its client id), and a row per process and
+ * device shows the device memory its files hold and its fault and
+ * migration rates.  /proc shows other users' fds to root only.
  */
 #define _GNU_SOURCE
 #include "hmmprof.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -20,6 +30,192 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stop;
+
+/* One hmmgpu render-node file, as /proc/PID/fdinfo/FD tells. */
+struct client {
+	long long id;
+	int pid;
+	unsigned int dev;
+	char comm[32];
+	long long resident_kib, to_dev, to_sys, cpu_faults, device_faults,
+		  pins;
+};
+
+#define MAX_CLIENTS 1024
+
+struct clients {
+	int n;
+	struct client c[MAX_CLIENTS];
+};
+
+/* A row: one process on one device, its files summed, as rates. */
+struct proc_row {
+	int pid;
+	unsigned int dev;
+	char comm[32];
+	long long resident_kib, pins;
+	double cpu_faults, device_faults, to_dev, to_sys; /* per second */
+};
+
+static long long key_value(const char *text, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n')) {
+		if (*l == '\n')
+			l++;
+		if (!strncmp(l, key, n) && l[n] == ':')
+			return strtoll(l + n + 1, NULL, 10);
+	}
+	return 0;
+}
+
+/* Reads the fdinfo of an hmmgpu file into @c; false for anything else. */
+static bool read_client(int pid, const char *fd, struct client *c)
+{
+	char path[320], text[1024];
+	size_t len;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", pid, fd);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	len = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[len] = '\0';
+	if (!strstr(text, "drm-driver:\thmmgpu\n"))
+		return false;
+	c->id = key_value(text, "drm-client-id");
+	c->pid = pid;
+	c->dev = (unsigned int)key_value(text, "hmmgpu-device");
+	c->resident_kib = key_value(text, "drm-resident-vram");
+	c->to_dev = key_value(text, "hmmgpu-pages-to-device");
+	c->to_sys = key_value(text, "hmmgpu-pages-to-system");
+	c->cpu_faults = key_value(text, "hmmgpu-cpu-faults");
+	c->device_faults = key_value(text, "hmmgpu-device-faults");
+	c->pins = key_value(text, "hmmgpu-thrash-pins");
+	return c->id > 0;
+}
+
+/*
+ * Every hmmgpu file of every process but this one (whose own files are
+ * hmmprof's), each once: the first fd found for a client id names it.
+ */
+static void scan_clients(struct clients *cs)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *p;
+
+	cs->n = 0;
+	if (!proc)
+		return;
+	while ((p = readdir(proc)) && cs->n < MAX_CLIENTS) {
+		char path[96], link[64], comm[32] = "";
+		struct dirent *d;
+		DIR *fds;
+		FILE *f;
+		int pid;
+
+		if (!isdigit((unsigned char)p->d_name[0]))
+			continue;
+		pid = atoi(p->d_name);
+		if (pid == getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+		fds = opendir(path);
+		if (!fds)
+			continue;
+		while ((d = readdir(fds)) && cs->n < MAX_CLIENTS) {
+			struct client c = { 0 };
+			char fdpath[400];
+			ssize_t n;
+			bool seen = false;
+
+			if (!isdigit((unsigned char)d->d_name[0]))
+				continue;
+			/* only render nodes are worth an fdinfo read */
+			snprintf(fdpath, sizeof(fdpath), "%s/%s", path,
+				 d->d_name);
+			n = readlink(fdpath, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = '\0';
+			if (strncmp(link, "/dev/dri/", 9) ||
+			    !read_client(pid, d->d_name, &c))
+				continue;
+			for (int i = 0; i < cs->n && !seen; i++)
+				seen = cs->c[i].id == c.id;
+			if (seen)
+				continue;
+			if (!comm[0]) {
+				snprintf(fdpath, sizeof(fdpath),
+					 "/proc/%d/comm", pid);
+				f = fopen(fdpath, "re");
+				if (f) {
+					if (!fgets(comm, sizeof(comm), f))
+						comm[0] = '\0';
+					comm[strcspn(comm, "\n")] = '\0';
+					fclose(f);
+				}
+			}
+			snprintf(c.comm, sizeof(c.comm), "%s", comm);
+			cs->c[cs->n++] = c;
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+}
+
+static int cmp_rows(const void *a, const void *b)
+{
+	const struct proc_row *x = a, *y = b;
+
+	if (x->resident_kib != y->resident_kib)
+		return x->resident_kib < y->resident_kib ? 1 : -1;
+	return x->pid - y->pid;
+}
+
+/*
+ * Rows of @now, one per process and device, with rates against @prev
+ * (files not in @prev count from zero: opened during the interval).
+ * Returns the number of rows, most device memory first.
+ */
+static int make_rows(const struct clients *now, const struct clients *prev,
+		     double dt, uint64_t ps, struct proc_row *rows)
+{
+	int n = 0;
+
+	for (int i = 0; i < now->n; i++) {
+		const struct client *c = &now->c[i];
+		struct client zero = { 0 };
+		const struct client *p = &zero;
+		struct proc_row *r = NULL;
+
+		for (int j = 0; j < prev->n; j++)
+			if (prev->c[j].id == c->id)
+				p = &prev->c[j];
+		for (int k = 0; k < n && !r; k++)
+			if (rows[k].pid == c->pid && rows[k].dev == c->dev)
+				r = &rows[k];
+		if (!r) {
+			r = &rows[n++];
+			memset(r, 0, sizeof(*r));
+			r->pid = c->pid;
+			r->dev = c->dev;
+			snprintf(r->comm, sizeof(r->comm), "%s", c->comm);
+		}
+		r->resident_kib += c->resident_kib;
+		r->pins += c->pins;
+		r->cpu_faults += (double)(c->cpu_faults - p->cpu_faults) / dt;
+		r->device_faults += (double)(c->device_faults -
+					     p->device_faults) / dt;
+		r->to_dev += (double)(c->to_dev - p->to_dev) * ps / dt;
+		r->to_sys += (double)(c->to_sys - p->to_sys) * ps / dt;
+	}
+	qsort(rows, n, sizeof(rows[0]), cmp_rows);
+	return n;
+}
 
 static void on_stop(int sig)
 {
@@ -34,8 +230,11 @@ static void top_usage(FILE *f)
 "\n"
 "Live view of every hmmgpu device: memory in use, migration rates host to\n"
 "device and device to host (with their causes), CPU and device faults,\n"
-"evictions and copy-engine load, from the device counters.  Redraws on a\n"
-"terminal; prints one plain line per device and interval otherwise.\n"
+"evictions and copy-engine load, from the device counters; then one row\n"
+"per process and device: the device memory its files hold, its fault and\n"
+"migration rates and thrashing pins, from /proc/PID/fdinfo (other users'\n"
+"processes are shown to root only).  Redraws on a terminal; prints one\n"
+"plain line per device, and per process, and interval otherwise.\n"
 "\n"
 "Options:\n"
 "  -i, --interval SECONDS  time between refreshes (default 1)\n"
@@ -74,7 +273,7 @@ static void compute(const struct hp_device *d,
 }
 
 static void draw_tty(const struct hp_devices *devs, const struct rates *r,
-		     double interval)
+		     double interval, const struct proc_row *rows, int nrows)
 {
 	char now[32], a[32], b[32], c2[32], d[32];
 	time_t t = time(NULL);
@@ -106,6 +305,23 @@ static void draw_tty(const struct hp_devices *devs, const struct rates *r,
 		       r[i].cpu_faults, r[i].device_faults, r[i].evictions,
 		       r[i].busy_pct);
 	}
+	printf("\n%-7s %-16s %-4s %12s %9s %9s %12s %12s %6s\n", "PID",
+	       "COMMAND", "DEV", "DEVICE MEM", "CPU FLT/s", "DEV FLT/s",
+	       "H->D", "D->H", "PINS");
+	for (int i = 0; i < nrows && i < 15; i++) {
+		const struct proc_row *p = &rows[i];
+
+		printf("%-7d %-16s %-4u %12s %9.0f %9.0f %12s %12s %6lld\n",
+		       p->pid, p->comm, p->dev,
+		       hp_fmt_bytes(a, sizeof(a),
+				    (uint64_t)p->resident_kib << 10),
+		       p->cpu_faults, p->device_faults,
+		       hp_fmt_rate(c2, sizeof(c2), p->to_dev),
+		       hp_fmt_rate(d, sizeof(d), p->to_sys), p->pins);
+	}
+	if (!nrows)
+		printf("(no process has an hmmgpu file open%s)\n",
+		       geteuid() ? " that /proc shows this user" : "");
 	printf("\nMigration rates by cause\n");
 	for (int i = 0; i < devs->n; i++) {
 		for (int dir = 0; dir < 2; dir++) {
@@ -131,7 +347,8 @@ static void draw_tty(const struct hp_devices *devs, const struct rates *r,
 	fflush(stdout);
 }
 
-static void draw_plain(const struct hp_devices *devs, const struct rates *r)
+static void draw_plain(const struct hp_devices *devs, const struct rates *r,
+		       const struct proc_row *rows, int nrows)
 {
 	char now[32], a[32], b[32], c2[32], d[32];
 	time_t t = time(NULL);
@@ -153,6 +370,18 @@ static void draw_plain(const struct hp_devices *devs, const struct rates *r)
 		       hp_fmt_rate(d, sizeof(d), r[i].bytes[HP_TO_HOST]),
 		       r[i].cpu_faults, r[i].device_faults, r[i].evictions,
 		       r[i].busy_pct);
+	}
+	for (int i = 0; i < nrows; i++) {
+		const struct proc_row *p = &rows[i];
+
+		printf("%s proc %d %s dev %u mem %s cpu_faults %.0f/s "
+		       "device_faults %.0f/s h2d %s d2h %s pins %lld\n", now,
+		       p->pid, p->comm[0] ? p->comm : "?", p->dev,
+		       hp_fmt_bytes(a, sizeof(a),
+				    (uint64_t)p->resident_kib << 10),
+		       p->cpu_faults, p->device_faults,
+		       hp_fmt_rate(c2, sizeof(c2), p->to_dev),
+		       hp_fmt_rate(d, sizeof(d), p->to_sys), p->pins);
 	}
 	fflush(stdout);
 }
@@ -179,6 +408,9 @@ int hp_cmd_top(int argc, char **argv)
 	};
 	struct drm_hmmgpu_stats prev[HP_MAX_DEVICES];
 	struct rates r[HP_MAX_DEVICES];
+	struct clients *cl = calloc(2, sizeof(*cl));
+	struct proc_row *rows = calloc(MAX_CLIENTS, sizeof(*rows));
+	int cur = 0, nrows = 0;
 	struct hp_devices devs;
 	double interval = 1.0;
 	long iterations = -1;
@@ -215,8 +447,17 @@ int hp_cmd_top(int argc, char **argv)
 		hp_err("top: unexpected argument '%s'", argv[optind]);
 		return 2;
 	}
-	if (hp_devices_open(&devs, false))
+	if (!cl || !rows) {
+		hp_err("top: out of memory");
+		free(cl);
+		free(rows);
 		return 1;
+	}
+	if (hp_devices_open(&devs, false)) {
+		free(cl);
+		free(rows);
+		return 1;
+	}
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop;
@@ -235,6 +476,7 @@ int hp_cmd_top(int argc, char **argv)
 	fflush(stdout);
 	for (int i = 0; i < devs.n; i++)
 		prev[i] = devs.dev[i].stats;
+	scan_clients(&cl[cur]);
 	last = hp_now_ns();
 	while (!stop && iterations != 0) {
 		double dt;
@@ -252,10 +494,15 @@ int hp_cmd_top(int argc, char **argv)
 				devs.dev[i].info.page_size : 4096, &r[i]);
 			prev[i] = devs.dev[i].stats;
 		}
+		scan_clients(&cl[!cur]);
+		nrows = make_rows(&cl[!cur], &cl[cur], dt > 0 ? dt : 1,
+				  devs.n && devs.dev[0].info.page_size ?
+				  devs.dev[0].info.page_size : 4096, rows);
+		cur = !cur;
 		if (tty)
-			draw_tty(&devs, r, interval);
+			draw_tty(&devs, r, interval, rows, nrows);
 		else
-			draw_plain(&devs, r);
+			draw_plain(&devs, r, rows, nrows);
 		if (ferror(stdout))
 			break;
 		if (iterations > 0)
@@ -265,5 +512,7 @@ int hp_cmd_top(int argc, char **argv)
 		printf("\033[?25h\n"); /* the cursor back */
 	fflush(stdout);
 	hp_devices_close(&devs);
+	free(cl);
+	free(rows);
 	return 0;
 }
