@@ -77,11 +77,10 @@
  * skipped instead of failing with -EFAULT. While hmmgpu's migration
  * tracepoints are on, the caller works alone: tracers select events by
  * the task that emits them, and a helper's would be charged to no one.
- * It is opt-in because a migration that must evict can then evict blocks
- * that another of its threads has just filled (test_oversub saw 16 pages
- * of a just-migrated chunk back in RAM), and because the fuzzer timed out
- * once on 6.1 with it on; eviction that skips the blocks of the running
- * migration would fix the first.
+ * It is opt-in because the fuzzer timed out once on 6.1 with it on
+ * (before the write-only view fix, which may have been the cause; not
+ * measured again since). Its threads share the migration's epoch, so
+ * none evicts blocks another has just filled (DOC: Device memory).
  *
  * Where the kernel has device-private THP (see "Device THP") and the
  * device_thp parameter is on, a batch that is a whole, aligned 2 MiB of a
@@ -108,7 +107,13 @@
  * clamped to the VMA, so that a sequential CPU reader does not fault once
  * per 4 KiB. Pages of the block whose copy failed stay on the device; the
  * faulting page itself is then copied by the CPU, and the fault fails with
- * VM_FAULT_SIGBUS only when no system page could be had for it.
+ * VM_FAULT_SIGBUS only when no system page could be had for it. A fault
+ * that moved pages is a major fault (VM_FAULT_MAJOR), as a swap-in is. Not
+ * every caller of migrate_to_ram() is an access: khugepaged, collapsing a
+ * region into a huge page, "swaps in" its device pages too; such a fault
+ * (a kernel thread's, with none of the flags of an access) is refused and
+ * the pages stay on the device. A CPU fault of a preferred page
+ * (HMMGPU_ADVICE_PREFERRED) brings back that page alone.
  */
 
 /*
