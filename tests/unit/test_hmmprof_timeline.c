@@ -303,18 +303,28 @@ static unsigned int count(const char *s, const char *what)
 	return n;
 }
 
+/* What @fn writes for profile @p, in a malloc'd string (*@len long). */
+static char *render(void (*fn)(FILE *, struct hp_profile *),
+		    struct hp_profile *p, size_t *len)
+{
+	char *buf = NULL;
+	FILE *f;
+
+	f = open_memstream(&buf, len);
+	ASSERT_TRUE(f != NULL);
+	fn(f, p);
+	ASSERT_EQ(fclose(f), 0);
+	return buf;
+}
+
 TEST(perfetto_has_kernels_and_migrations_on_one_axis)
 {
 	struct hp_profile p;
-	char *buf = NULL;
 	size_t len = 0;
-	FILE *f;
+	char *buf;
 
 	build(&p);
-	f = open_memstream(&buf, &len);
-	ASSERT_TRUE(f != NULL);
-	hp_perfetto(f, &p);
-	ASSERT_EQ(fclose(f), 0);
+	buf = render(hp_perfetto, &p, &len);
 	ASSERT_EQ(strncmp(buf, "{\"displayTimeUnit\":\"ns\"", 23), 0);
 	ASSERT_EQ(strcmp(buf + len - 4, "\n]}\n"), 0);
 	/* the kernel on its stream's thread, at its start, for its length */
@@ -342,15 +352,11 @@ TEST(perfetto_has_kernels_and_migrations_on_one_axis)
 TEST(summary_table_names_each_allocation)
 {
 	struct hp_profile p;
-	char *buf = NULL;
 	size_t len = 0;
-	FILE *f;
+	char *buf;
 
 	build(&p);
-	f = open_memstream(&buf, &len);
-	ASSERT_TRUE(f != NULL);
-	hp_report_text(f, &p);
-	ASSERT_EQ(fclose(f), 0);
+	buf = render(hp_report_text, &p, &len);
 	TH_LOG("%s", buf);
 	ASSERT_EQ(count(buf, "Allocations, by time migrating"), 1);
 	/* costliest first: the weights, then b, then the new allocation */

@@ -501,19 +501,15 @@ static void unescape(char *out, size_t len, const char *s, size_t n)
 	out[o] = '\0';
 }
 
+/* The kind whose key (hp_mark_kind_key()) is the @n bytes at @s, or -1. */
 static int marker_kind(const char *s, size_t n)
 {
-	static const char *const names[] = {
-		[HP_MK_ALLOC] = "alloc", [HP_MK_FREE] = "free",
-		[HP_MK_NAME] = "name", [HP_MK_LAUNCH] = "launch",
-		[HP_MK_PREFETCH] = "prefetch", [HP_MK_MEMCPY] = "memcpy",
-		[HP_MK_MEMSET] = "memset", [HP_MK_CALL] = "call",
-		[HP_MK_SYNC] = "sync", [HP_MK_STREAM] = "stream",
-	};
+	for (int k = 0; k < HP_MK_KINDS; k++) {
+		const char *name = hp_mark_kind_key(k);
 
-	for (int k = 0; k < HP_MK_KINDS; k++)
-		if (strlen(names[k]) == n && !strncmp(s, names[k], n))
+		if (strlen(name) == n && !strncmp(s, name, n))
 			return k;
+	}
 	return -1;
 }
 
