@@ -217,6 +217,9 @@ void hmmgpu_dmem_claim(struct hmmgpu_dmem *dmem, struct page *page, u64 epoch)
 {
 	struct hmmgpu_block *blk = dpage_block(dmem, hmmgpu_dpage(page));
 
+	/* the other pages of a batch mostly share the first one's block */
+	if (READ_ONCE(blk->epoch) == epoch)
+		return;
 	spin_lock(&dmem->lock);
 	if (blk->epoch != epoch) {
 		blk->epoch = epoch;

@@ -379,8 +379,7 @@ extern unsigned int hmmgpu_thrash_lapse_us;
 extern unsigned int hmmgpu_thrash_pin_ms;
 bool hmmgpu_thrash_pinned(struct hmmgpu_file *hfile, unsigned long addr);
 void hmmgpu_thrash_to_device(struct hmmgpu_file *hfile, unsigned long addr);
-void hmmgpu_thrash_cpu_fault(struct hmmgpu_device *hdev, struct mm_struct *mm,
-			     unsigned long addr);
+bool hmmgpu_thrash_bounce(struct hmmgpu_file *hfile, unsigned long addr);
 void hmmgpu_thrash_fini(struct hmmgpu_file *hfile);
 void hmmgpu_view_release_all(struct hmmgpu_file *hfile);
 void hmmgpu_view_populate(struct hmmgpu_file *hfile, unsigned long start,
@@ -395,7 +394,8 @@ void hmmgpu_count_batch(struct hmmgpu_device *hdev, struct hmmgpu_file *hfile,
 			u64 busy_ns, u64 total_ns, unsigned long copy_errors);
 void hmmgpu_count_fault_back(struct hmmgpu_device *hdev, struct mm_struct *mm,
 			     unsigned long moved, u64 busy_ns,
-			     unsigned long copy_errors, u64 ns);
+			     unsigned long copy_errors, u64 ns,
+			     unsigned long bounce);
 void hmmgpu_count_eviction(struct hmmgpu_device *hdev,
 			   struct hmmgpu_file *hfile);
 void hmmgpu_count_device_fault(struct hmmgpu_device *hdev,

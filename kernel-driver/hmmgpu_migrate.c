@@ -1273,15 +1273,15 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 	moved = count_moved(m, npages);
 	migrate_vma_finalize(&args);
 
-	hmmgpu_count_fault_back(hdev, vma->vm_mm, moved, busy, nfailed,
-				ktime_get_ns() - t0);
 	/*
-	 * Only a program's own access is a bounce: not a fault that the
-	 * kernel takes for it (hmm_range_fault() of a device write breaking
-	 * copy-on-write, copy_to_user()).
+	 * Only a program's own access can be a bounce (DOC: Thrashing): not a
+	 * fault that the kernel takes for it (hmm_range_fault() of a device
+	 * write breaking copy-on-write, copy_to_user()).
 	 */
-	if (moved && (vmf->flags & FAULT_FLAG_USER))
-		hmmgpu_thrash_cpu_fault(hdev, vma->vm_mm, vmf->address);
+	hmmgpu_count_fault_back(hdev, vma->vm_mm, moved, busy, nfailed,
+				ktime_get_ns() - t0,
+				moved && (vmf->flags & FAULT_FLAG_USER) ?
+				vmf->address : 0);
 	trace_hmmgpu_cpu_fault(hdev->index, vmf->address, start, npages,
 			       moved, ktime_get_ns() - t0);
 	/*

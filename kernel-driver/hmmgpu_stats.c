@@ -125,23 +125,43 @@ static void add_fault_back(struct hmmgpu_counters *c, unsigned long moved,
  * @busy_ns: copy-engine time.
  * @copy_errors: pages whose copy failed.
  * @ns: time in migrate_to_ram.
+ * @bounce: the faulting address when the fault, a program's own access,
+ *	    brought data back (a possible bounce, DOC: Thrashing), else 0.
+ *
+ * The first file of @mm on the device is charged; with @bounce, every
+ * file of @mm checks its thrashing state, in the same walk.
  */
 void hmmgpu_count_fault_back(struct hmmgpu_device *hdev, struct mm_struct *mm,
 			     unsigned long moved, u64 busy_ns,
-			     unsigned long copy_errors, u64 ns)
+			     unsigned long copy_errors, u64 ns,
+			     unsigned long bounce)
 {
 	struct hmmgpu_file *hfile;
+	bool charged = false, pinned = false;
 
 	add_fault_back(&hdev->stats, moved, busy_ns, copy_errors, ns);
 	spin_lock(&hdev->files_lock);
 	list_for_each_entry(hfile, &hdev->files, node) {
-		if (hfile->mm == mm) {
+		if (hfile->mm != mm)
+			continue;
+		if (!charged) {
 			add_fault_back(&hfile->stats, moved, busy_ns,
 				       copy_errors, ns);
+			charged = true;
+		}
+		if (!bounce)
 			break;
+		if (hmmgpu_thrash_bounce(hfile, bounce)) {
+			hmmgpu_count_thrash_pin(hdev, hfile);
+			pinned = true;
 		}
 	}
 	spin_unlock(&hdev->files_lock);
+	if (pinned)
+		trace_hmmgpu_thrash_pin(hdev->index, task_tgid_nr(current),
+					ALIGN_DOWN(bounce,
+						   1UL << HMMGPU_THRASH_SHIFT),
+					READ_ONCE(hmmgpu_thrash_pin_ms));
 }
 
 /**

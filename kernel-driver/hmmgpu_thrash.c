@@ -43,7 +43,7 @@
  * device fault (process context, may allocate) and freed with the file.
  * Its fields are read and written locklessly (READ_ONCE()/WRITE_ONCE()):
  * the CPU fault path finds the file under &hmmgpu_device.files_lock
- * (hmmgpu_thrash_cpu_fault()) and cannot sleep; a lost update between a
+ * (hmmgpu_count_fault_back()) and cannot sleep; a lost update between a
  * CPU fault and a device fault of one block only delays detection by a
  * turn.
  */
@@ -53,7 +53,6 @@
 #include <linux/xarray.h>
 
 #include "hmmgpu_drv.h"
-#include "hmmgpu_trace.h"
 
 unsigned int hmmgpu_thrash_threshold = 3;
 unsigned int hmmgpu_thrash_lapse_us = 20000;
@@ -119,56 +118,43 @@ void hmmgpu_thrash_to_device(struct hmmgpu_file *hfile, unsigned long addr)
 }
 
 /**
- * hmmgpu_thrash_cpu_fault() - a CPU fault brought back data of @addr's block.
- * @hdev: the device the data was on.
- * @mm: the faulting address space.
+ * hmmgpu_thrash_bounce() - a CPU fault of the program brought back data of
+ * @addr's block: a bounce if the block went to @hfile's device less than
+ * thrash_lapse_us ago.
+ * @hfile: a file of the faulting process on the device the data was on.
  * @addr: the faulting address.
  *
- * Counts a bounce if the block went to the device less than
- * thrash_lapse_us ago, and pins it at thrash_threshold bounces in a row.
- *
- * Context: the CPU fault path; takes &hmmgpu_device.files_lock.
+ * Context: under &hmmgpu_device.files_lock (hmmgpu_count_fault_back());
+ * does not sleep.
+ * Return: true when this bounce, the thrash_threshold-th in a row, pinned
+ * the block.
  */
-void hmmgpu_thrash_cpu_fault(struct hmmgpu_device *hdev, struct mm_struct *mm,
-			     unsigned long addr)
+bool hmmgpu_thrash_bounce(struct hmmgpu_file *hfile, unsigned long addr)
 {
-	unsigned int threshold = READ_ONCE(hmmgpu_thrash_threshold);
-	u64 now = ktime_get_ns(), until = 0;
-	struct hmmgpu_file *hfile;
+	unsigned int threshold = READ_ONCE(hmmgpu_thrash_threshold), n;
 	struct hmmgpu_thrash *t;
+	u64 now;
 
 	if (!threshold)
-		return;
-	spin_lock(&hdev->files_lock);
-	list_for_each_entry(hfile, &hdev->files, node) {
-		unsigned int n;
-
-		if (hfile->mm != mm)
-			continue;
-		t = xa_load(&hfile->thrash, block_of(addr));
-		if (!t)
-			continue;
-		if (now - READ_ONCE(t->to_device_ns) >=
-		    (u64)READ_ONCE(hmmgpu_thrash_lapse_us) * NSEC_PER_USEC) {
-			WRITE_ONCE(t->bounces, 0);
-			continue;
-		}
-		n = READ_ONCE(t->bounces) + 1;
-		if (n < threshold) {
-			WRITE_ONCE(t->bounces, n);
-			continue;
-		}
+		return false;
+	t = xa_load(&hfile->thrash, block_of(addr));
+	if (!t)
+		return false;
+	now = ktime_get_ns();
+	if (now - READ_ONCE(t->to_device_ns) >=
+	    (u64)READ_ONCE(hmmgpu_thrash_lapse_us) * NSEC_PER_USEC) {
 		WRITE_ONCE(t->bounces, 0);
-		until = now + (u64)READ_ONCE(hmmgpu_thrash_pin_ms) *
-			      NSEC_PER_MSEC;
-		WRITE_ONCE(t->pinned_until_ns, until);
-		hmmgpu_count_thrash_pin(hdev, hfile);
+		return false;
 	}
-	spin_unlock(&hdev->files_lock);
-	if (until)
-		trace_hmmgpu_thrash_pin(hdev->index, task_tgid_nr(current),
-					ALIGN_DOWN(addr, 1UL << HMMGPU_THRASH_SHIFT),
-					READ_ONCE(hmmgpu_thrash_pin_ms));
+	n = READ_ONCE(t->bounces) + 1;
+	if (n < threshold) {
+		WRITE_ONCE(t->bounces, n);
+		return false;
+	}
+	WRITE_ONCE(t->bounces, 0);
+	WRITE_ONCE(t->pinned_until_ns,
+		   now + (u64)READ_ONCE(hmmgpu_thrash_pin_ms) * NSEC_PER_MSEC);
+	return true;
 }
 
 /**
