@@ -14,6 +14,7 @@
 #include <linux/migrate.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
+#include <linux/rmap.h>
 #include <linux/platform_device.h>
 #include <linux/seq_file.h>
 #include <linux/smp.h>
@@ -232,6 +233,65 @@ static inline struct page *hmmgpu_pte_swap_page(pte_t pte, bool *swapped)
 		return pfn_to_page(swp_offset_pfn(entry));
 	return NULL;
 #endif
+}
+
+/**
+ * hmmgpu_pte_device_exclusive() - is @pte a device-exclusive entry?
+ * @pte: an entry that is neither present nor none.
+ *
+ * make_device_exclusive() leaves one where a device holds a page for its
+ * atomics (swapops.h before 6.19, leafops.h after).
+ */
+static inline bool hmmgpu_pte_device_exclusive(pte_t pte)
+{
+#if HMMGPU_HAVE_LEAFOPS
+	return softleaf_is_device_exclusive(softleaf_from_pte(pte));
+#else
+	return is_device_exclusive_entry(pte_to_swp_entry(pte));
+#endif
+}
+
+/**
+ * hmmgpu_make_device_exclusive() - take the page at @addr for the device.
+ * @mm: the address space, its mmap_lock held for reading.
+ * @addr: page-aligned address in an anonymous, writable VMA.
+ * @owner: passed to the MMU_NOTIFY_EXCLUSIVE invalidation it starts, so
+ *	   that the caller's notifier can tell it from others.
+ *
+ * The CPU entry becomes a device-exclusive entry: a CPU access faults,
+ * restores it and invalidates the range first.  Linux 6.15 replaced
+ * make_device_exclusive_range() with make_device_exclusive() (one page,
+ * an error pointer on failure).
+ *
+ * Return: the page, locked and referenced (hmmgpu_device_exclusive_done()
+ * releases it once the device's entry is written), or NULL.
+ */
+static inline struct page *hmmgpu_make_device_exclusive(struct mm_struct *mm,
+							unsigned long addr,
+							void *owner)
+{
+#if HMMGPU_HAVE_MAKE_DEVICE_EXCLUSIVE
+	struct folio *folio;
+	struct page *page = make_device_exclusive(mm, addr, owner, &folio);
+
+	return IS_ERR(page) ? NULL : page;
+#else
+	struct page *page = NULL;
+
+	if (make_device_exclusive_range(mm, addr, addr + PAGE_SIZE, &page,
+					owner) != 1)
+		return NULL;
+	return page;
+#endif
+}
+
+/* Unlocks and releases a page of hmmgpu_make_device_exclusive(). */
+static inline void hmmgpu_device_exclusive_done(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	folio_unlock(folio);
+	folio_put(folio);
 }
 
 /**

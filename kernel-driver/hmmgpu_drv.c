@@ -379,7 +379,36 @@ static int hmmgpu_ioctl_residency(struct drm_device *drm, void *data,
 	if (!drm_dev_enter(drm, &idx))
 		return -ENODEV;
 	ret = hmmgpu_residency(file->driver_priv, args->start, args->npages,
-			       u64_to_user_ptr(args->locations), count);
+			       u64_to_user_ptr(args->locations), false, count);
+	drm_dev_exit(idx);
+	memcpy(args->count, count, sizeof(count));
+	return ret;
+}
+
+/**
+ * hmmgpu_ioctl_snapshot() - DRM_IOCTL_HMMGPU_SNAPSHOT.
+ * @drm: the device.
+ * @data: a &struct drm_hmmgpu_snapshot.
+ * @file: the caller's file.
+ *
+ * Return: 0; -EINVAL for bad input fields; -EFAULT when the pages
+ * buffer is not writable; -ENODEV after removal.
+ */
+static int hmmgpu_ioctl_snapshot(struct drm_device *drm, void *data,
+				 struct drm_file *file)
+{
+	struct drm_hmmgpu_snapshot *args = data;
+	u64 count[4] = { 0 };
+	int idx, ret;
+
+	if (args->flags || args->pad || args->extensions || !args->npages ||
+	    args->npages > HMMGPU_RESIDENCY_MAX_PAGES ||
+	    !range_ok(args->start, args->npages << PAGE_SHIFT))
+		return -EINVAL;
+	if (!drm_dev_enter(drm, &idx))
+		return -ENODEV;
+	ret = hmmgpu_residency(file->driver_priv, args->start, args->npages,
+			       u64_to_user_ptr(args->pages), true, count);
 	drm_dev_exit(idx);
 	memcpy(args->count, count, sizeof(count));
 	return ret;
@@ -450,6 +479,8 @@ static const struct drm_ioctl_desc hmmgpu_ioctls[] = {
 	DRM_IOCTL_DEF_DRV(HMMGPU_VIEW_UNREGISTER, hmmgpu_ioctl_view_unregister,
 			  DRM_RENDER_ALLOW),
 	DRM_IOCTL_DEF_DRV(HMMGPU_VIEW_ADVISE, hmmgpu_ioctl_view_advise,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(HMMGPU_SNAPSHOT, hmmgpu_ioctl_snapshot,
 			  DRM_RENDER_ALLOW),
 };
 

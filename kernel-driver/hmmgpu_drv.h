@@ -61,6 +61,7 @@ struct hmmgpu_counters {
 	atomic64_t copy_busy_ns;
 	atomic64_t thrash_pins;
 	atomic64_t thrash_remote;
+	atomic64_t remaps;
 	atomic64_t migrate_latency[HMMGPU_LATENCY_BUCKETS];
 	atomic64_t fault_latency[HMMGPU_LATENCY_BUCKETS];
 };
@@ -238,6 +239,12 @@ struct hmmgpu_file {
  *	  sequence); protects the fields below.
  * @granularity: bytes a device fault migrates.
  * @remote: map system pages instead of migrating.
+ * @accessed_by: HMMGPU_ADVICE_ACCESSED_BY: mapped wherever the data is,
+ *		 kept mapped after migrations (DOC: Accessed-by).
+ * @atomic: HMMGPU_ADVICE_ATOMIC's policy (DOC: Device atomics).
+ * @ab_node: entry in the list of accessed-by views, while @accessed_by.
+ * @remap_work: re-enters pages of [@remap_start, @remap_end) after a
+ *		migration moved them; holds a reference while queued.
  * @dead: unregistered: faults get SIGBUS.
  * @mapped: the mapping's page tables may hold entries and are alive.
  * @map_start: start of the mapping, valid while @mapped.
@@ -268,6 +275,12 @@ struct hmmgpu_view {
 	unsigned long granularity;	/* protected by @lock */
 	bool remote;			/* protected by @lock */
 	bool preferred;			/* protected by @lock */
+	bool accessed_by;		/* protected by @lock */
+	u32 atomic;			/* HMMGPU_ATOMIC_*, protected by @lock */
+	struct list_head ab_node;	/* protected by hmmgpu_ab_lock */
+	struct work_struct remap_work;
+	unsigned long remap_start;	/* protected by hmmgpu_ab_lock */
+	unsigned long remap_end;	/* protected by hmmgpu_ab_lock */
 	/* in &hmmgpu_file.pref_tree while @preferred; [start, end - 1] */
 	struct interval_tree_node pref_node;
 	bool dead;			/* protected by @lock */
@@ -354,7 +367,8 @@ int hmmgpu_migrate_range(struct hmmgpu_file *hfile, unsigned long start,
 			 unsigned long end, u32 target,
 			 struct hmmgpu_migrate_result *res);
 int hmmgpu_residency(struct hmmgpu_file *hfile, unsigned long start,
-		     unsigned long npages, u8 __user *out, u64 count[4]);
+		     unsigned long npages, void __user *out, bool words,
+		     u64 count[4]);
 int hmmgpu_migrate_block(struct hmmgpu_file *hfile, struct vm_area_struct *vma,
 			 unsigned long start, unsigned long end, int cause,
 			 struct hmmgpu_migrate_result *res);
@@ -382,6 +396,9 @@ void hmmgpu_thrash_to_device(struct hmmgpu_file *hfile, unsigned long addr);
 bool hmmgpu_thrash_bounce(struct hmmgpu_file *hfile, unsigned long addr);
 void hmmgpu_thrash_fini(struct hmmgpu_file *hfile);
 void hmmgpu_view_release_all(struct hmmgpu_file *hfile);
+bool hmmgpu_view_remap_wanted(void);
+void hmmgpu_view_remap(struct mm_struct *mm, pid_t tgid, unsigned long start,
+		       unsigned long end);
 void hmmgpu_view_populate(struct hmmgpu_file *hfile, unsigned long start,
 			  unsigned long end);
 int hmmgpu_mmap(struct file *filp, struct vm_area_struct *vma);
@@ -402,6 +419,7 @@ void hmmgpu_count_device_fault(struct hmmgpu_device *hdev,
 			       struct hmmgpu_file *hfile);
 void hmmgpu_count_thrash_pin(struct hmmgpu_device *hdev,
 			     struct hmmgpu_file *hfile);
+void hmmgpu_count_remap(struct hmmgpu_device *hdev, struct hmmgpu_file *hfile);
 void hmmgpu_count_thrash_remote(struct hmmgpu_device *hdev,
 				struct hmmgpu_file *hfile);
 void hmmgpu_stats_fill(const struct hmmgpu_counters *c,

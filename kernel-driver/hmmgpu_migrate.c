@@ -55,10 +55,14 @@
  *
  * Explicit migration (the MIGRATE ioctl) runs under mmap_read_lock of the
  * caller's mm, VMA by VMA: to the device, ranges that are not private
- * anonymous memory (MAP_SHARED, files, VM_IO/PFNMAP, hugetlb), not
- * readable, or locked in RAM by mlock() (VM_LOCKED) are counted as skipped
- * without touching them; to system, ranges that are not private anonymous
- * memory are already there, since their pages never go to a device. To
+ * memory (MAP_SHARED, VM_IO/PFNMAP, hugetlb), not readable, or locked in
+ * RAM by mlock() (VM_LOCKED) are counted as skipped without touching
+ * them; to system, ranges that are not private memory are already there,
+ * since their pages never go to a device. Private memory is anonymous
+ * memory and private file mappings: of the latter only the copy-on-write
+ * (anonymous) pages move, their page cache pages and holes are skipped
+ * (file_page(); the core refuses them too, and fills no hole of a file
+ * mapping). To
  * the device, it selects system pages and device pages of every hmmgpu
  * device (all share one pgmap owner): pages of another device move device
  * to device, pages already on this device are left alone. To system, it
@@ -217,7 +221,8 @@ static bool mig_compound(const struct hmmgpu_mig *m)
 static bool want_compound(struct vm_area_struct *vma, unsigned long start,
 			  unsigned long end)
 {
-	return hmmgpu_device_thp() && IS_ALIGNED(start, SZ_2M) &&
+	return hmmgpu_device_thp() && vma_is_anonymous(vma) &&
+	       IS_ALIGNED(start, SZ_2M) &&
 	       end == start + SZ_2M && start >= vma->vm_start &&
 	       end <= vma->vm_end && !(vma->vm_flags & VM_NOHUGEPAGE);
 }
@@ -450,6 +455,58 @@ static void trace_evicted(struct hmmgpu_device *hdev, struct hmmgpu_mig *m,
 		trace_hmmgpu_evicted(hdev->index, cause, tgid, start, n);
 }
 
+/* Where an eviction batch's pages were, per process (remap_evicted()). */
+#define HMMGPU_REMAP_SLOTS 8
+struct remap_slots {
+	pid_t tgid[HMMGPU_REMAP_SLOTS];
+	unsigned long start[HMMGPU_REMAP_SLOTS];
+	unsigned long end[HMMGPU_REMAP_SLOTS];
+	unsigned int n;
+};
+
+/*
+ * Before finalize, while the device pages still say whose they were:
+ * the span of the moved pages of each process (up to
+ * HMMGPU_REMAP_SLOTS processes a batch; the pages of more are left to
+ * device faults).  A span may cover pages that did not move: the remap
+ * enters only what is there.
+ */
+static void remap_collect(struct hmmgpu_mig *m, struct hmmgpu_dpage *dp,
+			  unsigned long npages, struct remap_slots *r)
+{
+	unsigned long i;
+	unsigned int k;
+
+	r->n = 0;
+	if (!hmmgpu_view_remap_wanted())
+		return;
+	for (i = 0; i < npages; i++) {
+		if (!page_moved(m, i) || !dp[i].addr)
+			continue;
+		for (k = 0; k < r->n && r->tgid[k] != dp[i].tgid; k++)
+			;
+		if (k == r->n) {
+			if (k == HMMGPU_REMAP_SLOTS)
+				continue;
+			r->n++;
+			r->tgid[k] = dp[i].tgid;
+			r->start[k] = dp[i].addr;
+			r->end[k] = dp[i].addr + PAGE_SIZE;
+		}
+		r->start[k] = min(r->start[k], dp[i].addr);
+		r->end[k] = max(r->end[k], dp[i].addr + PAGE_SIZE);
+	}
+}
+
+/* After finalize: evicted pages go back in accessed-by views. */
+static void remap_evicted(const struct remap_slots *r)
+{
+	unsigned int k;
+
+	for (k = 0; k < r->n; k++)
+		hmmgpu_view_remap(NULL, r->tgid[k], r->start[k], r->end[k]);
+}
+
 /**
  * hmmgpu_evict_range() - move device pages of a pfn range back to RAM.
  * @dmem: the device memory.
@@ -468,6 +525,7 @@ int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
 {
 	struct hmmgpu_device *hdev = dmem->hdev;
 	unsigned long done, total = 0;
+	struct remap_slots remap;
 	struct hmmgpu_mig *m;
 
 	m = mig_alloc(HMMGPU_BATCH_PAGES);
@@ -489,7 +547,12 @@ int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
 		if (moved && trace_hmmgpu_evicted_enabled())
 			trace_evicted(hdev, m, &dmem->dpages[first + done],
 				      npages, cause);
+		if (moved)
+			remap_collect(m, &dmem->dpages[first + done], npages,
+				      &remap);
 		migrate_device_finalize(m->src, m->dst, npages);
+		if (moved)
+			remap_evicted(&remap);
 
 		if (!moved && !nfailed)
 			continue;
@@ -598,6 +661,18 @@ static bool to_device_folio(struct hmmgpu_file *hfile,
 }
 
 /*
+ * A page cache page, of a private file mapping that the CPU has not
+ * written yet: it belongs to the file, and only anonymous pages go to
+ * device-private memory (the core refuses the others in
+ * migrate_vma_pages()).  Its copy-on-write copies are anonymous and move.
+ */
+static bool file_page(struct page *page)
+{
+	return page && !is_zone_device_page(page) && !PageAnon(page) &&
+	       !is_zero_pfn(page_to_pfn(page));
+}
+
+/*
  * First half of a batch to the device: collects [@start, @end) of @vma,
  * gets device pages and starts the copies. to_device_finish() completes
  * it; in between, the caller may start the next batch, so that the copy
@@ -652,6 +727,11 @@ static int to_device_start(struct hmmgpu_file *hfile,
 
 		if (!(e & MIGRATE_PFN_MIGRATE))
 			continue;
+		if (file_page(spage)) {
+			/* the core would refuse it after the copy: skip now */
+			m->src[i] &= ~MIGRATE_PFN_MIGRATE;
+			continue;
+		}
 		if (on_this_device(hdev, spage)) {
 			m->already++;
 			hmmgpu_dmem_claim(&hdev->dmem, spage, m->epoch);
@@ -726,6 +806,9 @@ static void to_device_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
 			peer++;
 	}
 	migrate_vma_finalize(&m->args);
+	if (moved)
+		hmmgpu_view_remap(m->args.vma->vm_mm, 0, m->args.start,
+				  m->args.end);
 
 	res->moved += moved;
 	res->already += m->already;
@@ -800,6 +883,9 @@ static void to_system_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
 	migrate_vma_pages(&m->args);
 	moved = count_moved(m, m->npages);
 	migrate_vma_finalize(&m->args);
+	if (moved)
+		hmmgpu_view_remap(m->args.vma->vm_mm, 0, m->args.start,
+				  m->args.end);
 
 	res->moved += moved;
 	res->skipped += selected - moved;
@@ -837,9 +923,14 @@ static void batch_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
  */
 bool hmmgpu_vma_migratable(struct vm_area_struct *vma, u32 target)
 {
-	if (!vma_is_anonymous(vma) ||
-	    (vma->vm_flags & (VM_SHARED | VM_IO | VM_PFNMAP | VM_MIXEDMAP |
-			      VM_HUGETLB)))
+	/*
+	 * Private memory: anonymous, or a private file mapping, whose
+	 * copy-on-write pages are anonymous (its file pages and holes stay:
+	 * to_device_start() and the core skip them).  Shared memory, hugetlb
+	 * and PFN maps never move; a view maps them where they are.
+	 */
+	if (vma->vm_flags & (VM_SHARED | VM_MAYSHARE | VM_IO | VM_PFNMAP |
+			     VM_MIXEDMAP | VM_HUGETLB))
 		return false;
 	/* Data on a device always may come home; PROT_NONE data stays. */
 	return target == HMMGPU_MIGRATE_TO_SYSTEM ||
@@ -1127,7 +1218,7 @@ out_free:
 /**
  * hmmgpu_migrate_block() - migrate one block of a VMA to the device.
  * @hfile: the file charged; its device is the target.
- * @vma: a private anonymous VMA containing [@start, @end).
+ * @vma: a private VMA (hmmgpu_vma_migratable()) containing [@start, @end).
  * @start: page-aligned start.
  * @end: page-aligned end, at most 2 MiB past @start, in one 2 MiB block.
  * @cause: HMMGPU_CAUSE_DEVICE_FAULT, HMMGPU_CAUSE_PREFETCH or
@@ -1272,6 +1363,8 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 	migrate_vma_pages(&args);
 	moved = count_moved(m, npages);
 	migrate_vma_finalize(&args);
+	if (moved)
+		hmmgpu_view_remap(vma->vm_mm, 0, args.start, args.end);
 
 	/*
 	 * Only a program's own access can be a bounce (DOC: Thrashing): not a
@@ -1324,60 +1417,113 @@ static const struct mmu_interval_notifier_ops residency_notifier_ops = {
 };
 
 /* Not known yet: hmm_range_fault() found no page there. */
-#define RESIDENCY_UNKNOWN 0xff
+#define RESIDENCY_UNKNOWN 0xffffffffu
 
-/* Where @page is, seen from @hdev. */
-static u8 residency_of_page(struct hmmgpu_device *hdev, struct page *page)
+/*
+ * The snapshot word (HMMGPU_SNAP_*) of @page, a device page or one in
+ * RAM: where it is and which device holds it.
+ */
+static u32 snap_where(struct hmmgpu_device *hdev, struct page *page)
 {
+	u32 w;
+
 	if (!is_device_private_page(page))
-		return HMMGPU_RESIDENCY_SYSTEM;
+		return HMMGPU_RESIDENCY_SYSTEM | HMMGPU_SNAP_NO_DEVICE;
 	/* a device page of another driver is on another device, too */
-	return hmmgpu_is_hmmgpu_page(page) &&
-	       hmmgpu_page_dmem(page) == &hdev->dmem ?
-	       HMMGPU_RESIDENCY_THIS_DEVICE : HMMGPU_RESIDENCY_OTHER_DEVICE;
+	if (!hmmgpu_is_hmmgpu_page(page))
+		return HMMGPU_RESIDENCY_OTHER_DEVICE | HMMGPU_SNAP_NO_DEVICE;
+	w = hmmgpu_page_dmem(page) == &hdev->dmem ?
+	    HMMGPU_RESIDENCY_THIS_DEVICE : HMMGPU_RESIDENCY_OTHER_DEVICE;
+	return w | (container_of(hmmgpu_page_dmem(page), struct hmmgpu_device,
+				 dmem)->index << HMMGPU_SNAP_DEVICE_SHIFT);
 }
 
-static u8 residency_of(struct hmmgpu_device *hdev, unsigned long hpfn)
+/*
+ * Is @page, mapped at @order, the zero page or the huge zero page?  No
+ * kernel exports the huge zero folio to modules, but it is the one huge
+ * page mapped in a process that is neither anonymous nor in a file's
+ * page cache (nor, for hmm_range_fault(), a DAX page: those are refused).
+ */
+static bool snap_zero(struct page *page, unsigned int order)
 {
+	struct folio *folio = page_folio(page);
+
+	if (is_zero_pfn(page_to_pfn(page)))
+		return true;
+	return order == PMD_SHIFT - PAGE_SHIFT && folio_test_large(folio) &&
+	       !folio_test_anon(folio) && !folio_test_hugetlb(folio) &&
+	       !folio->mapping;
+}
+
+/* The snapshot word of one hmm_range_fault() entry for @addr. */
+static u32 snap_of(struct hmmgpu_device *hdev, unsigned long hpfn,
+		   unsigned long addr)
+{
+	unsigned int order;
+	struct page *page;
+	u32 w;
+
 	if (!(hpfn & HMM_PFN_VALID) || (hpfn & HMM_PFN_ERROR))
 		return RESIDENCY_UNKNOWN;
-	return residency_of_page(hdev, hmm_pfn_to_page(hpfn));
+	page = hmmgpu_hmm_pfn_to_page(hpfn, addr);
+	w = snap_where(hdev, page) | HMMGPU_SNAP_READ;
+	if (hpfn & HMM_PFN_WRITE)
+		w |= HMMGPU_SNAP_WRITE;
+	order = hmm_pfn_to_map_order(hpfn);
+	if (!is_device_private_page(page)) {
+		w |= HMMGPU_SNAP_MAPPED;
+		if (snap_zero(page, order))
+			w |= HMMGPU_SNAP_ZERO;
+	}
+	if (order == PUD_SHIFT - PAGE_SHIFT)
+		w |= HMMGPU_SNAP_PUD;
+	else if (order == PMD_SHIFT - PAGE_SHIFT)
+		w |= HMMGPU_SNAP_PMD;
+	return w;
 }
 
-/* A walk of the page tables under [@start, ...), filling @loc. */
+/* A walk of the page tables under [@start, ...), filling @snap. */
 struct residency_walk {
 	struct hmmgpu_device *hdev;
 	unsigned long start;
-	u8 *loc;
+	u32 *snap;
+	/* the VMA may be read: a mapped page is readable */
+	bool vma_read;
 };
 
 /*
  * hmmgpu_apply_to_existing_page_range() callback, under the page table
- * lock: where the entry of @addr says its page is, for pages still
+ * lock: what the entry of @addr says of its page, for pages still
  * unknown.  Empty entries (some kernels skip them) stay unknown: NONE.
  */
 static int residency_pte(pte_t *ptep, unsigned long addr, void *data)
 {
 	struct residency_walk *w = data;
-	u8 *loc = &w->loc[(addr - w->start) >> PAGE_SHIFT];
+	u32 *snap = &w->snap[(addr - w->start) >> PAGE_SHIFT];
+	u32 read = w->vma_read ? HMMGPU_SNAP_READ : 0;
 	pte_t pte = ptep_get(ptep);
 	struct page *page;
 	bool swapped;
 
-	if (*loc != RESIDENCY_UNKNOWN || pte_none(pte))
+	if (*snap != RESIDENCY_UNKNOWN || pte_none(pte))
 		return 0;
 	if (pte_present(pte)) {
-		/* mapped without access (PROT_NONE) */
-		*loc = HMMGPU_RESIDENCY_SYSTEM;
+		/* PROT_NONE: of the VMA, or of NUMA balancing's hinting */
+		*snap = HMMGPU_RESIDENCY_SYSTEM | HMMGPU_SNAP_NO_DEVICE |
+			HMMGPU_SNAP_MAPPED | read;
 		return 0;
 	}
 	page = hmmgpu_pte_swap_page(pte, &swapped);
-	if (page)
-		/* device-private, or a page under migration: where it is now */
-		*loc = residency_of_page(w->hdev, page);
-	else if (swapped)
+	if (page) {
+		/* device-private, exclusive, or under migration: where now */
+		*snap = snap_where(w->hdev, page) | read;
+		if (hmmgpu_pte_device_exclusive(pte))
+			*snap |= HMMGPU_SNAP_EXCLUSIVE;
+	} else if (swapped) {
 		/* system memory's backing store */
-		*loc = HMMGPU_RESIDENCY_SYSTEM;
+		*snap = HMMGPU_RESIDENCY_SYSTEM | HMMGPU_SNAP_NO_DEVICE |
+			HMMGPU_SNAP_SWAP | read;
+	}
 	/* else a marker or a poisoned page: no data, NONE */
 	return 0;
 }
@@ -1406,17 +1552,34 @@ static enum residency_pmd_kind residency_pmd(struct mm_struct *mm,
 	return pmd_bad(pmd) ? RESIDENCY_PMD_EMPTY : RESIDENCY_PMD_TABLE;
 }
 
-/*
- * Fills the entries of @loc (for [@start, @end) of one VMA) that
- * hmm_range_fault() left unknown, from the page tables: PROT_NONE VMAs
- * (hmm_range_fault() refuses them), swap entries, migration entries and
- * device pages of other drivers (it reports all of these as absent).
- * Reads entries only, allocates nothing, faults nothing in.
- */
-static void residency_walk(struct hmmgpu_device *hdev, struct mm_struct *mm,
-			   unsigned long start, unsigned long end, u8 *loc)
+static bool snap_unknown(const u32 *snap, unsigned long n)
 {
-	struct residency_walk w = { .hdev = hdev, .start = start, .loc = loc };
+	unsigned long i;
+
+	for (i = 0; i < n; i++)
+		if (snap[i] == RESIDENCY_UNKNOWN)
+			return true;
+	return false;
+}
+
+/*
+ * Fills the entries of @snap (for [@start, @end) of @vma) that
+ * hmm_range_fault() left unknown, from the page tables: PROT_NONE VMAs
+ * (hmm_range_fault() refuses them), swap, migration and device-exclusive
+ * entries and device pages of other drivers (it reports all of these as
+ * absent).  Reads entries only, allocates nothing, faults nothing in.
+ */
+static void residency_walk(struct hmmgpu_device *hdev,
+			   struct vm_area_struct *vma, unsigned long start,
+			   unsigned long end, u32 *snap)
+{
+	struct residency_walk w = {
+		.hdev = hdev,
+		.start = start,
+		.snap = snap,
+		.vma_read = vma->vm_flags & VM_READ,
+	};
+	struct mm_struct *mm = vma->vm_mm;
 	unsigned long addr, next, i;
 
 	hmmgpu_mmap_assert_locked(mm);
@@ -1426,7 +1589,7 @@ static void residency_walk(struct hmmgpu_device *hdev, struct mm_struct *mm,
 
 		next = pmd_addr_end(addr, end);
 		n = (next - addr) >> PAGE_SHIFT;
-		if (!memchr(loc + first, RESIDENCY_UNKNOWN, n))
+		if (!snap_unknown(snap + first, n))
 			continue;
 		switch (residency_pmd(mm, addr)) {
 		case RESIDENCY_PMD_TABLE:
@@ -1437,16 +1600,18 @@ static void residency_walk(struct hmmgpu_device *hdev, struct mm_struct *mm,
 		case RESIDENCY_PMD_HUGE: {
 			/* a 2 MiB device folio, or a huge page in RAM */
 			struct page *page = NULL;
-			u8 where = HMMGPU_RESIDENCY_SYSTEM;
+			u32 where = HMMGPU_RESIDENCY_SYSTEM |
+				    HMMGPU_SNAP_NO_DEVICE | HMMGPU_SNAP_MAPPED;
 			pmd_t pmd;
 
 			if (hmmgpu_pmd_read(mm, addr, &pmd) && !pmd_present(pmd))
 				page = hmmgpu_pmd_swap_page(pmd);
 			if (page)
-				where = residency_of_page(hdev, page);
+				where = snap_where(hdev, page) |
+					(w.vma_read ? HMMGPU_SNAP_READ : 0);
 			for (i = first; i < first + n; i++)
-				if (loc[i] == RESIDENCY_UNKNOWN)
-					loc[i] = where;
+				if (snap[i] == RESIDENCY_UNKNOWN)
+					snap[i] = where | HMMGPU_SNAP_PMD;
 			break;
 		}
 		case RESIDENCY_PMD_EMPTY:
@@ -1463,11 +1628,14 @@ static bool residency_walkable(struct vm_area_struct *vma)
 				  VM_HUGETLB));
 }
 
-/* Residency of [@start, @end), at most HMMGPU_BATCH_PAGES, into @loc. */
+/* The word of a page that holds no data. */
+#define SNAP_NONE (HMMGPU_RESIDENCY_NONE | HMMGPU_SNAP_NO_DEVICE)
+
+/* Snapshot of [@start, @end), at most HMMGPU_BATCH_PAGES, into @snap. */
 static int residency_chunk(struct hmmgpu_device *hdev, struct mm_struct *mm,
 			   struct mmu_interval_notifier *mni,
 			   unsigned long start, unsigned long end,
-			   unsigned long *pfns, u8 *loc)
+			   unsigned long *pfns, u32 *snap)
 {
 	struct hmm_range range = {
 		.notifier = mni,
@@ -1496,22 +1664,21 @@ again:
 	for (addr = start; addr < end;) {
 		struct vm_area_struct *vma = find_vma(mm, addr);
 		unsigned long vend, n;
-		u8 *l;
+		u32 *l;
 
 		if (!vma || vma->vm_start >= end) {
-			memset(loc + ((addr - start) >> PAGE_SHIFT),
-			       HMMGPU_RESIDENCY_NONE, (end - addr) >> PAGE_SHIFT);
+			for (i = (addr - start) >> PAGE_SHIFT;
+			     i < (end - start) >> PAGE_SHIFT; i++)
+				snap[i] = SNAP_NONE;
 			break;
 		}
 		if (vma->vm_start > addr) {
-			memset(loc + ((addr - start) >> PAGE_SHIFT),
-			       HMMGPU_RESIDENCY_NONE,
-			       (vma->vm_start - addr) >> PAGE_SHIFT);
-			addr = vma->vm_start;
+			for (; addr < vma->vm_start; addr += PAGE_SIZE)
+				snap[(addr - start) >> PAGE_SHIFT] = SNAP_NONE;
 		}
 		vend = min(end, vma->vm_end);
 		n = (vend - addr) >> PAGE_SHIFT;
-		l = loc + ((addr - start) >> PAGE_SHIFT);
+		l = snap + ((addr - start) >> PAGE_SHIFT);
 		range.start = addr;
 		range.end = vend;
 		range.hmm_pfns = pfns + ((addr - start) >> PAGE_SHIFT);
@@ -1523,13 +1690,14 @@ again:
 		/* on another error, the page tables tell what there is */
 		for (i = 0; i < n; i++)
 			l[i] = ret ? RESIDENCY_UNKNOWN :
-			       residency_of(hdev, range.hmm_pfns[i]);
-		if (residency_walkable(vma) && memchr(l, RESIDENCY_UNKNOWN, n))
-			residency_walk(hdev, mm, addr, vend, l);
+			       snap_of(hdev, range.hmm_pfns[i],
+				       addr + (i << PAGE_SHIFT));
+		if (residency_walkable(vma) && snap_unknown(l, n))
+			residency_walk(hdev, vma, addr, vend, l);
 		/* nothing found: never touched (or no data, see the uapi) */
 		for (i = 0; i < n; i++)
 			if (l[i] == RESIDENCY_UNKNOWN)
-				l[i] = HMMGPU_RESIDENCY_NONE;
+				l[i] = SNAP_NONE;
 		addr = vend;
 	}
 	mmap_read_unlock(mm);
@@ -1540,34 +1708,40 @@ again:
 }
 
 /**
- * hmmgpu_residency() - the RESIDENCY ioctl's work.
+ * hmmgpu_residency() - the work of the RESIDENCY and SNAPSHOT ioctls.
  * @hfile: the caller's file.
  * @start: page-aligned start in the current process's address space.
  * @npages: pages to report.
- * @out: user buffer of @npages bytes.
+ * @out: user buffer of @npages bytes (HMMGPU_RESIDENCY_*) or, with
+ *	 @words, of @npages u32 words (HMMGPU_SNAP_*).
+ * @words: SNAPSHOT (true) or RESIDENCY.
  * @count: pages per HMMGPU_RESIDENCY_* value, accumulated.
  *
  * Faults nothing in and migrates nothing. hmm_range_fault() (without
- * fault flags) reports mapped pages and this driver's device pages; what
- * it reports as absent (PROT_NONE VMAs, swap and migration entries,
- * device pages of other drivers) is read from the page table entries
+ * fault flags) reports mapped pages, with their permission and mapping
+ * level, and this driver's device pages; what it reports as absent
+ * (PROT_NONE VMAs, swap, migration and device-exclusive entries, device
+ * pages of other drivers) is read from the page table entries
  * (residency_walk()), under the mmap_lock and the page table locks.
  *
- * Return: 0, -EFAULT when @out is not writable, -ENOMEM, or the error of
- * mmu_interval_notifier_insert().
+ * Return: 0, -EFAULT when @out is not writable, -ENOMEM, -EINTR, or the
+ * error of mmu_interval_notifier_insert().
  */
 int hmmgpu_residency(struct hmmgpu_file *hfile, unsigned long start,
-		     unsigned long npages, u8 __user *out, u64 count[4])
+		     unsigned long npages, void __user *out, bool words,
+		     u64 count[4])
 {
 	struct mm_struct *mm = current->mm;
 	struct mmu_interval_notifier mni;
 	unsigned long done, *pfns;
+	u32 *snap;
 	u8 *loc;
 	int ret;
 
 	pfns = kvmalloc_array(HMMGPU_BATCH_PAGES, sizeof(*pfns), GFP_KERNEL);
+	snap = kvmalloc_array(HMMGPU_BATCH_PAGES, sizeof(*snap), GFP_KERNEL);
 	loc = kmalloc(HMMGPU_BATCH_PAGES, GFP_KERNEL);
-	if (!pfns || !loc) {
+	if (!pfns || !snap || !loc) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
@@ -1581,14 +1755,22 @@ int hmmgpu_residency(struct hmmgpu_file *hfile, unsigned long start,
 		unsigned long n = min_t(unsigned long, npages - done,
 					HMMGPU_BATCH_PAGES);
 		unsigned long s = start + (done << PAGE_SHIFT), i;
+		int err;
 
 		ret = residency_chunk(hfile->hdev, mm, &mni, s,
-				      s + (n << PAGE_SHIFT), pfns, loc);
+				      s + (n << PAGE_SHIFT), pfns, snap);
 		if (ret)
 			break;
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
+			loc[i] = snap[i] & HMMGPU_SNAP_WHERE_MASK;
 			count[loc[i]]++;
-		if (copy_to_user(out + done, loc, n)) {
+		}
+		if (words)
+			err = copy_to_user((u32 __user *)out + done, snap,
+					   n * sizeof(*snap));
+		else
+			err = copy_to_user((u8 __user *)out + done, loc, n);
+		if (err) {
 			ret = -EFAULT;
 			break;
 		}
@@ -1601,6 +1783,7 @@ int hmmgpu_residency(struct hmmgpu_file *hfile, unsigned long start,
 	mmu_interval_notifier_remove(&mni);
 out_free:
 	kfree(loc);
+	kvfree(snap);
 	kvfree(pfns);
 	return ret;
 }

@@ -16,6 +16,13 @@
 #define CREATE_TRACE_POINTS
 #include "hmmgpu_trace.h"
 
+/* An accessed-by view's remap work ran (DOC: Accessed-by). */
+void hmmgpu_count_remap(struct hmmgpu_device *hdev, struct hmmgpu_file *hfile)
+{
+	atomic64_inc(&hdev->stats.remaps);
+	atomic64_inc(&hfile->stats.remaps);
+}
+
 /**
  * DOC: Counters
  *
@@ -188,6 +195,7 @@ void hmmgpu_stats_fill(const struct hmmgpu_counters *c,
 	out->copy_busy_ns = atomic64_read(&c->copy_busy_ns);
 	out->thrash_pins = atomic64_read(&c->thrash_pins);
 	out->thrash_remote = atomic64_read(&c->thrash_remote);
+	out->remaps = atomic64_read(&c->remaps);
 	for (k = 0; k < HMMGPU_LATENCY_BUCKETS; k++) {
 		out->migrate_latency[k] = atomic64_read(&c->migrate_latency[k]);
 		out->fault_latency[k] = atomic64_read(&c->fault_latency[k]);

@@ -24,11 +24,24 @@
  *
  * A GPU does not ask for data: it touches an address and its MMU faults.
  * The view is our device's MMU. VIEW_REGISTER takes a range [P, P + size)
- * of the caller's private anonymous memory and returns a handle and an
- * mmap offset; mmap of the render node at that offset maps the view, in
- * which address V + off is the device's address of CPU address P + off.
- * Device execution (runtime threads, OpenCL) touches memory only through
- * views.
+ * of the caller's memory and returns a handle and an mmap offset; mmap of
+ * the render node at that offset maps the view, in which address V + off
+ * is the device's address of CPU address P + off. Device execution
+ * (runtime threads, OpenCL) touches memory only through views.
+ *
+ * Any memory the CPU can read and that has pages may be registered:
+ * private anonymous memory, private file mappings, MAP_SHARED memory
+ * (shmem, memfd, files) and hugetlbfs. What cannot move to device-private
+ * memory (shared and file pages, hugetlb, mlock()ed ranges) is always
+ * mapped remotely (below). A device write to a file page is written back
+ * like a CPU write: the view maps a page writable only after
+ * hmm_range_fault() faulted it for write, which for a shared file mapping
+ * runs ->page_mkwrite and dirties the page; writeback write-protects the
+ * CPU entries first, which invalidates the range and clears the view's
+ * entries, so the next device write faults and dirties the page again;
+ * and a dirty view entry marks its page dirty when it is cleared (View
+ * invalidation). Only PFN maps (VM_IO, VM_PFNMAP, VM_MIXEDMAP: device
+ * memory, views themselves) are refused: they have no pages to map.
  *
  * The view is a VM_PFNMAP mapping whose entries point at the *backing
  * pages* of device pages, i.e. at the simulated VRAM, or, for remote
@@ -326,6 +339,13 @@ static bool view_invalidate(struct mmu_interval_notifier *mni,
 	bool fill = range->event == MMU_NOTIFY_MIGRATE &&
 		    range->owner == &hmmgpu_fill_owner;
 
+	/*
+	 * A device fault taking a page device-exclusive: the page stays
+	 * where the view maps it (DOC: Device atomics).
+	 */
+	if (range->event == MMU_NOTIFY_EXCLUSIVE &&
+	    range->owner == &hmmgpu_owner)
+		return true;
 	if (!view_lock_for(view, range))
 		return false;
 	mmu_interval_set_seq(mni, cur_seq);
@@ -374,7 +394,11 @@ static const struct mmu_interval_notifier_ops hmmgpu_view_map_notifier_ops = {
 	.invalidate = view_map_invalidate,
 };
 
-/* Is every page of [@start, @end) private anonymous readable memory? */
+/*
+ * Is every page of [@start, @end) mapped readable memory that has pages
+ * (anonymous, shared, file-backed or hugetlb)?  PFN maps (device memory,
+ * views themselves) have no pages for hmm_range_fault() to find.
+ */
 static bool range_registrable(struct mm_struct *mm, unsigned long start,
 			      unsigned long end)
 {
@@ -384,11 +408,155 @@ static bool range_registrable(struct mm_struct *mm, unsigned long start,
 	hmmgpu_mmap_assert_locked(mm);
 	for (addr = start; addr < end; addr = vma->vm_end) {
 		vma = vma_lookup(mm, addr);
-		if (!vma || !hmmgpu_vma_migratable(vma,
-						   HMMGPU_MIGRATE_TO_DEVICE))
+		if (!vma || !(vma->vm_flags & VM_READ) ||
+		    (vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP)))
 			return false;
 	}
 	return true;
+}
+
+/**
+ * DOC: Accessed-by
+ *
+ * HMMGPU_ADVICE_ACCESSED_BY is CUDA's cudaMemAdviseSetAccessedBy: the
+ * device keeps a mapping of the data wherever it is, so that its
+ * accesses do not fault for it, and the advice itself moves nothing.
+ * Unlike HMMGPU_ADVICE_REMOTE, which only changes what a device fault
+ * does, the driver maps ahead:
+ *
+ * - when the advice is given, every page of the range that has data is
+ *   entered in the view: device pages (of this device) locally, system
+ *   pages and pages that cannot move remotely;
+ * - a device fault (a page that had no data yet, or an entry an
+ *   invalidation cleared) maps the page where it is, as with remote
+ *   access: nothing migrates because the device touched it;
+ * - every migration of the driver that moves pages of the range (MIGRATE
+ *   either way, by any file of the process; CPU fault-back; eviction)
+ *   ends by queueing the view's remap work for the pages it moved
+ *   (hmmgpu_view_remap()), which enters them at their new place, under
+ *   the mmap lock like a device fault. The migration's invalidation
+ *   cleared the old entries first, so no entry ever maps a page that
+ *   left; between the two, a device access faults and maps the page
+ *   itself, which is what the work would have done.
+ *
+ * The work runs after the migration completed (queued after
+ * migrate_vma_finalize()), so the pages it looks for are in place. It
+ * holds a reference to the view while queued; ending the registration
+ * (or the advice) cancels it, so that it never runs on a dead view or
+ * file. Migrations find the accessed-by views through one list
+ * (hmmgpu_ab_views), empty unless a process gives the advice: the cost
+ * for everyone else is one list_empty() per migration.
+ */
+
+static void view_populate(struct hmmgpu_view *view, unsigned long start,
+			  unsigned long end);
+static void view_free(struct kref *ref);
+
+static DEFINE_SPINLOCK(hmmgpu_ab_lock);
+static LIST_HEAD(hmmgpu_ab_views);	/* protected by hmmgpu_ab_lock */
+
+static void view_remap_work(struct work_struct *work)
+{
+	struct hmmgpu_view *view = container_of(work, struct hmmgpu_view,
+						remap_work);
+	struct hmmgpu_device *hdev = view->hfile->hdev;
+	unsigned long start, end;
+	int idx;
+
+	spin_lock(&hmmgpu_ab_lock);
+	start = view->remap_start;
+	end = view->remap_end;
+	view->remap_start = ULONG_MAX;
+	view->remap_end = 0;
+	spin_unlock(&hmmgpu_ab_lock);
+
+	if (start < end && drm_dev_enter(&hdev->drm, &idx)) {
+		if (mmget_not_zero(view->mm)) {
+			mmap_read_lock(view->mm);
+			view_populate(view, start, end);
+			mmap_read_unlock(view->mm);
+			mmput(view->mm);
+		}
+		hmmgpu_count_remap(hdev, view->hfile);
+		drm_dev_exit(idx);
+	}
+	kref_put(&view->ref, view_free);
+}
+
+/*
+ * Gives or takes HMMGPU_ADVICE_ACCESSED_BY.  Giving it enters every page
+ * of the range that has data; taking it clears the entries, as a change
+ * of HMMGPU_ADVICE_REMOTE does.  Takes &hmmgpu_view.lock and the mmap
+ * lock; never called under either.
+ */
+static void view_set_accessed_by(struct hmmgpu_view *view, bool on)
+{
+	bool was;
+
+	mutex_lock(&view->lock);
+	was = view->accessed_by;
+	view->accessed_by = on;
+	if (was != on)
+		view_clear(view, view->start, view->end, false);
+	mutex_unlock(&view->lock);
+	if (was == on)
+		return;
+	spin_lock(&hmmgpu_ab_lock);
+	if (on)
+		list_add_tail(&view->ab_node, &hmmgpu_ab_views);
+	else
+		list_del_init(&view->ab_node);
+	spin_unlock(&hmmgpu_ab_lock);
+	if (!on) {
+		/* queued work holds a reference: drop it with the work */
+		if (cancel_work_sync(&view->remap_work))
+			kref_put(&view->ref, view_free);
+		return;
+	}
+	if (current->mm == view->mm) {
+		mmap_read_lock(view->mm);
+		view_populate(view, view->start, view->end);
+		mmap_read_unlock(view->mm);
+	}
+}
+
+/* Does any view want hmmgpu_view_remap()? A hint: read without the lock. */
+bool hmmgpu_view_remap_wanted(void)
+{
+	return !list_empty(&hmmgpu_ab_views);
+}
+
+/**
+ * hmmgpu_view_remap() - pages of a range moved: re-enter them in the
+ * accessed-by views of their process.
+ * @mm: the address space of [@start, @end), or NULL to go by @tgid.
+ * @tgid: the process, when @mm is NULL (eviction knows only that).
+ * @start: page-aligned start of what moved.
+ * @end: its end.
+ *
+ * Context: any that may take a spinlock; called after the migration
+ * completed (DOC: Accessed-by).
+ */
+void hmmgpu_view_remap(struct mm_struct *mm, pid_t tgid, unsigned long start,
+		       unsigned long end)
+{
+	struct hmmgpu_view *view;
+
+	if (!hmmgpu_view_remap_wanted())
+		return;
+	spin_lock(&hmmgpu_ab_lock);
+	list_for_each_entry(view, &hmmgpu_ab_views, ab_node) {
+		if ((mm ? view->mm != mm : view->tgid != tgid) ||
+		    start >= view->end || end <= view->start)
+			continue;
+		view->remap_start = min(view->remap_start,
+					max(start, view->start));
+		view->remap_end = max(view->remap_end, min(end, view->end));
+		kref_get(&view->ref);
+		if (!queue_work(system_unbound_wq, &view->remap_work))
+			kref_put(&view->ref, view_free);
+	}
+	spin_unlock(&hmmgpu_ab_lock);
 }
 
 /**
@@ -396,8 +564,8 @@ static bool range_registrable(struct mm_struct *mm, unsigned long start,
  * @hfile: the caller's file.
  * @args: the ioctl arguments; @handle and @offset are filled.
  *
- * Return: 0; -EINVAL for bad arguments or a range that is not private
- * anonymous readable memory; -ENOSPC when @hfile holds
+ * Return: 0; -EINVAL for bad arguments or a range that is not mapped,
+ * readable memory with pages (range_registrable()); -ENOSPC when @hfile holds
  * HMMGPU_VIEWS_PER_FILE views; -ENOMEM;
  * -EOPNOTSUPP where the device TLB cannot be flushed (hmmgpu_compat.h).
  */
@@ -432,6 +600,9 @@ int hmmgpu_view_register(struct hmmgpu_file *hfile,
 		return -ENOMEM;
 	kref_init(&view->ref);
 	mutex_init(&view->lock);
+	INIT_LIST_HEAD(&view->ab_node);
+	INIT_WORK(&view->remap_work, view_remap_work);
+	view->remap_start = ULONG_MAX;
 	for (i = 0; i < HMMGPU_VIEW_FAULT_LOCKS; i++)
 		mutex_init(&view->fault_lock[i]);
 	view->hfile = hfile;
@@ -540,6 +711,7 @@ bool hmmgpu_file_preferred(struct hmmgpu_file *hfile, struct mm_struct *mm,
 /* Ends a registration; @view is off the file's list already. */
 static void view_kill(struct hmmgpu_view *view)
 {
+	view_set_accessed_by(view, false);
 	mutex_lock(&view->lock);
 	view_set_preferred(view, false);
 	view->dead = true;
@@ -626,7 +798,12 @@ int hmmgpu_view_advise(struct hmmgpu_file *hfile,
 		break;
 	case HMMGPU_ADVICE_REMOTE:
 	case HMMGPU_ADVICE_PREFERRED:
+	case HMMGPU_ADVICE_ACCESSED_BY:
 		if (args->value > 1)
+			return -EINVAL;
+		break;
+	case HMMGPU_ADVICE_ATOMIC:
+		if (args->value > HMMGPU_ATOMIC_CPU)
 			return -EINVAL;
 		break;
 	default:
@@ -640,6 +817,10 @@ int hmmgpu_view_advise(struct hmmgpu_file *hfile,
 			break;
 		}
 	}
+	if (found && args->advice == HMMGPU_ADVICE_ACCESSED_BY) {
+		view_set_accessed_by(found, args->value);
+		goto out;
+	}
 	if (found) {
 		mutex_lock(&found->lock);
 		if (args->advice == HMMGPU_ADVICE_PREFERRED) {
@@ -650,6 +831,8 @@ int hmmgpu_view_advise(struct hmmgpu_file *hfile,
 		}
 		if (args->advice == HMMGPU_ADVICE_GRANULARITY)
 			found->granularity = args->value;
+		else if (args->advice == HMMGPU_ADVICE_ATOMIC)
+			found->atomic = args->value;
 		else
 			found->remote = args->value;
 		/* Entries made under the old advice go: the next access obeys. */
@@ -917,6 +1100,83 @@ out_free:
 	return ret;
 }
 
+/**
+ * DOC: Device atomics
+ *
+ * HMMGPU_ADVICE_ATOMIC sets a view's atomic-access policy (Xe's names).
+ * With HMMGPU_ATOMIC_DEVICE, a device fault that maps a system page of
+ * private anonymous writable memory remotely then takes that page
+ * device-exclusive, as a GPU without system-scope atomics must before it
+ * operates on host memory: make_device_exclusive() (a range function
+ * before Linux 6.15, hmmgpu_compat.h) replaces the CPU's entry with a
+ * device-exclusive one, so that a CPU access faults, restores the entry
+ * and invalidates the range first (which clears the view's entry), and
+ * the next device access faults and takes the page again. mprotect()
+ * and fork() restore or protect such entries through the same
+ * invalidations (hmm-tests exclusive_mprotect, exclusive_cow).
+ *
+ * The view's entry is made first, by view_map(), and the page is taken
+ * after it, every system page of the block the fault mapped
+ * (view_take_exclusive()): the invalidation
+ * make_device_exclusive() starts carries hmmgpu's pgmap owner, and the
+ * view notifier lets exactly that event through without clearing
+ * anything, since the page stays where the view maps it. Any other
+ * invalidation between the two clears the entry as usual; the exclusive
+ * entry then stands alone until a CPU access restores it or the next
+ * device fault maps the page again. Only pages present in system memory
+ * are taken (a device page is the device's already, and taking it would
+ * bring it back; a page taken already is not present), and a page that
+ * cannot be taken (shared, file-backed) stays mapped as it is.
+ *
+ * With HMMGPU_ATOMIC_GLOBAL device faults map pages where they are and
+ * never migrate: CPU and device atomics then work on one copy in system
+ * memory (device pages already there stay mapped there).
+ */
+
+/*
+ * HMMGPU_ATOMIC_DEVICE: takes the system pages of [@start, @end), just
+ * entered in @view, device-exclusive (DOC: Device atomics). Pages that
+ * are not present in system memory now (device pages, pages taken
+ * already, holes) are left alone. mmap_lock held.
+ */
+static void view_take_exclusive(struct hmmgpu_view *view, unsigned long start,
+				unsigned long end)
+{
+	unsigned long npages = (end - start) >> PAGE_SHIFT, i;
+	struct hmm_range range = {
+		.notifier = &view->notifier,
+		.start = start,
+		.end = end,
+		.dev_private_owner = &hmmgpu_owner,
+	};
+	unsigned long *hpfns;
+	int tries = 0, err;
+
+	hpfns = kvcalloc(npages, sizeof(*hpfns), GFP_KERNEL);
+	if (!hpfns)
+		return;
+	range.hmm_pfns = hpfns;
+	do {
+		range.notifier_seq = mmu_interval_read_begin(&view->notifier);
+		err = hmm_range_fault(&range);
+	} while (err == -EBUSY && ++tries < HMMGPU_RETRIES);
+	for (i = 0; !err && i < npages; i++) {
+		struct page *page;
+
+		if (!(hpfns[i] & HMM_PFN_VALID) || (hpfns[i] & HMM_PFN_ERROR))
+			continue;
+		page = hmm_pfn_to_page(hpfns[i]);
+		if (is_zone_device_page(page) || !PageAnon(page))
+			continue;
+		page = hmmgpu_make_device_exclusive(view->mm,
+						    start + (i << PAGE_SHIFT),
+						    &hmmgpu_owner);
+		if (page)
+			hmmgpu_device_exclusive_done(page);
+	}
+	kvfree(hpfns);
+}
+
 /* Pages of [@start, @end) on @hdev now (no fault, no migration). */
 static unsigned long resident_pages(struct hmmgpu_view *view,
 				    struct hmmgpu_device *hdev,
@@ -1021,12 +1281,19 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	struct vm_area_struct *cvma;
 	struct mutex *fault_lock;
 	bool remote, dead;
+	u32 atomic;
 	u64 t0 = ktime_get_ns();
 	vm_fault_t ret;
 
 	mutex_lock(&view->lock);
 	gran = view->granularity;
-	remote = view->remote;
+	/*
+	 * Accessed-by never moves data either: it maps it where it is; nor
+	 * do global atomics, which want one copy, in system memory.
+	 */
+	atomic = view->atomic;
+	remote = view->remote || view->accessed_by ||
+		 atomic == HMMGPU_ATOMIC_GLOBAL;
 	dead = view->dead;
 	mutex_unlock(&view->lock);
 	if (dead)
@@ -1071,6 +1338,10 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 		}
 		ret = view_map(view, vvma, NULL, start, end, write ? addr : 0,
 			       mode);
+		if (ret == VM_FAULT_NOPAGE && atomic == HMMGPU_ATOMIC_DEVICE &&
+		    !uffd_page && vma_is_anonymous(cvma) &&
+		    (cvma->vm_flags & VM_WRITE))
+			view_take_exclusive(view, start, end);
 		trace_hmmgpu_device_fault(hdev->index, addr, start,
 					  (end - start) >> PAGE_SHIFT, 0, 1,
 					  ktime_get_ns() - t0);

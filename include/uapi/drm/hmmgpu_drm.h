@@ -27,9 +27,11 @@ extern "C" {
  *
  * Bumped when an ioctl or an output field is added; existing ioctls never
  * change layout.  4: &drm_hmmgpu_get_info.caps.  5: HMMGPU_ADVICE_PREFERRED.
- * 6: &drm_hmmgpu_stats.thrash_pins and .thrash_remote.
+ * 6: &drm_hmmgpu_stats.thrash_pins and .thrash_remote.  7: VIEW_REGISTER
+ * of shared, file-backed and hugetlb memory; MIGRATE of private file
+ * mappings; the SNAPSHOT ioctl; HMMGPU_ADVICE_ACCESSED_BY.
  */
-#define HMMGPU_ABI_VERSION 6
+#define HMMGPU_ABI_VERSION 7
 
 #define DRM_HMMGPU_GET_INFO 0x00
 #define DRM_HMMGPU_MIGRATE 0x01
@@ -38,6 +40,7 @@ extern "C" {
 #define DRM_HMMGPU_VIEW_REGISTER 0x04
 #define DRM_HMMGPU_VIEW_UNREGISTER 0x05
 #define DRM_HMMGPU_VIEW_ADVISE 0x06
+#define DRM_HMMGPU_SNAPSHOT 0x07
 
 #define DRM_IOCTL_HMMGPU_GET_INFO \
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_HMMGPU_GET_INFO, struct drm_hmmgpu_get_info)
@@ -53,6 +56,8 @@ extern "C" {
 	DRM_IOW(DRM_COMMAND_BASE + DRM_HMMGPU_VIEW_UNREGISTER, struct drm_hmmgpu_view_unregister)
 #define DRM_IOCTL_HMMGPU_VIEW_ADVISE \
 	DRM_IOW(DRM_COMMAND_BASE + DRM_HMMGPU_VIEW_ADVISE, struct drm_hmmgpu_view_advise)
+#define DRM_IOCTL_HMMGPU_SNAPSHOT \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_HMMGPU_SNAPSHOT, struct drm_hmmgpu_snapshot)
 
 /*
  * Bits of &drm_hmmgpu_get_info.caps: what the driver can do on the running
@@ -122,9 +127,10 @@ struct drm_hmmgpu_get_info {
  *
  * Best effort, like cudaMemPrefetchAsync: every page of
  * [@start, @start + @size) that can move does; pages that cannot (shared
- * or file-backed mappings, pinned pages, PROT_NONE, pages whose copy
- * failed) stay where they are, with their data, and are counted in
- * @skipped.  Memory locked with mlock() (mlock2(), mlockall(), MAP_LOCKED:
+ * mappings, hugetlb, pinned pages, PROT_NONE, pages whose copy failed,
+ * and the page cache pages and holes of private file mappings, whose
+ * copy-on-write pages do move) stay where they are, with their data, and
+ * are counted in @skipped.  Memory locked with mlock() (mlock2(), mlockall(), MAP_LOCKED:
  * the VMA is VM_LOCKED) never goes to a device, since mlock() promises
  * that it stays in RAM and is accessed without a fault: to the device,
  * every page of a locked range counts in @skipped, and a device fault
@@ -133,7 +139,7 @@ struct drm_hmmgpu_get_info {
  * (pages that mlock2(MLOCK_ONFAULT) left on a device come home).  To
  * the device, pages on another hmmgpu device move device to device.  To
  * system, pages on any hmmgpu device move; pages that are not on a device
- * (system pages, never-touched holes, shared and file-backed mappings)
+ * (system pages, never-touched holes, shared mappings, file pages)
  * count as @already.  To the device, holes become zero-filled device
  * pages.  When the device is full, least recently used data of other
  * migrations is evicted to make room, never data this call moved: a
@@ -208,6 +214,71 @@ struct drm_hmmgpu_residency {
 	__u64 count[4];
 };
 
+/*
+ * The u32 word DRM_IOCTL_HMMGPU_SNAPSHOT writes per page: where the page
+ * is (bits 0-7), which hmmgpu device holds it (bits 8-15) and what the
+ * CPU page tables say of it (bits 16 and up).
+ */
+#define HMMGPU_SNAP_WHERE_MASK 0xffu /* HMMGPU_RESIDENCY_* */
+#define HMMGPU_SNAP_DEVICE_SHIFT 8
+#define HMMGPU_SNAP_DEVICE_MASK (0xffu << HMMGPU_SNAP_DEVICE_SHIFT)
+/* device field of a page on no hmmgpu device (system, another driver) */
+#define HMMGPU_SNAP_NO_DEVICE HMMGPU_SNAP_DEVICE_MASK
+/* the CPU may read the page through its mapping (a device page faults back) */
+#define HMMGPU_SNAP_READ (1u << 16)
+/* ... and write it without a write fault (copy-on-write, write-notify) */
+#define HMMGPU_SNAP_WRITE (1u << 17)
+/* a present CPU page-table entry maps it: a system page in RAM */
+#define HMMGPU_SNAP_MAPPED (1u << 18)
+/* the shared zero page (or huge zero page): read, never written */
+#define HMMGPU_SNAP_ZERO (1u << 19)
+/* mapped by a PMD-level entry (a transparent or hugetlb huge page, or a
+ * 2 MiB device page) */
+#define HMMGPU_SNAP_PMD (1u << 20)
+/* mapped by a PUD-level entry (a 1 GiB hugetlb page) */
+#define HMMGPU_SNAP_PUD (1u << 21)
+/* held by a device for its atomics (make_device_exclusive()): a CPU
+ * access takes it back first */
+#define HMMGPU_SNAP_EXCLUSIVE (1u << 22)
+/* in swap: system memory's backing store */
+#define HMMGPU_SNAP_SWAP (1u << 23)
+
+/**
+ * struct drm_hmmgpu_snapshot - what the page tables say of each page.
+ *
+ * The richer RESIDENCY (ABI 7; hmm-tests' HMM_DMIRROR_SNAPSHOT): writes
+ * @npages u32 words at @pages, one per page of [@start, @start + @npages
+ * pages), each an HMMGPU_RESIDENCY_* location (the same RESIDENCY
+ * reports) with the HMMGPU_SNAP_* bits, and sums the locations in
+ * @count.  Nothing is faulted in or migrated.  A page that holds no data
+ * reads NONE with no bits; a system page in RAM is MAPPED, READ where
+ * its VMA is readable (not PROT_NONE), WRITE where its entry is writable;
+ * a device page is READ (and WRITE) as its CPU entry would be once back;
+ * a swapped-out page is SWAP.  The device field is the device index (of
+ * GET_INFO) of the hmmgpu device a device page is on, else
+ * HMMGPU_SNAP_NO_DEVICE.
+ *
+ * Errors: -EINVAL for bad flags, pad or extensions, an unaligned @start,
+ * @npages zero or above 1 << 24, or a wrapping range; -EFAULT when
+ * @pages is not writable; -ENODEV after removal.
+ */
+struct drm_hmmgpu_snapshot {
+	/** @start: (in) page-aligned address in the caller's address space. */
+	__u64 start;
+	/** @npages: (in) number of pages, 1 to 1 << 24. */
+	__u64 npages;
+	/** @pages: (in) user pointer to @npages __u32 words. */
+	__u64 pages;
+	/** @flags: (in) must be zero. */
+	__u32 flags;
+	/** @pad: (in) must be zero. */
+	__u32 pad;
+	/** @extensions: (in) must be zero. */
+	__u64 extensions;
+	/** @count: (out) pages per HMMGPU_RESIDENCY_* value. */
+	__u64 count[4];
+};
+
 /* Why pages moved: index of the per-cause counters of struct drm_hmmgpu_stats. */
 #define HMMGPU_CAUSE_EXPLICIT 0 /* MIGRATE ioctl (prefetch) */
 #define HMMGPU_CAUSE_CPU_FAULT 1 /* CPU touched a device page */
@@ -271,8 +342,13 @@ struct drm_hmmgpu_stats {
 	__u64 thrash_pins;
 	/** @thrash_remote: (out) device faults mapped remotely for a pin. */
 	__u64 thrash_remote;
+	/**
+	 * @remaps: (out) times pages were entered again in a view with
+	 * HMMGPU_ADVICE_ACCESSED_BY after a migration moved them (ABI 7).
+	 */
+	__u64 remaps;
 	/** @reserved: (out) zero. */
-	__u64 reserved[6];
+	__u64 reserved[5];
 };
 
 /* Views one file may hold at once (VIEW_REGISTER's -ENOSPC). */
@@ -281,7 +357,13 @@ struct drm_hmmgpu_stats {
 /**
  * struct drm_hmmgpu_view_register - create a device view of a CPU range.
  *
- * The range must be private anonymous memory of the caller, readable.
+ * The range must be mapped, readable memory of the caller with pages:
+ * private anonymous memory, private file mappings, MAP_SHARED anonymous
+ * or file memory, hugetlbfs (ABI 7; before, private anonymous only).
+ * Pages that cannot move to device memory (shared, file and hugetlb
+ * pages) are mapped remotely, as with HMMGPU_ADVICE_REMOTE; a device
+ * write to a file page dirties it like a CPU write (written back,
+ * seen by read() at once and by the file after msync()/writeback).
  * mmap() of the render node with MAP_SHARED at @offset, for at most @size
  * bytes, maps the *view*: view address V + off is the device's address of
  * CPU address @start + off.  Device work touches memory only through
@@ -297,8 +379,9 @@ struct drm_hmmgpu_stats {
  * charged to the caller's memory cgroup.
  *
  * Errors: -EINVAL for bad flags or extensions, an unaligned or wrapping
- * range, a range of 1 TiB or more, or one that is not private anonymous
- * readable memory (also when part of it is unmapped); -ENOSPC when this
+ * range, a range of 1 TiB or more, or one that is not readable memory
+ * with pages (part of it unmapped, PROT_NONE or write-only, a PFN map
+ * such as device memory or another view); -ENOSPC when this
  * file holds HMMGPU_VIEWS_PER_FILE views already; -ENOMEM; -EOPNOTSUPP
  * where the device has no view (see HMMGPU_CAP_VIEW); -ENODEV after
  * removal.
@@ -336,6 +419,14 @@ struct drm_hmmgpu_view_unregister {
 #define HMMGPU_ADVICE_GRANULARITY 1 /* @value: bytes a device fault moves */
 #define HMMGPU_ADVICE_REMOTE 2 /* @value 1: map system pages, do not migrate */
 #define HMMGPU_ADVICE_PREFERRED 3 /* @value 1: the range belongs on this device */
+#define HMMGPU_ADVICE_ACCESSED_BY 4 /* @value 1: keep it mapped wherever it is */
+#define HMMGPU_ADVICE_ATOMIC 5 /* @value: HMMGPU_ATOMIC_* */
+
+/* Values of HMMGPU_ADVICE_ATOMIC (Xe's DRM_XE_ATOMIC_* names). */
+#define HMMGPU_ATOMIC_DEFAULT 0 /* no policy: device faults as advised */
+#define HMMGPU_ATOMIC_DEVICE 1 /* device atomics: take system pages exclusive */
+#define HMMGPU_ATOMIC_GLOBAL 2 /* CPU and device atomics: one copy, in RAM */
+#define HMMGPU_ATOMIC_CPU 3 /* CPU atomics only: as the default */
 
 /**
  * struct drm_hmmgpu_view_advise - tune how device faults on a view behave.
@@ -356,6 +447,29 @@ struct drm_hmmgpu_view_unregister {
  * back that page alone instead of the fault_kib block.  How device
  * faults map the range (HMMGPU_ADVICE_REMOTE) and explicit migrations
  * elsewhere are not affected.  The advice ends with the view.
+ * HMMGPU_ADVICE_ACCESSED_BY (ABI 7): @value 1 is CUDA's SetAccessedBy:
+ * the device maps the data wherever it is and keeps it mapped, so its
+ * accesses do not fault for it, and the advice moves nothing.  Every page
+ * of the range that has data is entered in the view's mapping (map the
+ * view first) when the advice is given, device faults map pages where
+ * they are instead of migrating them, and pages that the driver migrates
+ * (MIGRATE either way, CPU fault-back, eviction) are entered again at
+ * their new place right after.  @value 0 ends it; the entries are
+ * cleared and device faults migrate again (unless HMMGPU_ADVICE_REMOTE).
+ * HMMGPU_ADVICE_ATOMIC (ABI 7): the atomic-access policy of the range.
+ * HMMGPU_ATOMIC_DEVICE: where the view maps a system page of private
+ * anonymous writable memory remotely (HMMGPU_ADVICE_REMOTE, accessed-by,
+ * a thrashing pin, mlock()), a device fault takes the page
+ * device-exclusive (make_device_exclusive(), as a GPU without
+ * system-scope atomics does): a CPU access then faults, takes it back
+ * and clears the view's entry, and the next device access takes it
+ * again; SNAPSHOT shows HMMGPU_SNAP_EXCLUSIVE meanwhile.  Pages that
+ * migrate are in device memory, the device's own.
+ * HMMGPU_ATOMIC_GLOBAL: device faults never migrate (the data stays in
+ * system memory, where CPU and device atomics meet on one copy) and
+ * take nothing exclusive.  HMMGPU_ATOMIC_CPU and _DEFAULT: no change.
+ * Existing entries are cleared so that the policy applies to every
+ * later access.
  *
  * Errors: -EINVAL for bad advice or value; -ENOENT for a handle this
  * file does not own.
