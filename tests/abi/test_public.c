@@ -42,7 +42,8 @@ TEST(stats_layout)
 	ASSERT_EQ(offsetof(struct hmm_stats, launch_cpu_faults), 328);
 	ASSERT_EQ(offsetof(struct hmm_stats, thrash_pins), 336);
 	ASSERT_EQ(offsetof(struct hmm_stats, thrash_remote), 344);
-	ASSERT_EQ(offsetof(struct hmm_stats, reserved), 352);
+	ASSERT_EQ(offsetof(struct hmm_stats, accessed_by_remaps), 352);
+	ASSERT_EQ(offsetof(struct hmm_stats, reserved), 360);
 	ASSERT_EQ(HMM_CAUSE_COUNT, 8);
 }
 

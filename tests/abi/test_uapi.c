@@ -77,8 +77,27 @@ TEST(stats_layout)
 	PIN_SIZE(((struct drm_hmmgpu_stats *)0)->fault_latency, 24 * 8);
 	PIN_OFF(struct drm_hmmgpu_stats, thrash_pins, 704);
 	PIN_OFF(struct drm_hmmgpu_stats, thrash_remote, 712);
-	PIN_OFF(struct drm_hmmgpu_stats, reserved, 720);
-	PIN_SIZE(((struct drm_hmmgpu_stats *)0)->reserved, 6 * 8);
+	PIN_OFF(struct drm_hmmgpu_stats, remaps, 720);
+	PIN_OFF(struct drm_hmmgpu_stats, reserved, 728);
+	PIN_SIZE(((struct drm_hmmgpu_stats *)0)->reserved, 5 * 8);
+}
+
+TEST(snapshot_layout)
+{
+	PIN_SIZE(struct drm_hmmgpu_snapshot, 72);
+	PIN_OFF(struct drm_hmmgpu_snapshot, start, 0);
+	PIN_OFF(struct drm_hmmgpu_snapshot, npages, 8);
+	PIN_OFF(struct drm_hmmgpu_snapshot, pages, 16);
+	PIN_OFF(struct drm_hmmgpu_snapshot, flags, 24);
+	PIN_OFF(struct drm_hmmgpu_snapshot, pad, 28);
+	PIN_OFF(struct drm_hmmgpu_snapshot, extensions, 32);
+	PIN_OFF(struct drm_hmmgpu_snapshot, count, 40);
+	PIN_SIZE(((struct drm_hmmgpu_snapshot *)0)->count, 4 * 8);
+	/* the word: location, device, then the bits */
+	ASSERT_EQ(HMMGPU_SNAP_WHERE_MASK, 0xffu);
+	ASSERT_EQ(HMMGPU_SNAP_DEVICE_MASK, 0xff00u);
+	ASSERT_EQ(HMMGPU_SNAP_READ, 1u << 16);
+	ASSERT_EQ(HMMGPU_SNAP_SWAP, 1u << 23);
 }
 
 TEST(view_register_layout)
@@ -116,11 +135,12 @@ TEST(structs_are_multiples_of_8_bytes)
 	ASSERT_EQ(sizeof(struct drm_hmmgpu_view_register) % 8, 0);
 	ASSERT_EQ(sizeof(struct drm_hmmgpu_view_unregister) % 8, 0);
 	ASSERT_EQ(sizeof(struct drm_hmmgpu_view_advise) % 8, 0);
+	ASSERT_EQ(sizeof(struct drm_hmmgpu_snapshot) % 8, 0);
 }
 
 TEST(ioctl_numbers)
 {
-	ASSERT_EQ(HMMGPU_ABI_VERSION, 6);
+	ASSERT_EQ(HMMGPU_ABI_VERSION, 7);
 	/* dense, in the order they were added */
 	ASSERT_EQ(DRM_HMMGPU_GET_INFO, 0x00);
 	ASSERT_EQ(DRM_HMMGPU_MIGRATE, 0x01);

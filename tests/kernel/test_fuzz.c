@@ -116,12 +116,13 @@ static struct fview views[NVIEWS]; /* protected by views_lock */
 enum op {
 	OP_GET_INFO, OP_MIGRATE, OP_RESIDENCY, OP_STATS, OP_VIEW_REGISTER,
 	OP_VIEW_UNREGISTER, OP_VIEW_ADVISE, OP_CORE, OP_BAD_NR, OP_MMAP,
-	OP_COUNT
+	OP_SNAPSHOT, OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
 	"GET_INFO", "MIGRATE", "RESIDENCY", "STATS", "VIEW_REGISTER",
 	"VIEW_UNREGISTER", "VIEW_ADVISE", "core", "bad-nr", "node mmap",
+	"SNAPSHOT",
 };
 
 static atomic_ulong op_ok[OP_COUNT];
@@ -486,6 +487,46 @@ static void fuzz_residency(struct rng *r)
 	     a.flags, a.pad);
 }
 
+static void fuzz_snapshot(struct rng *r)
+{
+	struct drm_hmmgpu_snapshot a;
+	int fd = any_fd(r);
+	uint64_t room;
+	long ret;
+
+	memset(&a, 0xa5, sizeof(a));
+	a.start = any_addr(r);
+	switch (below(r, 10)) {
+	case 0:
+		a.npages = 0;
+		break;
+	case 1:
+		a.npages = (1ULL << 24) + below(r, 2) - 1;
+		break;
+	case 2:
+		a.npages = rnd(r);
+		break;
+	default:
+		a.npages = 1 + below(r, chance(r, 80) ? 64 : 4096);
+		break;
+	}
+	/* four bytes a page: only in the arena (its guard stops more), or bad */
+	a.pages = chance(r, 85) ? page_in_arena(r) + 4 * below(r, 16) :
+				  any_addr(r);
+	room = ((uintptr_t)arena_end - a.pages) / 4;
+	if (a.pages >= (uintptr_t)arena && a.pages < (uintptr_t)arena_end &&
+	    a.npages > room && a.npages <= 1ULL << 24)
+		a.npages = room;
+	a.flags = junk(r, 5);
+	a.pad = junk(r, 5);
+	a.extensions = junk(r, 5);
+	ret = ioctl(fd, DRM_IOCTL_HMMGPU_SNAPSHOT, any_arg(r, &a));
+	note(OP_SNAPSHOT, ret, "fd %d start %#llx npages %#llx pages %#llx "
+	     "flags %#x pad %#x ext %#llx", fd, (unsigned long long)a.start,
+	     (unsigned long long)a.npages, (unsigned long long)a.pages,
+	     a.flags, a.pad, (unsigned long long)a.extensions);
+}
+
 static void fuzz_stats(struct rng *r)
 {
 	struct drm_hmmgpu_stats a;
@@ -574,7 +615,7 @@ static void fuzz_view_advise(struct rng *r)
 		fd = any_fd(r);
 		a.handle = any_handle(r);
 	}
-	a.advice = chance(r, 90) ? 1 + below(r, 2) : (uint32_t)rnd(r);
+	a.advice = chance(r, 90) ? 1 + below(r, 5) : (uint32_t)rnd(r);
 	if (a.advice == HMMGPU_ADVICE_GRANULARITY)
 		a.value = chance(r, 85) ? ps << below(r, 10) :
 					  rnd(r) >> below(r, 64);
@@ -678,7 +719,7 @@ static void fuzz_bad_nr(struct rng *r)
 {
 	uint8_t a[256] __attribute__((aligned(8)));
 	unsigned int nr = DRM_COMMAND_BASE +
-			  (chance(r, 50) ? below(r, 7) : below(r, 0x60));
+			  (chance(r, 50) ? below(r, 8) : below(r, 0x60));
 	unsigned int dir = below(r, 4), size = below(r, sizeof(a));
 	int fd = any_fd(r);
 	long ret;
@@ -703,8 +744,10 @@ static void ioctl_thread(void *arg)
 			fuzz_get_info(&r);
 		else if (k < 33)
 			fuzz_migrate(&r);
-		else if (k < 48)
+		else if (k < 42)
 			fuzz_residency(&r);
+		else if (k < 48)
+			fuzz_snapshot(&r);
 		else if (k < 55)
 			fuzz_stats(&r);
 		else if (k < 73)

@@ -850,6 +850,180 @@ TEST_TIMEOUT(remote_access_advice_does_not_migrate, RT_TIMEOUT)
 	ASSERT_EQ(hmm_free(q), 0);
 }
 
+/*
+ * Accessed-by (CUDA's SetAccessedBy), advised before and after the view
+ * exists: the device reads and writes system data without a device
+ * fault and nothing moves; the attribute names the device; unset, it
+ * names none.
+ */
+TEST_TIMEOUT(accessed_by_advice_maps_without_faults, RT_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = MIB, npages = size / ps;
+	struct hmm_stats st0, st1;
+	char *p, *q, *dp, *dq;
+	int r[2];
+
+	need_devices(1);
+	p = hmm_malloc(size);
+	q = hmm_malloc(size);
+	ASSERT_TRUE(p && q);
+	kt_fill(p, size, 70);
+	kt_fill(q, size, 71);
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_SET_ACCESSED_BY, 0, 0), 0);
+	dp = devptr(p, 0);
+	dq = devptr(q, 0);
+	ASSERT_EQ(hmm_advise(q, size, HMM_ADVISE_SET_ACCESSED_BY, 0, 0), 0);
+
+	get_stats(0, &st0);
+	EXPECT_DEV_DATA(dp, 0, size, 70);
+	EXPECT_DEV_DATA(dq, 0, size, 71);
+	dev_fill(dp, 0, size / 2, 72);
+	get_stats(0, &st1);
+	ASSERT_EQ(st1.device_faults, st0.device_faults);
+	for (int c = 0; c < HMM_CAUSE_COUNT; c++)
+		ASSERT_EQ(moved(&st0, &st1, TO_DEV, c), 0);
+	EXPECT_WHERE(p, npages, HMM_CPU);
+	EXPECT_WHERE(q, npages, HMM_CPU);
+	EXPECT_CPU_DATA(p, 0, size / 2, 72);
+
+	ASSERT_EQ(hmm_range_get_attr(p, size, HMM_ATTR_ACCESSED_BY, r,
+				     sizeof(r)), 0);
+	ASSERT_EQ(r[0], 0);
+	ASSERT_EQ(r[1], HMM_LOC_NONE);
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_UNSET_ACCESSED_BY, 0, 0), 0);
+	ASSERT_EQ(hmm_range_get_attr(p, size, HMM_ATTR_ACCESSED_BY, r,
+				     sizeof(r)), 0);
+	ASSERT_EQ(r[0], HMM_LOC_NONE);
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_SET_ACCESSED_BY, HMM_CPU, 0),
+		  -EINVAL);
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_SET_ACCESSED_BY, 0, 1),
+		  -EINVAL);
+	ASSERT_EQ(hmm_free(p), 0);
+	ASSERT_EQ(hmm_free(q), 0);
+}
+
+/*
+ * hmm_register() of memory that is not private anonymous: a memfd
+ * mapped MAP_SHARED.  The device reads and writes it in place through
+ * hmm_devptr(); the file sees the writes; a prefetch leaves it in system
+ * memory.  A view address (a device file's mapping) is refused.
+ */
+TEST_TIMEOUT(register_shared_file_memory, RT_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 64 * ps, npages = size / ps;
+	int mfd = memfd_create("hmm-rt-shared", 0);
+	char *m, *dm, *buf;
+
+	need_devices(1);
+	ASSERT_GE(mfd, 0);
+	ASSERT_EQ(ftruncate(mfd, (off_t)size), 0);
+	m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	ASSERT_TRUE(m != MAP_FAILED);
+	kt_fill(m, size, 77);
+	ASSERT_EQ(hmm_register(m, size), 0);
+	dm = devptr(m, 0);
+	EXPECT_DEV_DATA(dm, 0, size, 77);
+	dev_fill(dm, 0, size / 2, 78);
+	EXPECT_CPU_DATA(m, 0, size / 2, 78);
+	buf = malloc(size);
+	ASSERT_TRUE(buf != NULL);
+	ASSERT_EQ(pread(mfd, buf, size, 0), (ssize_t)size);
+	EXPECT_CPU_DATA(buf, 0, size / 2, 78);
+	EXPECT_CPU_DATA(buf, size / 2, size / 2, 77);
+	free(buf);
+	ASSERT_EQ(hmm_prefetch(m, size, 0), 0);
+	EXPECT_WHERE(m, npages, HMM_CPU);
+	ASSERT_EQ(hmm_register(dm, ps), -EINVAL);
+	ASSERT_EQ(hmm_unregister(m), 0);
+	kt_unmap(m, size);
+	close(mfd);
+}
+
+/*
+ * Device atomics with remote access: the pages the device wrote are
+ * held device-exclusive (hmm_snapshot() says so) until the CPU reads
+ * them; the attribute reads the policy back.
+ */
+TEST_TIMEOUT(atomic_policy_device_takes_pages_exclusive, RT_TIMEOUT)
+{
+	size_t ps = kt_page_size(), npages = 16, size = npages * ps;
+	struct hmm_page_info info[16];
+	uint32_t policy = 0;
+	char *p, *dp;
+
+	need_devices(1);
+	p = hmm_malloc(size);
+	ASSERT_TRUE(p != NULL);
+	kt_fill(p, size, 75);
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_ATOMIC_POLICY, 0,
+			     HMM_ATOMIC_CPU + 1), -EINVAL);
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_SET_REMOTE_ACCESS, 0, 0), 0);
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_ATOMIC_POLICY, 0,
+			     HMM_ATOMIC_DEVICE), 0);
+	ASSERT_EQ(hmm_range_get_attr(p, size, HMM_ATTR_ATOMIC_POLICY, &policy,
+				     sizeof(policy)), 0);
+	ASSERT_EQ(policy, HMM_ATOMIC_DEVICE);
+	dp = devptr(p, 0);
+	dev_fill(dp, 0, size, 76);
+	ASSERT_EQ(hmm_snapshot(p, size, info, npages), (int)npages);
+	for (size_t i = 0; i < npages; i++) {
+		ASSERT_EQ(info[i].loc, HMM_CPU);
+		ASSERT_TRUE(info[i].flags & HMM_PAGE_EXCLUSIVE);
+	}
+	KT_EXPECT_DATA(p, size, 76);
+	ASSERT_EQ(hmm_snapshot(p, size, info, npages), (int)npages);
+	for (size_t i = 0; i < npages; i++)
+		ASSERT_EQ(info[i].flags & HMM_PAGE_EXCLUSIVE, 0);
+	ASSERT_EQ(hmm_free(p), 0);
+}
+
+/*
+ * hmm_snapshot(): location and permission of each page, in agreement
+ * with hmm_residency(), of managed and unmanaged memory.
+ */
+TEST_TIMEOUT(snapshot_agrees_with_residency, RT_TIMEOUT)
+{
+	size_t ps = kt_page_size(), npages = 16, size = npages * ps;
+	struct hmm_page_info info[16];
+	int8_t loc[16];
+	char *p, *u;
+
+	need_devices(1);
+	p = hmm_malloc(size);
+	ASSERT_TRUE(p != NULL);
+	kt_fill(p, 8 * ps, 73);
+	ASSERT_EQ(hmm_prefetch(p, 4 * ps, 0), 0);
+	ASSERT_EQ(hmm_snapshot(p, size, info, npages), (int)npages);
+	ASSERT_EQ(hmm_residency(p, size, loc, npages), (int)npages);
+	for (size_t i = 0; i < npages; i++)
+		ASSERT_EQ(info[i].loc, loc[i]);
+	for (size_t i = 0; i < 4; i++) {
+		ASSERT_EQ(info[i].loc, 0);
+		ASSERT_EQ(info[i].flags, HMM_PAGE_READ | HMM_PAGE_WRITE);
+	}
+	for (size_t i = 4; i < 8; i++) {
+		ASSERT_EQ(info[i].loc, HMM_CPU);
+		ASSERT_EQ(info[i].flags,
+			  HMM_PAGE_READ | HMM_PAGE_WRITE | HMM_PAGE_MAPPED);
+	}
+	/* prefetched holes are zero-filled device pages; the rest none */
+	ASSERT_EQ(hmm_snapshot(p, size, info, npages - 1), -EINVAL);
+	ASSERT_EQ(hmm_snapshot(NULL, size, info, npages), -EINVAL);
+	KT_EXPECT_DATA(p, 8 * ps, 73);
+	ASSERT_EQ(hmm_free(p), 0);
+
+	/* unmanaged memory, one page read-only */
+	u = kt_map(size);
+	kt_fill(u, size, 74);
+	ASSERT_EQ(mprotect(u, ps, PROT_READ), 0);
+	ASSERT_EQ(hmm_snapshot(u, size, info, npages), (int)npages);
+	ASSERT_EQ(info[0].flags, HMM_PAGE_READ | HMM_PAGE_MAPPED);
+	ASSERT_EQ(info[1].flags,
+		  HMM_PAGE_READ | HMM_PAGE_WRITE | HMM_PAGE_MAPPED);
+	ASSERT_EQ(info[1].loc, HMM_CPU);
+	kt_unmap(u, size);
+}
+
 /* Preferred location HMM_CPU: the same, for every device. */
 TEST_TIMEOUT(preferred_location_cpu_maps_system_memory, RT_TIMEOUT)
 {

@@ -313,7 +313,7 @@ TEST(advise_bad_advice_is_einval)
 	ASSERT_TRUE(p);
 	ASSERT_EQ(hmm_advise(p, ps(), (enum hmm_advice)0, HMM_CPU, 0),
 		  -EINVAL);
-	ASSERT_EQ(hmm_advise(p, ps(), (enum hmm_advice)6, HMM_CPU, 0),
+	ASSERT_EQ(hmm_advise(p, ps(), (enum hmm_advice)9, HMM_CPU, 0),
 		  -EINVAL);
 	ASSERT_EQ(hmm_advise(p, ps(), (enum hmm_advice)-1, HMM_CPU, 0),
 		  -EINVAL);
@@ -435,9 +435,9 @@ TEST(get_attr_bad_attribute_is_einval)
 	ASSERT_TRUE(p);
 	ASSERT_EQ(hmm_range_get_attr(p, ps(), (enum hmm_attr)0, v, sizeof(int)),
 		  -EINVAL);
-	ASSERT_EQ(hmm_range_get_attr(p, ps(), (enum hmm_attr)5, v, sizeof(int)),
+	ASSERT_EQ(hmm_range_get_attr(p, ps(), (enum hmm_attr)7, v, sizeof(int)),
 		  -EINVAL);
-	ASSERT_EQ(hmm_range_get_attr(p, ps(), (enum hmm_attr)5, v, 8),
+	ASSERT_EQ(hmm_range_get_attr(p, ps(), (enum hmm_attr)7, v, 8),
 		  -EINVAL);
 	hmm_free(p);
 }

@@ -3,8 +3,8 @@
  * test_rt_memory_host.c - libhmm's managed memory on a host with no
  * hmmgpu device: the interval map (every address of a range names it,
  * the byte after it does not), hmm_malloc() alignment and zero fill,
- * hmm_register() of what the application has (and refusal of shared and
- * file memory), advice and attributes, residency through mincore(), the
+ * hmm_register() of what the application has (shared and file memory
+ * too; refusal of special mappings), advice and attributes, residency through mincore(), the
  * host fallbacks, and many threads allocating and freeing at once.
  *
  * Data is checked with a pattern that depends on the allocation and the
@@ -15,6 +15,7 @@
 
 #include <hmm/hmm.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -412,7 +413,11 @@ TEST(register_overlapping_is_eexist)
 	munmap(m, 6 * ps());
 }
 
-TEST(register_shared_or_file_memory_is_einval)
+/*
+ * Shared and file memory registers (devices map it in place); memory
+ * that is not readable, special mappings and device files do not.
+ */
+TEST(register_shared_file_and_special_memory)
 {
 	char path[] = "/tmp/hmmt-XXXXXX";
 	char *shm, *file, *ro, *none, *mix;
@@ -421,8 +426,12 @@ TEST(register_shared_or_file_memory_is_einval)
 	shm = mmap(NULL, 4 * ps(), PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ASSERT_TRUE(shm != MAP_FAILED);
-	ASSERT_EQ(hmm_register(shm, 4 * ps()), -EINVAL);
-	ASSERT_EQ(hmm_register(shm + ps(), 1), -EINVAL);
+	fill(shm, 4 * ps(), 31);
+	ASSERT_EQ(hmm_register(shm, 4 * ps()), 0);
+	ASSERT_TRUE(managed(shm + 3 * ps()));
+	ASSERT_EQ(hmm_register(shm + ps(), 1), -EEXIST);
+	ASSERT_EQ(hmm_unregister(shm), 0);
+	ASSERT_EQ(check(shm, 4 * ps(), 31), -1);
 
 	fd = mkstemp(path);
 	ASSERT_GE(fd, 0);
@@ -430,7 +439,8 @@ TEST(register_shared_or_file_memory_is_einval)
 	ASSERT_EQ(ftruncate(fd, 4 * ps()), 0);
 	file = mmap(NULL, 4 * ps(), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
 	ASSERT_TRUE(file != MAP_FAILED);
-	ASSERT_EQ(hmm_register(file, 4 * ps()), -EINVAL);
+	ASSERT_EQ(hmm_register(file, 4 * ps()), 0);
+	ASSERT_EQ(hmm_unregister(file + 2 * ps()), 0);
 	close(fd);
 
 	/* not readable: no device could view it */
@@ -446,13 +456,15 @@ TEST(register_shared_or_file_memory_is_einval)
 	ASSERT_EQ(hmm_register(ro, 2 * ps()), 0);
 	ASSERT_EQ(hmm_unregister(ro), 0);
 
-	/* private pages followed by a shared one */
+	/* private pages followed by a shared one: one range, in whole */
 	mix = plain_map(3 * ps());
 	ASSERT_TRUE(mmap(mix + 2 * ps(), ps(), PROT_READ | PROT_WRITE,
 			 MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
 		    mix + 2 * ps());
-	ASSERT_EQ(hmm_register(mix, 3 * ps()), -EINVAL);
-	ASSERT_EQ(hmm_register(mix + ps(), ps() + 1), -EINVAL);
+	ASSERT_EQ(hmm_register(mix, 3 * ps()), 0);
+	ASSERT_EQ(hmm_unregister(mix), 0);
+	ASSERT_EQ(hmm_register(mix + ps(), ps() + 1), 0);
+	ASSERT_EQ(hmm_unregister(mix + ps()), 0);
 	ASSERT_EQ(hmm_register(mix, 2 * ps()), 0);
 	ASSERT_EQ(hmm_unregister(mix), 0);
 
