@@ -107,11 +107,11 @@ int hmm__mem_advise(const void *ptr, size_t size, enum hmm_advice advice,
 /*
  * The advice and last prefetch location of the range: a value the
  * allocations disagree on reads as HMM_LOC_NONE (0 for @granularity,
- * the common devices for the @remote bit mask).
+ * the common devices for the @remote and @accessed bit masks).
  */
 int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
-		       uint32_t *remote, int *last_prefetch,
-		       uint64_t *granularity);
+		       uint32_t *remote, uint32_t *accessed, uint32_t *atomic,
+		       int *last_prefetch, uint64_t *granularity);
 
 /*
  * 0 when [@ptr, @ptr + @size) can be accessed as @prot (PROT_READ and/or

@@ -105,6 +105,8 @@ struct hmm_view {
 	uint32_t handle;  /**< VIEW_REGISTER handle, 0 when there is none */
 	bool remote;      /**< HMMGPU_ADVICE_REMOTE as last applied */
 	bool preferred;   /**< HMMGPU_ADVICE_PREFERRED as last applied */
+	bool accessed_by; /**< HMMGPU_ADVICE_ACCESSED_BY as last applied */
+	uint32_t atomic;  /**< HMMGPU_ADVICE_ATOMIC as last applied */
 	uint64_t gran;    /**< granularity last applied, 0: driver default */
 };
 
@@ -118,6 +120,9 @@ struct hmm_alloc {
 	uintptr_t base;   /**< page-aligned */
 	size_t size;      /**< page multiple */
 	bool registered;  /**< hmm_register()ed, not hmm_malloc()ed */
+	/** registered memory that is not private anonymous (shared, a
+	 *  file, hugetlbfs): never migrates, devices map it in place */
+	bool any_memory;
 	bool stale;       /**< its memory is gone: tear down views only */
 	/*
 	 * A registered range: the hmm_register() calls sharing its pages
@@ -130,6 +135,8 @@ struct hmm_alloc {
 	struct hmm_view views[HMM_MAX_DEVICES];
 	int preferred;        /**< device, HMM_CPU or HMM_LOC_NONE */
 	uint32_t remote_mask; /**< bit d: device d accesses remotely */
+	uint32_t accessed_mask; /**< bit d: device d keeps it mapped */
+	uint32_t atomic;      /**< enum hmm_atomic_policy */
 	uint64_t granularity; /**< advised bytes per device fault, 0: none */
 	int last_prefetch;    /**< device, HMM_CPU or HMM_LOC_NONE */
 	struct hmm_alloc *next_dead; /**< list of ranges to destroy */
@@ -380,6 +387,27 @@ static int view_sync(struct hmm_alloc *a, int dev, int fd, struct hmm_view *v)
 		if (!err)
 			v->preferred = a->preferred == dev;
 	}
+	/*
+	 * After the mapping exists: the driver maps the range when it is
+	 * advised, which it can only do into a mapped view.
+	 */
+	if (v->addr && v->accessed_by != !!(a->accessed_mask & (1U << dev))) {
+		bool on = a->accessed_mask & (1U << dev);
+
+		err = view_advise(fd, v->handle, HMMGPU_ADVICE_ACCESSED_BY, on);
+		if (err && !ret)
+			ret = err;
+		if (!err)
+			v->accessed_by = on;
+	}
+	if (v->atomic != a->atomic) {
+		err = view_advise(fd, v->handle, HMMGPU_ADVICE_ATOMIC,
+				  a->atomic);
+		if (err && !ret)
+			ret = err;
+		if (!err)
+			v->atomic = a->atomic;
+	}
 	if (v->gran != a->granularity) {
 		uint64_t g = a->granularity ? a->granularity :
 					      default_granularity();
@@ -443,6 +471,8 @@ static int view_create(struct hmm_alloc *a, int dev, int fd)
 	v->handle = reg.handle;
 	v->remote = false;
 	v->preferred = false;
+	v->accessed_by = false;
+	v->atomic = HMM_ATOMIC_DEFAULT;
 	v->gran = 0;
 	ret = view_sync(a, dev, fd, v);
 	if (ret)
@@ -458,6 +488,9 @@ static int view_create(struct hmm_alloc *a, int dev, int fd)
 	v->addr = addr;
 	hmm__log(HMM_LOG_DEBUG, "view of %#" PRIxPTR "+%zu on device %d at %p",
 		 a->base, a->size, dev, addr);
+	/* accessed-by waits for the mapping; its failure is not fatal */
+	if (a->accessed_mask & (1U << dev))
+		(void)view_sync(a, dev, fd, v);
 	return 0;
 
 err_unregister:
@@ -527,6 +560,26 @@ static const char *vma_not_anon(const struct vma_desc *v, int want)
 	    !strncmp(v->name, "[stack", 6) || !strncmp(v->name, "[anon:", 6))
 		return NULL;
 	return "a special mapping, not anonymous memory";
+}
+
+/*
+ * Why @v is not memory a device view can map (readable, when @want is
+ * PROT_READ, with pages: not a special mapping nor a device file's), or
+ * NULL.  What hmm_register() takes besides private anonymous memory.
+ */
+static const char *vma_not_paged(const struct vma_desc *v, int want)
+{
+	if (want == PROT_READ && !v->r && !v->w && !v->x)
+		return "PROT_NONE memory (not accessible)";
+	if (want == PROT_READ && !v->r)
+		return "memory that is not readable";
+	/* MAP_SHARED | MAP_ANONYMOUS memory is "/dev/zero (deleted)" */
+	if (!strncmp(v->name, "/dev/", 5) && strncmp(v->name, "/dev/zero", 9))
+		return "a device file mapping (no pages to share)";
+	if (v->name[0] == '[' && strcmp(v->name, "[heap]") &&
+	    strncmp(v->name, "[stack", 6) && strncmp(v->name, "[anon", 5))
+		return "a special mapping";
+	return NULL;
 }
 
 /* Why @v cannot be accessed as @want (PROT_READ, PROT_WRITE), or NULL. */
@@ -744,8 +797,14 @@ int hmm__mem_accessible(const void *ptr, size_t size, int prot)
 static bool alloc_still_there(const char *who, const struct hmm_alloc *a)
 {
 	const char *why = NULL;
+	int ret;
 
-	if (range_check(a->base, a->base + a->size, false, &why) != -EINVAL)
+	/* registered shared or file memory: still mapped, as it was */
+	ret = a->any_memory ? vma_walk(a->base, a->base + a->size,
+				       vma_not_paged, 0, &why) :
+			      range_check(a->base, a->base + a->size, false,
+					  &why);
+	if (ret != -EINVAL)
 		return true;
 	hmm__log(HMM_LOG_INFO, "%s: %#" PRIxPTR "+%zu is now %s: moved by "
 		 "mremap() or unmapped; the library forgets it and touches "
@@ -1036,7 +1095,7 @@ HMM_EXPORT int hmm_free(void *ptr)
  */
 static void evict_stale_regs(uintptr_t start, uintptr_t end)
 {
-	struct { uintptr_t base; size_t size; bool stale; } cand[8];
+	struct { uintptr_t base; size_t size; bool any, stale; } cand[8];
 	struct hmm_alloc *a, *dead = NULL;
 	size_t n = 0, i;
 	bool any = false;
@@ -1044,15 +1103,18 @@ static void evict_stale_regs(uintptr_t start, uintptr_t end)
 	pthread_rwlock_rdlock(&map.lock);
 	for_each_alloc_touching(a, i, start, end) {
 		if (a->registered && n < sizeof(cand) / sizeof(cand[0]))
-			cand[n++] = (typeof(cand[0])){ a->base, a->size, false };
+			cand[n++] = (typeof(cand[0])){ a->base, a->size,
+						       a->any_memory, false };
 	}
 	pthread_rwlock_unlock(&map.lock);
 	for (size_t k = 0; k < n; k++) {
 		const char *why;
 
-		cand[k].stale = range_check(cand[k].base,
-					    cand[k].base + cand[k].size, false,
-					    &why) == -EINVAL;
+		uintptr_t b = cand[k].base, e = b + cand[k].size;
+
+		cand[k].stale = (cand[k].any ?
+				 vma_walk(b, e, vma_not_paged, 0, &why) :
+				 range_check(b, e, false, &why)) == -EINVAL;
 		any |= cand[k].stale;
 	}
 	if (!any)
@@ -1107,6 +1169,7 @@ HMM_EXPORT int hmm_register(void *ptr, size_t size)
 	struct hmm_alloc *a;
 	struct hmm_reg reg;
 	const char *why = NULL;
+	bool any = false;
 	int ret;
 
 	if (!ptr || !size)
@@ -1119,6 +1182,11 @@ HMM_EXPORT int hmm_register(void *ptr, size_t size)
 	end = ((uintptr_t)ptr + size + ps - 1) & ~(uintptr_t)(ps - 1);
 
 	ret = range_check(start, end, true, &why);
+	if (ret == -EINVAL) {
+		/* shared, file-backed or hugetlb memory: devices map it */
+		any = true;
+		ret = vma_walk(start, end, vma_not_paged, PROT_READ, &why);
+	}
 	if (ret) {
 		hmm__log(HMM_LOG_INFO, "hmm_register(%p, %zu): %s", ptr, size,
 			 why ? why : hmm_strerror(ret));
@@ -1129,6 +1197,7 @@ HMM_EXPORT int hmm_register(void *ptr, size_t size)
 	a = alloc_new(start, end - start, true);
 	if (!a)
 		return -ENOMEM;
+	a->any_memory = any;
 	a->regs = malloc(sizeof(*a->regs));
 	if (!a->regs) {
 		alloc_free(a);
@@ -1483,6 +1552,15 @@ int hmm__mem_advise(const void *ptr, size_t size, enum hmm_advice advice,
 		case HMM_ADVISE_UNSET_REMOTE_ACCESS:
 			a->remote_mask &= ~(1U << dev);
 			break;
+		case HMM_ADVISE_SET_ACCESSED_BY:
+			a->accessed_mask |= 1U << dev;
+			break;
+		case HMM_ADVISE_UNSET_ACCESSED_BY:
+			a->accessed_mask &= ~(1U << dev);
+			break;
+		case HMM_ADVISE_ATOMIC_POLICY:
+			a->atomic = (uint32_t)value;
+			break;
 		case HMM_ADVISE_FAULT_GRANULARITY:
 			a->granularity = value;
 			break;
@@ -1507,8 +1585,8 @@ int hmm__mem_advise(const void *ptr, size_t size, enum hmm_advice advice,
  * Return: 0 or -EINVAL (range not managed).
  */
 int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
-		       uint32_t *remote, int *last_prefetch,
-		       uint64_t *granularity)
+		       uint32_t *remote, uint32_t *accessed, uint32_t *atomic,
+		       int *last_prefetch, uint64_t *granularity)
 {
 	size_t first = 0, count = 0;
 	int ret;
@@ -1524,12 +1602,17 @@ int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
 		if (i == first) {
 			*preferred = a->preferred;
 			*remote = a->remote_mask;
+			*accessed = a->accessed_mask;
+			*atomic = a->atomic;
 			*last_prefetch = a->last_prefetch;
 			*granularity = a->granularity;
 		} else {
 			if (*preferred != a->preferred)
 				*preferred = HMM_LOC_NONE;
 			*remote &= a->remote_mask;
+			*accessed &= a->accessed_mask;
+			if (*atomic != a->atomic)
+				*atomic = HMM_ATOMIC_DEFAULT;
 			if (*last_prefetch != a->last_prefetch)
 				*last_prefetch = HMM_LOC_NONE;
 			if (*granularity != a->granularity)

@@ -218,16 +218,23 @@ HMM_EXPORT int hmm_advise(const void *ptr, size_t size,
 		break;
 	case HMM_ADVISE_SET_REMOTE_ACCESS:
 	case HMM_ADVISE_UNSET_REMOTE_ACCESS:
+	case HMM_ADVISE_SET_ACCESSED_BY:
+	case HMM_ADVISE_UNSET_ACCESSED_BY:
 		if (value || dev == HMM_CPU)
 			return -EINVAL;
 		/* forgetting advice for a removed device is fine */
-		if (advice == HMM_ADVISE_SET_REMOTE_ACCESS ?
+		if (advice == HMM_ADVISE_SET_REMOTE_ACCESS ||
+		    advice == HMM_ADVISE_SET_ACCESSED_BY ?
 			    device_fd(dev) < 0 :
 			    dev < 0 || dev >= device_numbers())
 			return -ENODEV;
 		break;
 	case HMM_ADVISE_FAULT_GRANULARITY:
 		if (value && !granularity_ok(value))
+			return -EINVAL;
+		break;
+	case HMM_ADVISE_ATOMIC_POLICY:
+		if (value > HMM_ATOMIC_CPU)
 			return -EINVAL;
 		break;
 	default:
@@ -240,7 +247,7 @@ HMM_EXPORT int hmm_advise(const void *ptr, size_t size,
 struct range_attrs {
 	int preferred, last;
 	uint64_t gran;
-	uint32_t remote;
+	uint32_t remote, accessed, atomic;
 };
 
 /* Whether @len bytes at @out can hold attribute @attr. */
@@ -253,9 +260,12 @@ static bool attr_ok(enum hmm_attr attr, const void *out, size_t len)
 	case HMM_ATTR_LAST_PREFETCH_LOCATION:
 		return len == sizeof(int);
 	case HMM_ATTR_REMOTE_ACCESS:
+	case HMM_ATTR_ACCESSED_BY:
 		return len && !(len % sizeof(int));
 	case HMM_ATTR_FAULT_GRANULARITY:
 		return len == sizeof(uint64_t);
+	case HMM_ATTR_ATOMIC_POLICY:
+		return len == sizeof(uint32_t);
 	}
 	return false;
 }
@@ -274,13 +284,19 @@ static void attr_put(const struct range_attrs *ra, enum hmm_attr attr,
 	case HMM_ATTR_FAULT_GRANULARITY:
 		memcpy(out, &ra->gran, sizeof(ra->gran));
 		break;
-	case HMM_ATTR_REMOTE_ACCESS: {
+	case HMM_ATTR_ATOMIC_POLICY:
+		memcpy(out, &ra->atomic, sizeof(ra->atomic));
+		break;
+	case HMM_ATTR_REMOTE_ACCESS:
+	case HMM_ATTR_ACCESSED_BY: {
+		uint32_t mask = attr == HMM_ATTR_REMOTE_ACCESS ? ra->remote :
+							       ra->accessed;
 		size_t n = len / sizeof(int), k = 0;
 		int *o = out;
 
 		/* ascending device numbers; more than fit are left out */
 		for (int d = 0; d < HMM_MAX_DEVICES && k < n; d++) {
-			if (ra->remote & (1U << d))
+			if (mask & (1U << d))
 				o[k++] = d;
 		}
 		while (k < n)
@@ -300,7 +316,7 @@ HMM_EXPORT int hmm_range_get_attr(const void *ptr, size_t size,
 	if (!ptr || !size || !attr_ok(attr, out, len))
 		return -EINVAL;
 	ret = hmm__mem_get_attrs(ptr, size, &ra.preferred, &ra.remote,
-				 &ra.last, &ra.gran);
+				 &ra.accessed, &ra.atomic, &ra.last, &ra.gran);
 	if (ret)
 		return ret;
 	attr_put(&ra, attr, out, len);
@@ -322,7 +338,7 @@ HMM_EXPORT int hmm_range_get_attrs(const void *ptr, size_t size,
 			return -EINVAL;
 	/* one reading for all: the attributes agree with each other */
 	ret = hmm__mem_get_attrs(ptr, size, &ra.preferred, &ra.remote,
-				 &ra.last, &ra.gran);
+				 &ra.accessed, &ra.atomic, &ra.last, &ra.gran);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < count; i++)
@@ -474,4 +490,111 @@ HMM_EXPORT int hmm_residency(const void *ptr, size_t size, int8_t *loc,
 			return ret;
 	}
 	return (int)n;
+}
+
+/*
+ * Runtime device numbers by driver device index (GET_INFO's
+ * device_index), -1 where none; *@fd the file of the first device found
+ * and *@abi its ABI version.  Return: 0 or -ENODEV (no device).
+ */
+static int device_map(int8_t map[256], int *fd, uint32_t *abi)
+{
+	memset(map, -1, 256);
+	*fd = -ENODEV;
+	for (int d = 0; d < device_numbers(); d++) {
+		struct drm_hmmgpu_get_info gi = { 0 };
+		int f = hmm__device_fd(d);
+
+		if (f < 0 || drmIoctl(f, DRM_IOCTL_HMMGPU_GET_INFO, &gi))
+			continue;
+		if (gi.device_index < 256)
+			map[gi.device_index] = (int8_t)d;
+		if (*fd < 0) {
+			*fd = f;
+			*abi = gi.abi_version;
+		}
+	}
+	return *fd < 0 ? -ENODEV : 0;
+}
+
+/* One SNAPSHOT word as the library reports it. */
+static struct hmm_page_info page_info(uint32_t w, const int8_t map[256])
+{
+	static const struct {
+		uint32_t snap;
+		uint8_t page;
+	} bits[] = {
+		{ HMMGPU_SNAP_READ, HMM_PAGE_READ },
+		{ HMMGPU_SNAP_WRITE, HMM_PAGE_WRITE },
+		{ HMMGPU_SNAP_MAPPED, HMM_PAGE_MAPPED },
+		{ HMMGPU_SNAP_ZERO, HMM_PAGE_ZERO },
+		{ HMMGPU_SNAP_PMD, HMM_PAGE_HUGE_PMD },
+		{ HMMGPU_SNAP_PUD, HMM_PAGE_HUGE_PUD },
+		{ HMMGPU_SNAP_EXCLUSIVE, HMM_PAGE_EXCLUSIVE },
+		{ HMMGPU_SNAP_SWAP, HMM_PAGE_SWAP },
+	};
+	struct hmm_page_info pi = { .loc = HMM_LOC_NONE, .flags = 0 };
+	uint32_t dev = (w & HMMGPU_SNAP_DEVICE_MASK) >> HMMGPU_SNAP_DEVICE_SHIFT;
+
+	switch (w & HMMGPU_SNAP_WHERE_MASK) {
+	case HMMGPU_RESIDENCY_SYSTEM:
+		pi.loc = HMM_CPU;
+		break;
+	case HMMGPU_RESIDENCY_THIS_DEVICE:
+	case HMMGPU_RESIDENCY_OTHER_DEVICE:
+		/* another driver's device: to us, as hmm_residency() says */
+		pi.loc = map[dev & 0xff] >= 0 ? map[dev & 0xff] : HMM_CPU;
+		break;
+	}
+	for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+		if (w & bits[i].snap)
+			pi.flags |= bits[i].page;
+	return pi;
+}
+
+HMM_EXPORT int hmm_snapshot(const void *ptr, size_t size,
+			    struct hmm_page_info *pages, size_t npages)
+{
+	HMM_KEEP_ERRNO();
+	size_t ps = page_size(), n, chunk;
+	uintptr_t start, end;
+	int8_t map[256];
+	uint32_t abi = 0, *w;
+	int fd, ret;
+
+	if (!ptr || !size || !pages || (uintptr_t)ptr > UINTPTR_MAX - size ||
+	    (uintptr_t)ptr + size > UINTPTR_MAX - ps)
+		return -EINVAL;
+	start = (uintptr_t)ptr & ~(uintptr_t)(ps - 1);
+	end = ((uintptr_t)ptr + size + ps - 1) & ~(uintptr_t)(ps - 1);
+	n = (end - start) / ps;
+	if (npages < n || n > INT32_MAX)
+		return -EINVAL;
+	ret = device_map(map, &fd, &abi);
+	if (ret)
+		return ret;
+	if (abi < 7)
+		return -EOPNOTSUPP;
+	chunk = n < HMM_RESIDENCY_CHUNK ? n : HMM_RESIDENCY_CHUNK;
+	w = malloc(chunk * sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < chunk ? n - done : chunk;
+		struct drm_hmmgpu_snapshot s = {
+			.start = start + done * ps,
+			.npages = k,
+			.pages = (uintptr_t)w,
+		};
+
+		if (drmIoctl(fd, DRM_IOCTL_HMMGPU_SNAPSHOT, &s)) {
+			ret = -errno;
+			break;
+		}
+		for (size_t i = 0; i < k; i++)
+			pages[done + i] = page_info(w[i], map);
+		done += k;
+	}
+	free(w);
+	return ret ? ret : (int)n;
 }

@@ -138,6 +138,7 @@ HMM_EXPORT int hmm_get_stats(int dev, struct hmm_stats *st)
 	st->copy_errors = ds.copy_errors;
 	st->thrash_pins = ds.thrash_pins;
 	st->thrash_remote = ds.thrash_remote;
+	st->accessed_by_remaps = ds.remaps;
 	st->prefetch_bytes = get(&c->prefetch_bytes);
 	st->prefetch_calls = get(&c->prefetch_calls);
 	st->prefetch_ns = get(&c->prefetch_ns);

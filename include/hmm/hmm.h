@@ -176,8 +176,16 @@ int hmm_set_name(const void *ptr, const char *name);
 
 /**
  * Makes memory the application already has (from malloc() or mmap()) managed:
- * [@p ptr, @p ptr + @p size) rounded out to whole pages.  It must be
- * private anonymous memory (not shared, not a file).  The memory stays
+ * [@p ptr, @p ptr + @p size) rounded out to whole pages.  Private
+ * anonymous memory migrates like hmm_malloc() memory.  Any other
+ * readable memory with pages may be registered too (with a driver of ABI
+ * 7 or later, for device pointers): MAP_SHARED anonymous memory, memfd,
+ * shared and private file mappings, hugetlbfs.  Its shared, file and
+ * hugetlb pages never migrate: devices map them where they are (a
+ * device write to a file page is written back like a CPU write), and
+ * prefetches leave them in place; the pages a process wrote in a
+ * private file mapping (its copy-on-write copies) migrate.  Special
+ * mappings and device files' mappings are refused.  The memory stays
  * the application's: hmm_unregister() before freeing it.
  *
  * Pages are managed as a whole, and registrations may share them: a
@@ -197,8 +205,8 @@ int hmm_set_name(const void *ptr, const char *name);
  * drops it (that touches nothing but bringing its pages back from
  * devices).
  *
- * @return 0; -EINVAL for NULL, size 0, or memory that is not private
- *         anonymous and readable; -EEXIST when it overlaps the bytes of
+ * @return 0; -EINVAL for NULL, size 0, or memory that is not mapped
+ *         and readable, or is a special or device mapping; -EEXIST when it overlaps the bytes of
  *         a registration, or overlaps a managed range without lying in a
  *         registered one; -ENOMEM.
  */
@@ -516,16 +524,48 @@ enum hmm_advice {
 	 *  to 2 MiB (0: the driver's default).  For every device; @p dev is
 	 *  not used. */
 	HMM_ADVISE_FAULT_GRANULARITY = 5,
+	/** Device @p dev keeps the range mapped wherever its data is
+	 *  (CUDA's SetAccessedBy): its accesses to data that exists do not
+	 *  fault, and neither the advice nor those accesses move the data.
+	 *  When the data moves (a prefetch, a CPU access, eviction), the
+	 *  device maps it at its new place.  Needs a driver of ABI 7 or
+	 *  later (else -EINVAL from the driver). */
+	HMM_ADVISE_SET_ACCESSED_BY = 6,
+	/** Device @p dev maps the range on demand again (and migrates it
+	 *  on access, unless remote access is advised). */
+	HMM_ADVISE_UNSET_ACCESSED_BY = 7,
+	/** The atomic-access policy of the range, @p value an
+	 *  enum hmm_atomic_policy, for every device; @p dev is not used.
+	 *  Needs a driver of ABI 7 or later. */
+	HMM_ADVISE_ATOMIC_POLICY = 8,
+};
+
+/** Values of HMM_ADVISE_ATOMIC_POLICY (Intel Xe's atomic-access policy). */
+enum hmm_atomic_policy {
+	/** No policy (the default). */
+	HMM_ATOMIC_DEFAULT = 0,
+	/** The device does atomics: system pages it maps remotely (remote
+	 *  access, accessed-by, pinned or locked memory) are taken
+	 *  device-exclusive while it uses them, and a CPU access takes
+	 *  them back; data on the device is the device's own. */
+	HMM_ATOMIC_DEVICE = 1,
+	/** CPU and device atomics on one copy: device accesses never
+	 *  migrate the data, they map it in system memory. */
+	HMM_ATOMIC_GLOBAL = 2,
+	/** Only the CPU does atomics: as the default. */
+	HMM_ATOMIC_CPU = 3,
 };
 
 /**
  * Advises how [@p ptr, @p ptr + @p size) is used.  Advice is kept per
  * allocation (or registered range): it applies to every allocation the
  * range touches, in whole.  @p value is used by
- * HMM_ADVISE_FAULT_GRANULARITY only (0 otherwise).
+ * HMM_ADVISE_FAULT_GRANULARITY and HMM_ADVISE_ATOMIC_POLICY only (0
+ * otherwise).
  *
- * @return 0; -EINVAL (bad advice, a non-zero @p value with any other
- *         advice than HMM_ADVISE_FAULT_GRANULARITY, remote access by
+ * @return 0; -EINVAL (bad advice or @p value, a non-zero @p value with
+ *         another advice than HMM_ADVISE_FAULT_GRANULARITY or
+ *         HMM_ADVISE_ATOMIC_POLICY, remote access or accessed-by by
  *         HMM_CPU, or range not managed); -ENODEV (no such device;
  *         unsetting remote access of a removed device is allowed).
  */
@@ -546,6 +586,13 @@ enum hmm_attr {
 	/** uint64_t: the advised fault granularity in bytes, 0 when not
 	 *  advised or when the allocations of the range differ. */
 	HMM_ATTR_FAULT_GRANULARITY = 4,
+	/** int[n]: the devices advised with HMM_ADVISE_SET_ACCESSED_BY,
+	 *  then HMM_LOC_NONE in the remaining slots; @p len = n *
+	 *  sizeof(int). */
+	HMM_ATTR_ACCESSED_BY = 5,
+	/** uint32_t: the enum hmm_atomic_policy advised, HMM_ATOMIC_DEFAULT
+	 *  when none or when the allocations of the range differ. */
+	HMM_ATTR_ATOMIC_POLICY = 6,
 };
 
 /**
@@ -580,6 +627,52 @@ int hmm_range_get_attrs(const void *ptr, size_t size,
  *         too small, unmapped range); -EFAULT.
  */
 int hmm_residency(const void *ptr, size_t size, int8_t *loc, size_t npages);
+
+/** Bits of hmm_page_info.flags, from the CPU page tables (hmm_snapshot()). */
+enum hmm_page_flags {
+	/** The CPU may read the page (a device page faults back first). */
+	HMM_PAGE_READ = 1 << 0,
+	/** ... and write it without a write fault (copy-on-write). */
+	HMM_PAGE_WRITE = 1 << 1,
+	/** A CPU page-table entry maps it, in system RAM. */
+	HMM_PAGE_MAPPED = 1 << 2,
+	/** The shared zero page (or huge zero page): read, never written. */
+	HMM_PAGE_ZERO = 1 << 3,
+	/** Mapped by a 2 MiB (PMD) entry: a huge page, or a 2 MiB device
+	 *  page. */
+	HMM_PAGE_HUGE_PMD = 1 << 4,
+	/** Mapped by a 1 GiB (PUD) entry: a hugetlb page. */
+	HMM_PAGE_HUGE_PUD = 1 << 5,
+	/** Held by a device for its atomics (device-exclusive entry). */
+	HMM_PAGE_EXCLUSIVE = 1 << 6,
+	/** In swap. */
+	HMM_PAGE_SWAP = 1 << 7,
+};
+
+/** One page as hmm_snapshot() reports it. */
+struct hmm_page_info {
+	/** Where the page is, as hmm_residency() says: a device number,
+	 *  HMM_CPU, or HMM_LOC_NONE (no data). */
+	int8_t loc;
+	/** HMM_PAGE_* bits. */
+	uint8_t flags;
+};
+
+/**
+ * The richer hmm_residency() (hmm-tests' snapshot): where each page of
+ * [@p ptr, @p ptr + @p size) (rounded out to pages) is and what the CPU
+ * page tables say of it (HMM_PAGE_*), of any memory, managed or not,
+ * faulting nothing in and moving nothing.  One call of the driver's
+ * SNAPSHOT ioctl per 16 Mi pages.
+ *
+ * @param pages   one entry per page
+ * @param npages  entries in @p pages: at least the pages of the range
+ * @return the number of pages written; -EINVAL (NULL, size 0, @p npages
+ *         too small); -ENODEV (no device); -EOPNOTSUPP (a driver older
+ *         than ABI 7); -ENOMEM.
+ */
+int hmm_snapshot(const void *ptr, size_t size, struct hmm_page_info *pages,
+		 size_t npages);
 
 /** @} */
 
@@ -735,7 +828,10 @@ struct hmm_stats {
 	 *  then served by mapping them where they are */
 	uint64_t thrash_pins;
 	uint64_t thrash_remote;
-	uint64_t reserved[5];    /**< zero */
+	/** times the driver mapped moved data again for a device advised
+	 *  with HMM_ADVISE_SET_ACCESSED_BY (0 on drivers before ABI 7) */
+	uint64_t accessed_by_remaps;
+	uint64_t reserved[4];    /**< zero */
 };
 
 /**
