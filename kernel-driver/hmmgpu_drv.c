@@ -102,9 +102,19 @@
  *   with device-private THP, MIGRATE moves whole aligned 2 MiB ranges as
  *   2 MiB device folios ("Device THP"); off, every device page is 4 KiB.
  *   Folios made while it was on stay until they move or are split.
- *   Experimental: test_thp and the benchmark pass with it on, but the
- *   fuzzer once found a device folio freed while a PMD still mapped it
- *   (7.3, not reproduced since); until that is understood it is opt-in.
+ *   Experimental: test_thp and the benchmark pass with it on, but with
+ *   it on the fuzzer hits rare kernel BUGs on 7.3: a CPU fault on a PMD
+ *   whose device folio was already freed (refcount 0, in
+ *   do_huge_pmd_device_private(); seen twice, not understood) and a CPU
+ *   fault-back of a device page carrying both PG_active and
+ *   PG_unevictable (folio_migrate_flags(); once). The second is most
+ *   likely not about THP: neither the core's free path nor
+ *   zone_device_page_init() (which clears only the low byte of the
+ *   flags) clears PG_active or PG_unevictable, a device page freed
+ *   while on the device keeps what its last migration copied there
+ *   (both were seen on free device pages at allocation, with device_thp
+ *   off and on), and the next migration to it adds its source's flags.
+ *   Until both are understood it is opt-in.
  * - thrash_threshold (0-1000, default 3; 0 turns it off), thrash_lapse_us
  *   (default 20000) and thrash_pin_ms (default 150), writable at run time:
  *   thrashing detection and mitigation (DOC: Thrashing).
