@@ -1110,6 +1110,14 @@ TEST_TIMEOUT(granularity_sets_the_device_fault_block, VIEW_TIMEOUT)
 		if (grans[i] < ps)
 			continue;
 		TH_LOG("granularity %zu KiB", grans[i] / KIB);
+		/*
+		 * 4 KiB pages: a fault inside a fresh transparent huge page
+		 * splits it first, and the split fails while the page is in
+		 * a CPU's LRU batch; its pages are then mapped where they are
+		 * and fault again later (one fault too many, seen on 7.3).
+		 * This test counts faults; test_thp covers huge pages.
+		 */
+		ASSERT_EQ(madvise(p, size, MADV_NOHUGEPAGE), 0);
 		kt_fill(p, size, 2001 + i);
 		kt_view_open(&v, fd, p, size);
 		ASSERT_EQ(kt_view_advise(fd, v.handle,
