@@ -64,7 +64,6 @@ int hmm__device_count(void);
  */
 int hmm__device_fd(int dev);
 
-
 /* --- log.c --------------------------------------------------------------- */
 
 enum hmm_log_level {
