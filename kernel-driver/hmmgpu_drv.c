@@ -366,6 +366,29 @@ static int hmmgpu_ioctl_migrate(struct drm_device *drm, void *data,
 
 #define HMMGPU_RESIDENCY_MAX_PAGES (1ULL << 24)
 
+/*
+ * RESIDENCY and SNAPSHOT: the same checks and walk; @words says which
+ * answer goes to @out. @bad is true for a non-zero must-be-zero field.
+ */
+static int residency_common(struct drm_device *drm, struct drm_file *file,
+			    bool bad, u64 start, u64 npages, u64 out,
+			    bool words, u64 count_out[4])
+{
+	u64 count[4] = { 0 };
+	int idx, ret;
+
+	if (bad || !npages || npages > HMMGPU_RESIDENCY_MAX_PAGES ||
+	    !range_ok(start, npages << PAGE_SHIFT))
+		return -EINVAL;
+	if (!drm_dev_enter(drm, &idx))
+		return -ENODEV;
+	ret = hmmgpu_residency(file->driver_priv, start, npages,
+			       u64_to_user_ptr(out), words, count);
+	drm_dev_exit(idx);
+	memcpy(count_out, count, sizeof(count));
+	return ret;
+}
+
 /**
  * hmmgpu_ioctl_residency() - DRM_IOCTL_HMMGPU_RESIDENCY.
  * @drm: the device.
@@ -379,20 +402,10 @@ static int hmmgpu_ioctl_residency(struct drm_device *drm, void *data,
 				  struct drm_file *file)
 {
 	struct drm_hmmgpu_residency *args = data;
-	u64 count[4] = { 0 };
-	int idx, ret;
 
-	if (args->flags || args->pad || !args->npages ||
-	    args->npages > HMMGPU_RESIDENCY_MAX_PAGES ||
-	    !range_ok(args->start, args->npages << PAGE_SHIFT))
-		return -EINVAL;
-	if (!drm_dev_enter(drm, &idx))
-		return -ENODEV;
-	ret = hmmgpu_residency(file->driver_priv, args->start, args->npages,
-			       u64_to_user_ptr(args->locations), false, count);
-	drm_dev_exit(idx);
-	memcpy(args->count, count, sizeof(count));
-	return ret;
+	return residency_common(drm, file, args->flags || args->pad,
+				args->start, args->npages, args->locations,
+				false, args->count);
 }
 
 /**
@@ -408,20 +421,11 @@ static int hmmgpu_ioctl_snapshot(struct drm_device *drm, void *data,
 				 struct drm_file *file)
 {
 	struct drm_hmmgpu_snapshot *args = data;
-	u64 count[4] = { 0 };
-	int idx, ret;
 
-	if (args->flags || args->pad || args->extensions || !args->npages ||
-	    args->npages > HMMGPU_RESIDENCY_MAX_PAGES ||
-	    !range_ok(args->start, args->npages << PAGE_SHIFT))
-		return -EINVAL;
-	if (!drm_dev_enter(drm, &idx))
-		return -ENODEV;
-	ret = hmmgpu_residency(file->driver_priv, args->start, args->npages,
-			       u64_to_user_ptr(args->pages), true, count);
-	drm_dev_exit(idx);
-	memcpy(args->count, count, sizeof(count));
-	return ret;
+	return residency_common(drm, file,
+				args->flags || args->pad || args->extensions,
+				args->start, args->npages, args->pages, true,
+				args->count);
 }
 
 /**
