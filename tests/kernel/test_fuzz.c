@@ -444,6 +444,21 @@ static void fuzz_migrate(struct rng *r)
 	     (unsigned long long)a.pad);
 }
 
+/* A page count for RESIDENCY and SNAPSHOT: mostly small, some bounds. */
+static uint64_t any_npages(struct rng *r)
+{
+	switch (below(r, 10)) {
+	case 0:
+		return 0;
+	case 1:
+		return (1ULL << 24) + below(r, 2) - 1;
+	case 2:
+		return rnd(r);
+	default:
+		return 1 + below(r, chance(r, 80) ? 64 : 4096);
+	}
+}
+
 static void fuzz_residency(struct rng *r)
 {
 	struct drm_hmmgpu_residency a;
@@ -453,20 +468,7 @@ static void fuzz_residency(struct rng *r)
 
 	memset(&a, 0xa5, sizeof(a));
 	a.start = any_addr(r);
-	switch (below(r, 10)) {
-	case 0:
-		a.npages = 0;
-		break;
-	case 1:
-		a.npages = (1ULL << 24) + below(r, 2) - 1;
-		break;
-	case 2:
-		a.npages = rnd(r);
-		break;
-	default:
-		a.npages = 1 + below(r, chance(r, 80) ? 64 : 4096);
-		break;
-	}
+	a.npages = any_npages(r);
 	/*
 	 * The kernel writes up to 1 << 24 bytes at @locations: only in the
 	 * arena, whose high guard stops anything longer, or where it faults.
@@ -496,20 +498,7 @@ static void fuzz_snapshot(struct rng *r)
 
 	memset(&a, 0xa5, sizeof(a));
 	a.start = any_addr(r);
-	switch (below(r, 10)) {
-	case 0:
-		a.npages = 0;
-		break;
-	case 1:
-		a.npages = (1ULL << 24) + below(r, 2) - 1;
-		break;
-	case 2:
-		a.npages = rnd(r);
-		break;
-	default:
-		a.npages = 1 + below(r, chance(r, 80) ? 64 : 4096);
-		break;
-	}
+	a.npages = any_npages(r);
 	/* four bytes a page: only in the arena (its guard stops more), or bad */
 	a.pages = chance(r, 85) ? page_in_arena(r) + 4 * below(r, 16) :
 				  any_addr(r);
