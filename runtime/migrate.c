@@ -426,23 +426,37 @@ static int residency_others(int first, uintptr_t start, int8_t *loc,
 	return ret;
 }
 
+/*
+ * [*@start, *@end): [@ptr, @ptr + @size) rounded out to pages, for
+ * hmm_residency() and hmm_snapshot(). Return: 0, or -EINVAL for NULL,
+ * size 0, a range that wraps, more pages than @npages or INT32_MAX.
+ */
+static int page_range(const void *ptr, size_t size, size_t npages,
+		      uintptr_t *start, uintptr_t *end)
+{
+	size_t ps = page_size(), n;
+
+	if (!ptr || !size || (uintptr_t)ptr > UINTPTR_MAX - size ||
+	    (uintptr_t)ptr + size > UINTPTR_MAX - ps)
+		return -EINVAL;
+	*start = (uintptr_t)ptr & ~(uintptr_t)(ps - 1);
+	*end = ((uintptr_t)ptr + size + ps - 1) & ~(uintptr_t)(ps - 1);
+	n = (*end - *start) / ps;
+	return npages < n || n > INT32_MAX ? -EINVAL : 0;
+}
+
 HMM_EXPORT int hmm_residency(const void *ptr, size_t size, int8_t *loc,
 			     size_t npages)
 {
 	HMM_KEEP_ERRNO();
-	size_t ps = page_size(), n;
 	uintptr_t start, end;
 	uint64_t other;
 	int dev, ret;
+	size_t n;
 
-	if (!ptr || !size || !loc || (uintptr_t)ptr > UINTPTR_MAX - size ||
-	    (uintptr_t)ptr + size > UINTPTR_MAX - ps)
+	if (!loc || page_range(ptr, size, npages, &start, &end))
 		return -EINVAL;
-	start = (uintptr_t)ptr & ~(uintptr_t)(ps - 1);
-	end = ((uintptr_t)ptr + size + ps - 1) & ~(uintptr_t)(ps - 1);
-	n = (end - start) / ps;
-	if (npages < n || n > INT32_MAX)
-		return -EINVAL;
+	n = (end - start) / page_size();
 
 	/* mapped?  (ENOMEM: a hole; EFAULT: @loc is not writable) */
 	if (mincore((void *)start, end - start, (unsigned char *)loc))
@@ -562,14 +576,9 @@ HMM_EXPORT int hmm_snapshot(const void *ptr, size_t size,
 	uint32_t abi = 0, *w;
 	int fd, ret;
 
-	if (!ptr || !size || !pages || (uintptr_t)ptr > UINTPTR_MAX - size ||
-	    (uintptr_t)ptr + size > UINTPTR_MAX - ps)
+	if (!pages || page_range(ptr, size, npages, &start, &end))
 		return -EINVAL;
-	start = (uintptr_t)ptr & ~(uintptr_t)(ps - 1);
-	end = ((uintptr_t)ptr + size + ps - 1) & ~(uintptr_t)(ps - 1);
 	n = (end - start) / ps;
-	if (npages < n || n > INT32_MAX)
-		return -EINVAL;
 	ret = device_map(map, &fd, &abi);
 	if (ret)
 		return ret;
