@@ -110,11 +110,41 @@ static void block_touch(struct hmmgpu_dmem *dmem, struct hmmgpu_block *blk)
 	list_move_tail(&blk->lru, &dmem->lru);
 }
 
+/*
+ * Forgets the LRU state of a device folio's last data.  A migration copies
+ * its source's PG_active or PG_unevictable, PG_referenced, PG_workingset
+ * and PG_dirty to the device folio (folio_migrate_flags()), and the
+ * migration back copies them on and clears the first two.  A folio freed
+ * while on the device keeps them: neither the core's free path nor
+ * zone_device_page_init() (which clears nothing before 6.19, and then the
+ * low byte of the flags only) clears them.  Its next data would get the
+ * state of its last one: a page never accessed coming back active, or,
+ * given PG_unevictable by one source and PG_active by the next, a CPU
+ * fault hitting VM_BUG_ON_FOLIO() in folio_migrate_flags().  Reads first:
+ * a clean folio costs no atomic operation.
+ */
+static void device_folio_clean(struct folio *folio)
+{
+	if (folio_test_active(folio))
+		folio_clear_active(folio);
+	if (folio_test_unevictable(folio))
+		folio_clear_unevictable(folio);
+	if (folio_test_mlocked(folio))
+		folio_clear_mlocked(folio);
+	if (folio_test_referenced(folio))
+		folio_clear_referenced(folio);
+	if (folio_test_workingset(folio))
+		folio_clear_workingset(folio);
+	if (folio_test_dirty(folio))
+		folio_clear_dirty(folio);
+}
+
 /**
  * hmmgpu_dmem_alloc() - take free device pages.
  * @dmem: the device memory.
  * @pages: filled with up to @n pages, each initialized with
- *	   hmmgpu_device_page_init() (one reference, locked).
+ *	   hmmgpu_device_page_init() (one reference, locked) and
+ *	   without the LRU state of their last data.
  * @n: pages wanted.
  * @epoch: the migration taking them (see hmmgpu_dmem_evict()).
  *
@@ -153,8 +183,10 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 	dmem->nr_free -= got;
 	spin_unlock(&dmem->lock);
 
-	for (i = 0; i < got; i++)
+	for (i = 0; i < got; i++) {
 		hmmgpu_device_page_init(pages[i], &dmem->pgmap);
+		device_folio_clean(page_folio(pages[i]));
+	}
 	return got;
 }
 
@@ -174,6 +206,7 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem, u64 epoch)
 {
 	struct hmmgpu_block *found = NULL;
+	struct page *page;
 	unsigned int i;
 
 	spin_lock(&dmem->lock);
@@ -198,9 +231,10 @@ struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem, u64 epoch)
 
 	for (i = 0; i < HMMGPU_BLOCK_PAGES; i++)
 		dmem->dpages[found->first + i].next_free = NULL;
-	hmmgpu_device_folio_init(dpage_to_page(dmem, &dmem->dpages[found->first]),
-				 &dmem->pgmap);
-	return dpage_to_page(dmem, &dmem->dpages[found->first]);
+	page = dpage_to_page(dmem, &dmem->dpages[found->first]);
+	hmmgpu_device_folio_init(page, &dmem->pgmap);
+	device_folio_clean(page_folio(page));
+	return page;
 }
 
 /**

@@ -92,18 +92,14 @@
  *   2 MiB device folios ("Device THP"); off, every device page is 4 KiB.
  *   Folios made while it was on stay until they move or are split.
  *   Experimental: test_thp and the benchmark pass with it on, but with
- *   it on the fuzzer hits rare kernel BUGs on 7.3: a CPU fault on a PMD
- *   whose device folio was already freed (refcount 0, in
- *   do_huge_pmd_device_private(); seen twice, not understood) and a CPU
- *   fault-back of a device page carrying both PG_active and
- *   PG_unevictable (folio_migrate_flags(); once). The second is most
- *   likely not about THP: neither the core's free path nor
- *   zone_device_page_init() (which clears only the low byte of the
- *   flags) clears PG_active or PG_unevictable, a device page freed
- *   while on the device keeps what its last migration copied there
- *   (both were seen on free device pages at allocation, with device_thp
- *   off and on), and the next migration to it adds its source's flags.
- *   Until both are understood it is opt-in.
+ *   it on the fuzzer once hit a kernel BUG on 7.3 that is not understood:
+ *   a CPU fault on a PMD whose device folio was already freed (refcount
+ *   0, in do_huge_pmd_device_private(); seen twice).  (A second BUG it
+ *   hit, a device page with both PG_active and PG_unevictable in
+ *   folio_migrate_flags(), came from the LRU state that freed device
+ *   pages kept; allocation clears it now, and test_migrate's
+ *   device_pages_forget_the_state_of_their_last_data checks.)  Until the
+ *   first is understood it is opt-in.
  * - thrash_threshold (0-1000, default 3; 0 turns it off), thrash_lapse_us
  *   (default 20000) and thrash_pin_ms (default 150), writable at run time:
  *   thrashing detection and mitigation (DOC: Thrashing).

@@ -15,10 +15,14 @@
 #include "kt_common.h"
 
 #include <fcntl.h>
+#include <linux/kernel-page-flags.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/swap.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -977,6 +981,134 @@ TEST(mlocked_range_device_access_maps_system_pages)
 	kt_view_close(&v);
 	ASSERT_EQ(munlock(p, size), 0);
 	kt_unmap(p, size);
+	close(fd);
+}
+
+/* Pins the calling thread to one CPU, so that its LRU batches are one. */
+static void pin_to_one_cpu(void)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	ASSERT_EQ(sched_setaffinity(0, sizeof(set), &set), 0);
+}
+
+/* Reads @size bytes at @p through GUP with FOLL_TOUCH: marks them accessed. */
+static void touch_through_gup(void *p, size_t size)
+{
+	char *buf = malloc(size);
+	struct iovec local = { .iov_base = buf, .iov_len = size };
+	struct iovec remote = { .iov_base = p, .iov_len = size };
+
+	ASSERT_NE(buf, NULL);
+	ASSERT_EQ(process_vm_readv(getpid(), &local, 1, &remote, 1, 0),
+		  (ssize_t)size);
+	free(buf);
+}
+
+/*
+ * Empties every CPU's LRU batches: move_pages() to the node the pages are
+ * on moves nothing but disables the LRU caches first.
+ */
+static void drain_lru_batches(void *p, size_t npages)
+{
+	size_t ps = kt_page_size(), i;
+	void **pages = calloc(npages, sizeof(*pages));
+	int *nodes = calloc(npages, sizeof(*nodes));
+	int *status = calloc(npages, sizeof(*status));
+
+	ASSERT_NE(pages, NULL);
+	ASSERT_NE(nodes, NULL);
+	ASSERT_NE(status, NULL);
+	for (i = 0; i < npages; i++)
+		pages[i] = (char *)p + i * ps;
+	ASSERT_EQ(syscall(SYS_move_pages, 0, npages, pages, nodes, status, 0),
+		  0);
+	free(pages);
+	free(nodes);
+	free(status);
+}
+
+/*
+ * How many of the @npages pages at @p, all in system memory, have
+ * /proc/kpageflags bit @kpf (KPF_*) set.
+ */
+static size_t count_kpageflag(const void *p, size_t npages, int kpf)
+{
+	size_t ps = kt_page_size(), i, n = 0;
+	int map = open("/proc/self/pagemap", O_RDONLY);
+	int flags = open("/proc/kpageflags", O_RDONLY);
+
+	ASSERT_GE(map, 0);
+	ASSERT_GE(flags, 0);
+	for (i = 0; i < npages; i++) {
+		uint64_t e, f;
+		off_t at = ((uintptr_t)p / ps + i) * sizeof(e);
+
+		ASSERT_EQ(pread(map, &e, sizeof(e), at), (ssize_t)sizeof(e));
+		ASSERT_TRUE(e >> 63); /* present */
+		e &= (1ULL << 55) - 1;
+		ASSERT_NE(e, 0); /* no PFN: not root */
+		ASSERT_EQ(pread(flags, &f, sizeof(f), e * sizeof(f)),
+			  (ssize_t)sizeof(f));
+		n += (f >> kpf) & 1;
+	}
+	close(map);
+	close(flags);
+	return n;
+}
+
+/*
+ * A device page takes the LRU state of the page whose data it receives
+ * (folio_migrate_flags() copies PG_active, PG_unevictable, PG_dirty and
+ * more) and hands it to the page that brings the data back.  A device page
+ * freed on the device must not keep that state for its next data: it
+ * did, so pages that were never active came back active, and a page that
+ * got PG_unevictable from one predecessor and PG_active from the next
+ * crashed the CPU fault that brought it back (VM_BUG_ON_FOLIO() in
+ * folio_migrate_flags(), found by the fuzzer).  Active pages go to the
+ * device and are freed there; pages that were never active take their
+ * device pages (freed pages are reused first, and a page kept on the
+ * device keeps their block partly used) and must come back inactive.
+ */
+TEST(device_pages_forget_the_state_of_their_last_data)
+{
+	size_t ps = kt_page_size(), npages = 64, size = npages * ps;
+	int fd = kt_open_device(0);
+	unsigned long long total = kt_mem_total(fd);
+	char *p = kt_map(size), *q = kt_map(size), *keep = kt_map(ps);
+	size_t active;
+
+	pin_to_one_cpu();
+	kt_fill(p, size, 195);
+	kt_fill(keep, ps, 196);
+	touch_through_gup(p, size);
+	touch_through_gup(p, size);
+	drain_lru_batches(p, npages);
+	active = count_kpageflag(p, npages, KPF_ACTIVE);
+	if (active != npages)
+		SKIP("%zu of %zu pages accessed twice are active (MGLRU?)",
+		     active, npages);
+
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, npages, 0, 0);
+	KT_EXPECT_MIGRATE(fd, keep, ps, TO_DEVICE, 1, 0, 0);
+	kt_unmap(p, size);
+	ASSERT_EQ(kt_wait_mem_free(fd, total - ps, 2000), total - ps);
+
+	kt_fill(q, size, 197);
+	drain_lru_batches(q, npages);
+	ASSERT_EQ(count_kpageflag(q, npages, KPF_ACTIVE), 0);
+	KT_EXPECT_MIGRATE(fd, q, size, TO_DEVICE, npages, 0, 0);
+	KT_EXPECT_DATA(q, size, 197); /* CPU faults bring it back */
+	KT_EXPECT_WHERE(fd, q, npages, AT_SYSTEM);
+	drain_lru_batches(q, npages);
+	ASSERT_EQ(count_kpageflag(q, npages, KPF_ACTIVE), 0);
+	ASSERT_EQ(count_kpageflag(q, npages, KPF_UNEVICTABLE), 0);
+	KT_EXPECT_DATA(keep, ps, 196);
+	kt_unmap(q, size);
+	kt_unmap(keep, ps);
+	ASSERT_EQ(kt_wait_mem_free(fd, total, 2000), total);
 	close(fd);
 }
 
