@@ -1221,16 +1221,23 @@ HMM_EXPORT int hmm_register(void *ptr, size_t size)
 				 ptr, size);
 		alloc_free(a);
 	}
+	if (ret == 1 || !ret)
+		hmm__mark_alloc(ptr, size, __builtin_return_address(0));
 	return ret == 1 ? 0 : ret;
 }
 
 HMM_EXPORT int hmm_unregister(void *ptr)
 {
 	HMM_KEEP_ERRNO();
+	HMM_MARK_FREE(ptr);
+	int ret;
 
 	if (!ptr)
 		return -EINVAL;
-	return release("hmm_unregister", ptr, true);
+	ret = release("hmm_unregister", ptr, true);
+	if (ret)
+		hmm__mark.t0 = 0; /* nothing was unregistered: no marker */
+	return ret;
 }
 
 HMM_EXPORT void *hmm_devptr(const void *ptr, int dev)

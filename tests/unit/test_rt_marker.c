@@ -12,6 +12,7 @@
 
 #include "hmmprof.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <hmm/hmm.h>
 
 #define SIZE 8192
+#define REG_SIZE 12345
 
 struct fill_args {
 	uint8_t *p;
@@ -42,7 +44,7 @@ static int child_main(void)
 	struct hmm_dim3 grid = { 2, 1, 1 };
 	struct fill_args a;
 	struct hmm_stream *s;
-	uint8_t *p = hmm_malloc(SIZE), *q = hmm_malloc(SIZE);
+	uint8_t *p = hmm_malloc(SIZE), *q = hmm_malloc(SIZE), *r;
 
 	if (!p || !q)
 		return 10;
@@ -56,7 +58,15 @@ static int child_main(void)
 		return 12;
 	if (p[0] != 7 || p[1] != 7 || p[2] != 1 || q[5] != 1)
 		return 13;
-	return hmm_free(p) || hmm_free(q) ? 14 : 0;
+	if (hmm_free(p) || hmm_free(q))
+		return 14;
+	/* registered memory is an allocation too; a failed call marks nothing */
+	r = malloc(REG_SIZE);
+	if (!r || hmm_register(r, REG_SIZE) || hmm_unregister(r) ||
+	    hmm_unregister(r) != -EINVAL)
+		return 15;
+	free(r);
+	return 0;
 }
 
 static char *slurp(const char *path)
@@ -124,6 +134,7 @@ TEST(markers_say_what_the_program_did)
 	char path[] = "/tmp/hmm-marker-test-XXXXXX";
 	struct hp_marker alloc, m;
 	struct hp_profile prof;
+	uint64_t reg;
 	const char *text;
 	int fd = mkstemp(path);
 
@@ -181,7 +192,15 @@ TEST(markers_say_what_the_program_did)
 	ASSERT_TRUE(find_marker(text, "hmm: free ", 0, &m));
 	ASSERT_EQ(m.ptr, alloc.ptr);
 	ASSERT_TRUE(find_marker(text, "hmm: free ", 1, &m));
-	ASSERT_FALSE(find_marker(text, "hmm: free ", 2, &m));
+
+	/* hmm_register(): its bytes, its caller; hmm_unregister() once */
+	ASSERT_TRUE(find_marker(text, "hmm: alloc ", 2, &m));
+	ASSERT_EQ(m.size, REG_SIZE);
+	ASSERT_NE(m.code[1].addr, 0);
+	reg = m.ptr;
+	ASSERT_TRUE(find_marker(text, "hmm: free ", 2, &m));
+	ASSERT_EQ(m.ptr, reg);
+	ASSERT_FALSE(find_marker(text, "hmm: free ", 3, &m));
 }
 
 TEST(no_variable_no_markers)
