@@ -944,6 +944,14 @@ bool hmmgpu_vma_migratable(struct vm_area_struct *vma, u32 target)
  * fault maps its system pages instead of migrating them. It may still come
  * back from one (pages left there by mlock2(MLOCK_ONFAULT), which does not
  * fault them in).
+ *
+ * Not covered: a page that another process locked.  After fork() the two
+ * share their anonymous pages until one writes, and a child that mlock()s
+ * a read-only range locks pages of the parent's unlocked one.  Those pages
+ * move: migrate_vma_setup() unmaps them from every process before the
+ * driver sees them, and that unmapping munlocks them (PG_mlocked is gone
+ * by then), so only a page-table walk before the setup could tell; the
+ * locked process faults them back on its next access.
  */
 static bool vma_locked_in_ram(struct vm_area_struct *vma)
 {
