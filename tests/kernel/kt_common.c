@@ -352,6 +352,13 @@ void *kt_map(size_t size)
 	return p;
 }
 
+void kt_no_khugepaged(void *p, size_t size)
+{
+	if (madvise(p, size, MADV_NOHUGEPAGE))
+		HMMT_FAIL("madvise(MADV_NOHUGEPAGE) of %zu bytes: %s", size,
+			  strerror(errno));
+}
+
 void *kt_map_aligned(size_t size, size_t align)
 {
 	size_t span = size + align;

@@ -154,6 +154,14 @@ void *kt_map_aligned(size_t size, size_t align);
 void kt_unmap(void *p, size_t size);
 
 /*
+ * Keeps khugepaged away from [@p, @p + @size) (MADV_NOHUGEPAGE; huge
+ * pages already there stay).  For tests that count device faults
+ * exactly: a collapse attempt invalidates the device's view of the range
+ * whether or not it collapses anything, and the device faults once more.
+ */
+void kt_no_khugepaged(void *p, size_t size);
+
+/*
  * Test data: a pseudo-random pattern that depends on @seed and on the
  * offset from the start of the buffer it was written to, so that a page
  * swapped with another, a stale page or a zeroed page are all caught.

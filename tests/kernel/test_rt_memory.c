@@ -1129,6 +1129,7 @@ TEST_TIMEOUT(granularity_advice_sets_the_fault_block, RT_TIMEOUT)
 	p = hmm_malloc(size);
 	ASSERT_TRUE(p);
 	kt_fill(p, size, 70);
+	kt_no_khugepaged(p, size);
 	d = devptr(p, 0);
 
 	/* not advised: the driver's default block */

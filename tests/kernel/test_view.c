@@ -150,6 +150,7 @@ TEST_TIMEOUT(first_touch_from_view_migrates_blocks, VIEW_TIMEOUT)
 	total = kt_mem_total(fd);
 	p = kt_map_aligned(size, REGION);
 	kt_fill(p, size, 1001);
+	kt_no_khugepaged(p, size);
 	kt_view_open(&v, fd, p, size);
 	/* registering and mapping move nothing */
 	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
@@ -1161,6 +1162,7 @@ TEST_TIMEOUT(density_prefetch_fetches_the_rest_of_the_region, VIEW_TIMEOUT)
 	fd = reload_device("prefetch_pct=50 view_fault_kib=64");
 	p = kt_map_aligned(size, REGION);
 	kt_fill(p, size, 2101);
+	kt_no_khugepaged(p, size);
 	kt_view_open(&v, fd, p, size);
 	kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st0);
 	EXPECT_DEV_DATA(v.dev, 0, size, 2101);
@@ -1284,6 +1286,7 @@ TEST_TIMEOUT(concurrent_faults_in_a_huge_page_migrate_it_all, VIEW_TIMEOUT)
 	/* huge pages where the kernel has them (THP "madvise" or "always") */
 	madvise(p, size, MADV_HUGEPAGE);
 	kt_fill(p, size, 1201);
+	kt_no_khugepaged(p, size); /* the huge pages stay */
 	kt_view_open(&v, fd, p, size);
 	ASSERT_EQ(pthread_barrier_init(&go, NULL, 2), 0);
 
