@@ -1,33 +1,50 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_hmmprof_parse.c - hmmprof without a device: the trace line parser,
- * what a profile makes of events (counts, residency after evictions) and
- * the scaling of units.  The VM test (tests/kernel/test_hmmprof) checks
- * the same against a real driver; this one pins the formats down.
+ * test_hmmprof_parse.c - hmmprof without a device: trace records decoded
+ * by the events' formats, what a profile makes of events (counts,
+ * residency after evictions) and the scaling of units.  The VM test
+ * (tests/kernel/test_hmmprof) checks the same against a real driver;
+ * this one pins the formats down.
  */
 #include "harness.h"
 
+#include "fake_trace.h"
 #include "hmmprof.h"
 
 #define PS 4096ull
+#define T_NS 1234000005678ull
 
-/* A trace_pipe line as hmmprof's instance prints it (irq-info off). */
-#define LINE(ctx, ev) "       " ctx " [001]  1234.000005678: " ev
+/* enum values of the events' dir and cause fields */
+#define TO_DEVICE "dir=0"
+#define TO_SYSTEM "dir=1"
+#define EXPLICIT "cause=0"
+#define EVICTION "cause=2"
 
-TEST(batch_line_gives_every_field)
+/* The event that thread @tid records at T_NS for @what (fake_record()). */
+static struct hp_event event(int tid, const char *what)
 {
+	struct fake_trace ft;
+	struct hp_marker m;
 	struct hp_event ev;
 
-	ASSERT_TRUE(hp_trace_parse_line(
-		LINE("vecadd-184     (    184)",
-		     "hmmgpu_migrate_batch: dev=1 to_device cause=explicit "
-		     "start=0x7f0000200000 npages=512 moved=500 failed=2 "
-		     "peer=7 ns=12345"), &ev));
+	fake_trace_init(&ft);
+	if (fake_record(&ft, tid, T_NS, what, &ev, &m) != HP_REC_EVENT)
+		HMMT_FAIL("not an event: %s", what);
+	fake_trace_free(&ft);
+	return ev;
+}
+
+TEST(batch_record_gives_every_field)
+{
+	struct hp_event ev = event(184,
+		"hmmgpu_migrate_batch: dev=1 " TO_DEVICE " " EXPLICIT " "
+		"start=0x7f0000200000 npages=512 moved=500 failed=2 "
+		"peer=7 ns=12345");
+
 	ASSERT_EQ(ev.type, HP_EV_BATCH);
-	ASSERT_EQ(ev.t_ns, 1234000005678ull);
+	ASSERT_EQ(ev.t_ns, T_NS);
 	ASSERT_EQ(ev.pid, 184);
 	ASSERT_EQ(ev.tid, 184);
-	ASSERT_TRUE(ev.pid_known);
 	ASSERT_EQ(ev.dev, 1);
 	ASSERT_EQ(ev.dir, HP_TO_DEVICE);
 	ASSERT_EQ(ev.cause, HMMGPU_CAUSE_EXPLICIT);
@@ -39,32 +56,34 @@ TEST(batch_line_gives_every_field)
 	ASSERT_EQ(ev.ns, 12345);
 }
 
-/* A command name with spaces and dashes, and a thread the trace has not
- * put in its process yet: the thread stands for its process. */
-TEST(unknown_thread_group_falls_back_to_the_thread)
+/*
+ * A record names its thread only: the decoder gives the thread as the
+ * process too (hp_trace_drain() finds the real one).  A cause or device
+ * hmmprof does not know is kept in range.
+ */
+TEST(record_names_its_thread_and_odd_values_stay_in_range)
 {
-	struct hp_event ev;
+	struct hp_event ev = event(186,
+		"hmmgpu_migrate_batch: dev=0 " TO_SYSTEM " " EVICTION " "
+		"start=0x0 npages=512 moved=512 failed=0 peer=0 ns=1");
 
-	ASSERT_TRUE(hp_trace_parse_line(
-		LINE("hmm exec-0/1-186 (-------)",
-		     "hmmgpu_migrate_batch: dev=0 to_system cause=eviction "
-		     "start=0x0 npages=512 moved=512 failed=0 peer=0 ns=1"),
-		&ev));
 	ASSERT_EQ(ev.tid, 186);
 	ASSERT_EQ(ev.pid, 186);
-	ASSERT_FALSE(ev.pid_known);
 	ASSERT_EQ(ev.dir, HP_TO_HOST);
 	ASSERT_EQ(ev.cause, HMMGPU_CAUSE_EVICTION);
+
+	ev = event(1, "hmmgpu_migrate_batch: dev=99 dir=5 cause=-1 npages=1");
+	ASSERT_EQ(ev.dev, HP_MAX_DEVICES - 1);
+	ASSERT_EQ(ev.dir, HP_TO_HOST);
+	ASSERT_EQ(ev.cause, HMMGPU_CAUSE_COUNT - 1);
 }
 
-TEST(fault_lines)
+TEST(fault_records)
 {
-	struct hp_event ev;
+	struct hp_event ev = event(90,
+		"hmmgpu_cpu_fault: dev=0 addr=0x7f0000005000 "
+		"start=0x7f0000000000 npages=16 moved=16 ns=900");
 
-	ASSERT_TRUE(hp_trace_parse_line(
-		LINE("a.out-90 (     90)",
-		     "hmmgpu_cpu_fault: dev=0 addr=0x7f0000005000 "
-		     "start=0x7f0000000000 npages=16 moved=16 ns=900"), &ev));
 	ASSERT_EQ(ev.type, HP_EV_CPU_FAULT);
 	ASSERT_EQ(ev.dir, HP_TO_HOST);
 	ASSERT_EQ(ev.cause, HMMGPU_CAUSE_CPU_FAULT);
@@ -72,26 +91,22 @@ TEST(fault_lines)
 	ASSERT_EQ(ev.start, 0x7f0000000000ull);
 	ASSERT_EQ(ev.moved, 16);
 
-	ASSERT_TRUE(hp_trace_parse_line(
-		LINE("a.out-91 (     90)",
-		     "hmmgpu_device_fault: dev=0 addr=0x7f0000005000 "
-		     "start=0x7f0000000000 npages=16 moved=0 remote ns=700"),
-		&ev));
+	ev = event(91, "hmmgpu_device_fault: dev=0 addr=0x7f0000005000 "
+		   "start=0x7f0000000000 npages=16 moved=0 remote=1 ns=700");
 	ASSERT_EQ(ev.type, HP_EV_DEVICE_FAULT);
-	ASSERT_EQ(ev.pid, 90);
 	ASSERT_EQ(ev.tid, 91);
+	ASSERT_EQ(ev.dir, HP_TO_DEVICE);
+	ASSERT_EQ(ev.cause, HMMGPU_CAUSE_DEVICE_FAULT);
 	ASSERT_EQ(ev.remote, 1);
 	ASSERT_EQ(ev.ns, 700);
 }
 
-TEST(evicted_line_names_the_owner_and_its_pages)
+TEST(evicted_record_names_the_owner_and_its_pages)
 {
-	struct hp_event ev;
+	struct hp_event ev = event(57,
+		"hmmgpu_evicted: dev=0 " EVICTION " tgid=57 "
+		"start=0x7f0000400000 npages=48");
 
-	ASSERT_TRUE(hp_trace_parse_line(
-		LINE("gather-57 (     57)",
-		     "hmmgpu_evicted: dev=0 cause=eviction tgid=57 "
-		     "start=0x7f0000400000 npages=48"), &ev));
 	ASSERT_EQ(ev.type, HP_EV_EVICTED);
 	ASSERT_EQ(ev.dir, HP_TO_HOST);
 	ASSERT_EQ(ev.cause, HMMGPU_CAUSE_EVICTION);
@@ -102,28 +117,88 @@ TEST(evicted_line_names_the_owner_and_its_pages)
 	ASSERT_FALSE(hp_event_is_batch(&ev));
 }
 
-TEST(other_lines_are_not_events)
+TEST(other_records_are_not_events)
 {
+	struct fake_trace ft;
+	struct hp_marker m;
 	struct hp_event ev;
 
-	ASSERT_FALSE(hp_trace_parse_line("", &ev));
-	ASSERT_FALSE(hp_trace_parse_line("# tracer: nop", &ev));
-	ASSERT_FALSE(hp_trace_parse_line(
-		LINE("a-1 (      1)", "sched_switch: prev_comm=a"), &ev));
-	ASSERT_FALSE(hp_trace_parse_line(
-		LINE("a-1 (      1)", "hmmgpu_something_new: dev=0"), &ev));
-	ASSERT_FALSE(hp_trace_parse_line("garbage: hmmgpu_migrate_batch: x",
-					 &ev));
+	fake_trace_init(&ft);
+	ASSERT_EQ(fake_record(&ft, 1, T_NS, "sched_switch: prev_pid=1",
+			      &ev, &m), HP_REC_OTHER);
+	ASSERT_EQ(fake_record(&ft, 1, T_NS, "hmmgpu_something_new: dev=0",
+			      &ev, &m), HP_REC_OTHER);
+	ASSERT_EQ(fake_record(&ft, 1, T_NS, "tracing_mark_write: hello",
+			      &ev, &m), HP_REC_OTHER);
+	ASSERT_EQ(fake_record(&ft, 1, T_NS, "tracing_mark_write: hmm: x y=1",
+			      &ev, &m), HP_REC_OTHER);
+	ASSERT_EQ(fake_record(&ft, 1, T_NS,
+			      "tracing_mark_write: hmm: free ptr=0x1000 ns=5",
+			      &ev, &m), HP_REC_MARKER);
+	ASSERT_EQ(m.kind, HP_MK_FREE);
+	ASSERT_EQ(m.ptr, 0x1000);
+	ASSERT_EQ(m.ns, 5);
+	ASSERT_EQ(m.t_ns, T_NS);
+	ASSERT_EQ(m.tid, 1);
+	fake_trace_free(&ft);
+}
+
+/*
+ * A driver whose event lacks a field hmmprof reads is refused with one
+ * line naming the event and the field; a driver without the optional
+ * events is not.
+ */
+TEST(formats_without_a_field_are_refused_by_name)
+{
+	static const char batch[] =
+		"name: hmmgpu_migrate_batch\n"
+		"ID: 600\n"
+		"format:\n"
+		"\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n"
+		"\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n"
+		"\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n"
+		"\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n"
+		"\n"
+		"\tfield:unsigned int dev;\toffset:8;\tsize:4;\tsigned:0;\n"
+		"\tfield:int dir;\toffset:12;\tsize:4;\tsigned:1;\n"
+		"\tfield:int cause;\toffset:16;\tsize:4;\tsigned:1;\n"
+		"\tfield:unsigned long start;\toffset:24;\tsize:8;\tsigned:0;\n"
+		"\tfield:unsigned long npages;\toffset:32;\tsize:8;\tsigned:0;\n"
+		"\tfield:unsigned long failed;\toffset:40;\tsize:8;\tsigned:0;\n"
+		"\tfield:unsigned long peer;\toffset:48;\tsize:8;\tsigned:0;\n"
+		"\tfield:u64 ns;\toffset:56;\tsize:8;\tsigned:0;\n"
+		"\n"
+		"print fmt: \"dev=%u\", REC->dev\n";
+	/* the print event, as fake_trace.h has it */
+	const char *print = fake_formats[sizeof(fake_formats) /
+					 sizeof(*fake_formats) - 1].format;
+	struct tep_handle *tep = tep_alloc();
+	struct hp_formats *f;
+	char why[256] = "";
+
+	ASSERT_TRUE(tep != NULL);
+	ASSERT_EQ(tep_parse_event(tep, print, strlen(print), "ftrace"), 0);
+	/* no hmmgpu_migrate_batch at all */
+	ASSERT_TRUE(hp_formats_new(tep, why, sizeof(why)) == NULL);
+	TH_LOG("%s", why);
+	ASSERT_TRUE(strstr(why, "hmmgpu:hmmgpu_migrate_batch") != NULL);
+	/* one without "moved" */
+	ASSERT_EQ(tep_parse_event(tep, batch, strlen(batch), "hmmgpu"), 0);
+	f = hp_formats_new(tep, why, sizeof(why));
+	ASSERT_TRUE(f == NULL);
+	TH_LOG("%s", why);
+	ASSERT_TRUE(strstr(why, "hmmgpu_migrate_batch") != NULL);
+	ASSERT_TRUE(strstr(why, "'moved'") != NULL);
+	ASSERT_TRUE(strchr(why, '\n') == NULL);
+	tep_free(tep);
 }
 
 /* --- a profile from events ----------------------------------------------- */
 
-static void add(struct hp_profile *p, const char *line)
+static void add(struct hp_profile *p, const char *what)
 {
-	struct hp_event ev;
+	struct hp_event ev = event(10, what);
 
-	if (!hp_trace_parse_line(line, &ev))
-		HMMT_FAIL("does not parse: %s", line);
 	hp_profile_add(p, &ev);
 }
 
@@ -142,26 +217,23 @@ static void profile_start(struct hp_profile *p)
  */
 static void evict_profile(struct hp_profile *p, int owner)
 {
-	char line[256];
+	char what[256];
 
 	profile_start(p);
 	for (int i = 0; i < 4; i++) {
-		snprintf(line, sizeof(line),
-			 LINE("prog-10 (     10)",
-			      "hmmgpu_migrate_batch: dev=0 to_device "
-			      "cause=explicit start=0x%llx npages=512 moved=512 "
-			      "failed=0 peer=0 ns=100"),
+		snprintf(what, sizeof(what),
+			 "hmmgpu_migrate_batch: dev=0 " TO_DEVICE " " EXPLICIT
+			 " start=0x%llx npages=512 moved=512 failed=0 peer=0 "
+			 "ns=100",
 			 0x7f0000000000ull + (unsigned long long)i * (2 << 20));
-		add(p, line);
+		add(p, what);
 	}
-	snprintf(line, sizeof(line),
-		 LINE("prog-10 (     10)",
-		      "hmmgpu_evicted: dev=0 cause=eviction tgid=%d "
-		      "start=0x7f0000200000 npages=512"), owner);
-	add(p, line);
-	add(p, LINE("prog-10 (     10)",
-		    "hmmgpu_migrate_batch: dev=0 to_system cause=eviction "
-		    "start=0x0 npages=512 moved=512 failed=0 peer=0 ns=100"));
+	snprintf(what, sizeof(what),
+		 "hmmgpu_evicted: dev=0 " EVICTION " tgid=%d "
+		 "start=0x7f0000200000 npages=512", owner);
+	add(p, what);
+	add(p, "hmmgpu_migrate_batch: dev=0 " TO_SYSTEM " " EVICTION " "
+	       "start=0x0 npages=512 moved=512 failed=0 peer=0 ns=100");
 	hp_profile_finish(p);
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * test_hmmprof_timeline.c - hmmprof without a device: libhmm's API
- * markers as trace_pipe prints them, the allocations they announce, the
+ * markers as records of the ring buffer, the allocations they announce, the
  * charging of migrations and faults to those allocations, and the
  * Perfetto timeline made of them.
  *
@@ -13,6 +13,7 @@
  */
 #include "harness.h"
 
+#include "fake_trace.h"
 #include "hmmprof.h"
 
 #include <stdlib.h>
@@ -22,55 +23,96 @@
 #define A 0x7f0000000000ull /* allocation "the weights", 2 MiB */
 #define B 0x7f0000200000ull /* allocation "b", 2 MiB, right after */
 
-/* A trace_pipe line at @ts seconds (a string) of thread @tid of process 10. */
-#define AT(tid, ts, ev) \
-	"       prog-" tid " (     10) [001] .....  " ts ": " ev
+/*
+ * A record at @ts seconds (a string) of thread @tid of process 10: an
+ * event or a trace_marker write, as fake_record() takes it.
+ */
+struct rec {
+	int tid;
+	const char *ts, *what;
+};
+#define AT(tid, ts, ev) { tid, ts, ev }
+
+/* enum values of the events' dir and cause fields */
+#define TO_DEVICE "dir=0"
+#define TO_SYSTEM "dir=1"
+#define EXPLICIT "cause=0"
+#define DEVICE_FAULT "cause=4"
+
+/* "SSS.FFFFFF" in ns */
+static uint64_t seconds(const char *s)
+{
+	uint64_t ns = strtoull(s, NULL, 10) * 1000000000ull, scale = 100000000;
+
+	for (s = strchr(s, '.'); s && *++s; scale /= 10)
+		ns += (uint64_t)(*s - '0') * scale;
+	return ns;
+}
+
+/* Decodes @r as hmmprof does, in process 10 (hp_trace_drain() finds it). */
+static enum hp_rec decode(const struct rec *r, struct hp_event *ev,
+			  struct hp_marker *m)
+{
+	static struct fake_trace ft;
+	enum hp_rec k;
+
+	if (!ft.tep)
+		fake_trace_init(&ft);
+	k = fake_record(&ft, r->tid, seconds(r->ts), r->what, ev, m);
+	ev->pid = m->pid = 10;
+	return k;
+}
 
 /* hmm_set_name()'s marker, as libhmm escapes a space. */
-static const char *const lines[] = {
-	AT("10", "100.000010", "tracing_mark_write: hmm: alloc ptr=0x7f0000000000 "
+static const struct rec lines[] = {
+	AT(10, "100.000010", "tracing_mark_write: hmm: alloc ptr=0x7f0000000000 "
 	   "size=2097152 caller=0x55550000101b caller_obj=/nonexistent/prog "
 	   "caller_off=0x101b"),
-	AT("10", "100.000011", "tracing_mark_write: hmm: name ptr=0x7f0000000000 "
+	AT(10, "100.000011", "tracing_mark_write: hmm: name ptr=0x7f0000000000 "
 	   "name=the%20weights"),
-	AT("10", "100.000012", "tracing_mark_write: hmm: alloc ptr=0x7f0000200000 "
+	AT(10, "100.000012", "tracing_mark_write: hmm: alloc ptr=0x7f0000200000 "
 	   "size=2097152 caller=0x55550000101b"),
-	AT("10", "100.000013", "tracing_mark_write: hmm: name ptr=0x7f0000200000 name=b"),
-	AT("11", "100.000020", "tracing_mark_write: hmm: stream stream=1 dev=0"),
+	AT(10, "100.000013", "tracing_mark_write: hmm: name ptr=0x7f0000200000 name=b"),
+	AT(11, "100.000020", "tracing_mark_write: hmm: stream stream=1 dev=0"),
 	/* a prefetch of the weights, with its batch inside it */
-	AT("10", "100.000400", "hmmgpu_migrate_batch: dev=0 to_device cause=explicit "
-	   "start=0x7f0000000000 npages=512 moved=512 failed=0 peer=0 ns=300000"),
-	AT("10", "100.000500", "tracing_mark_write: hmm: prefetch dev=0 stream=0 "
+	AT(10, "100.000400", "hmmgpu_migrate_batch: dev=0 " TO_DEVICE " "
+	   EXPLICIT " start=0x7f0000000000 npages=512 "
+	   "moved=512 failed=0 peer=0 ns=300000"),
+	AT(10, "100.000500", "tracing_mark_write: hmm: prefetch dev=0 stream=0 "
 	   "ns=450000 ptr=0x7f0000000000 size=2097152"),
-	AT("10", "100.000510", "tracing_mark_write: hmm: call fn=hmm_launch stream=1 "
+	AT(10, "100.000510", "tracing_mark_write: hmm: call fn=hmm_launch stream=1 "
 	   "ns=5000 kernel=0x555500001200 kernel_sym=my_kernel "
 	   "caller=0x55550000101b"),
 	/* the kernel faults on b: a device fault and its batch */
-	AT("12", "100.000700", "hmmgpu_migrate_batch: dev=0 to_device "
-	   "cause=device_fault start=0x7f0000210000 npages=16 moved=16 "
+	AT(12, "100.000700", "hmmgpu_migrate_batch: dev=0 " TO_DEVICE " "
+	   DEVICE_FAULT " start=0x7f0000210000 npages=16 moved=16 "
 	   "failed=0 peer=0 ns=40000"),
-	AT("12", "100.000710", "hmmgpu_device_fault: dev=0 addr=0x7f0000210040 "
+	AT(12, "100.000710", "hmmgpu_device_fault: dev=0 addr=0x7f0000210040 "
 	   "start=0x7f0000210000 npages=16 moved=16 ns=60000"),
-	AT("11", "100.000900", "tracing_mark_write: hmm: launch dev=0 stream=1 "
+	AT(11, "100.000900", "tracing_mark_write: hmm: launch dev=0 stream=1 "
 	   "ns=380000 grid=4x1x1 kernel=0x555500001200 kernel_sym=my_kernel"),
 	/* the CPU reads the weights back, then they go to the device again */
-	AT("10", "100.001000", "hmmgpu_cpu_fault: dev=0 addr=0x7f0000005000 "
+	AT(10, "100.001000", "hmmgpu_cpu_fault: dev=0 addr=0x7f0000005000 "
 	   "start=0x7f0000000000 npages=16 moved=16 ns=900"),
-	AT("10", "100.001100", "hmmgpu_migrate_batch: dev=0 to_device cause=explicit "
-	   "start=0x7f0000000000 npages=512 moved=16 failed=0 peer=0 ns=2000"),
+	AT(10, "100.001100", "hmmgpu_migrate_batch: dev=0 " TO_DEVICE " "
+	   EXPLICIT " start=0x7f0000000000 npages=512 "
+	   "moved=16 failed=0 peer=0 ns=2000"),
 	/* a batch across both allocations: half each */
-	AT("10", "100.001200", "hmmgpu_migrate_batch: dev=0 to_system cause=explicit "
-	   "start=0x7f00001f0000 npages=32 moved=32 failed=0 peer=0 ns=1000"),
+	AT(10, "100.001200", "hmmgpu_migrate_batch: dev=0 " TO_SYSTEM " "
+	   EXPLICIT " start=0x7f00001f0000 npages=32 "
+	   "moved=32 failed=0 peer=0 ns=1000"),
 	/* the weights freed; a new allocation at the same address */
-	AT("10", "100.001300", "tracing_mark_write: hmm: free ptr=0x7f0000000000 "
+	AT(10, "100.001300", "tracing_mark_write: hmm: free ptr=0x7f0000000000 "
 	   "ns=10000 caller=0x55550000101b"),
-	AT("10", "100.001310", "tracing_mark_write: hmm: alloc ptr=0x7f0000000000 "
+	AT(10, "100.001310", "tracing_mark_write: hmm: alloc ptr=0x7f0000000000 "
 	   "size=4096 caller=0x55550000101b"),
-	AT("10", "100.001400", "hmmgpu_migrate_batch: dev=0 to_device cause=explicit "
-	   "start=0x7f0000000000 npages=1 moved=1 failed=0 peer=0 ns=100"),
+	AT(10, "100.001400", "hmmgpu_migrate_batch: dev=0 " TO_DEVICE " "
+	   EXPLICIT " start=0x7f0000000000 npages=1 "
+	   "moved=1 failed=0 peer=0 ns=100"),
 	/* and a batch outside every allocation */
-	AT("10", "100.001500", "hmmgpu_migrate_batch: dev=0 to_device cause=explicit "
-	   "start=0x7e0000000000 npages=4 moved=4 failed=0 peer=0 ns=100"),
+	AT(10, "100.001500", "hmmgpu_migrate_batch: dev=0 " TO_DEVICE " "
+	   EXPLICIT " start=0x7e0000000000 npages=4 "
+	   "moved=4 failed=0 peer=0 ns=100"),
 };
 
 /* One device, as the report's header names it. */
@@ -97,25 +139,33 @@ static void build(struct hp_profile *p)
 		struct hp_marker m;
 		struct hp_event ev;
 
-		if (hp_trace_parse_line(lines[i], &ev)) {
+		switch (decode(&lines[i], &ev, &m)) {
+		case HP_REC_EVENT:
 			ev.t_ns -= p->t0_ns;
 			hp_profile_add(p, &ev);
-		} else if (hp_trace_parse_marker(lines[i], &m)) {
+			break;
+		case HP_REC_MARKER:
 			m.t_ns -= p->t0_ns;
 			hp_profile_add_marker(p, &m);
-		} else {
-			HMMT_FAIL("does not parse: %s", lines[i]);
+			break;
+		case HP_REC_OTHER:
+			HMMT_FAIL("does not decode: %s", lines[i].what);
 		}
 	}
 	p->wall_ns = 2000000;
 	hp_profile_finish(p);
 }
 
-TEST(marker_lines_give_every_field)
+TEST(marker_records_give_every_field)
 {
+	static const struct rec other[] = {
+		AT(10, "1.0", "tracing_mark_write: hello"),
+		AT(10, "1.0", "tracing_mark_write: hmm: unknown x=1"),
+	};
 	struct hp_marker m;
+	struct hp_event ev;
 
-	ASSERT_TRUE(hp_trace_parse_marker(lines[0], &m));
+	ASSERT_EQ(decode(&lines[0], &ev, &m), HP_REC_MARKER);
 	ASSERT_EQ(m.kind, HP_MK_ALLOC);
 	ASSERT_EQ(m.t_ns, 100000010000ull);
 	ASSERT_EQ(m.pid, 10);
@@ -126,11 +176,11 @@ TEST(marker_lines_give_every_field)
 	ASSERT_STREQ(m.code[1].obj, "/nonexistent/prog");
 	ASSERT_EQ(m.code[1].off, 0x101b);
 
-	ASSERT_TRUE(hp_trace_parse_marker(lines[1], &m));
+	ASSERT_EQ(decode(&lines[1], &ev, &m), HP_REC_MARKER);
 	ASSERT_EQ(m.kind, HP_MK_NAME);
 	ASSERT_STREQ(m.name, "the weights");
 
-	ASSERT_TRUE(hp_trace_parse_marker(lines[10], &m));
+	ASSERT_EQ(decode(&lines[10], &ev, &m), HP_REC_MARKER);
 	ASSERT_EQ(m.kind, HP_MK_LAUNCH);
 	ASSERT_EQ(m.tid, 11);
 	ASSERT_EQ(m.dev, 0);
@@ -141,11 +191,9 @@ TEST(marker_lines_give_every_field)
 	ASSERT_STREQ(m.code[0].sym, "my_kernel");
 
 	/* driver events are not markers, nor other writers' markers */
-	ASSERT_FALSE(hp_trace_parse_marker(lines[5], &m));
-	ASSERT_FALSE(hp_trace_parse_marker(
-		AT("10", "1.0", "tracing_mark_write: hello"), &m));
-	ASSERT_FALSE(hp_trace_parse_marker(
-		AT("10", "1.0", "tracing_mark_write: hmm: unknown x=1"), &m));
+	ASSERT_EQ(decode(&lines[5], &ev, &m), HP_REC_EVENT);
+	ASSERT_EQ(decode(&other[0], &ev, &m), HP_REC_OTHER);
+	ASSERT_EQ(decode(&other[1], &ev, &m), HP_REC_OTHER);
 }
 
 TEST(events_are_charged_to_the_allocation_they_hit)
@@ -207,29 +255,29 @@ TEST(events_are_charged_to_the_allocation_they_hit)
 }
 
 /*
- * trace_pipe merges the CPUs' buffers as it reads them: a batch of an
+ * hmmprof merges the CPUs' buffers as it reads them: a batch of an
  * allocation may arrive after the free marker of that allocation.  It
  * is still charged to it; and an allocation whose free marker was lost
  * ends where a new one takes its address.
  */
 TEST(late_events_and_lost_frees)
 {
-	static const char *const late[] = {
-		AT("10", "1.000010", "tracing_mark_write: hmm: alloc "
+	static const struct rec late[] = {
+		AT(10, "1.000010", "tracing_mark_write: hmm: alloc "
 		   "ptr=0x7f0000000000 size=65536"),
-		AT("10", "1.000300", "tracing_mark_write: hmm: free "
+		AT(10, "1.000300", "tracing_mark_write: hmm: free "
 		   "ptr=0x7f0000000000 ns=10"),
 		/* from another CPU, read after the free */
-		AT("11", "1.000200", "hmmgpu_migrate_batch: dev=0 to_system "
-		   "cause=explicit start=0x7f0000000000 npages=16 moved=16 "
+		AT(11, "1.000200", "hmmgpu_migrate_batch: dev=0 " TO_SYSTEM " "
+		   EXPLICIT " start=0x7f0000000000 npages=16 moved=16 "
 		   "failed=0 peer=0 ns=100"),
-		AT("10", "1.000400", "tracing_mark_write: hmm: alloc "
+		AT(10, "1.000400", "tracing_mark_write: hmm: alloc "
 		   "ptr=0x7f0000100000 size=65536"),
 		/* its free marker was lost: a new one at the same address */
-		AT("10", "1.000500", "tracing_mark_write: hmm: alloc "
+		AT(10, "1.000500", "tracing_mark_write: hmm: alloc "
 		   "ptr=0x7f0000100000 size=65536"),
-		AT("10", "1.000600", "hmmgpu_migrate_batch: dev=0 to_device "
-		   "cause=explicit start=0x7f0000100000 npages=16 moved=16 "
+		AT(10, "1.000600", "hmmgpu_migrate_batch: dev=0 " TO_DEVICE " "
+		   EXPLICIT " start=0x7f0000100000 npages=16 moved=16 "
 		   "failed=0 peer=0 ns=100"),
 	};
 	struct hp_profile p;
@@ -241,12 +289,16 @@ TEST(late_events_and_lost_frees)
 		struct hp_marker m;
 		struct hp_event ev;
 
-		if (hp_trace_parse_line(late[i], &ev))
+		switch (decode(&late[i], &ev, &m)) {
+		case HP_REC_EVENT:
 			hp_profile_add(&p, &ev);
-		else if (hp_trace_parse_marker(late[i], &m))
+			break;
+		case HP_REC_MARKER:
 			hp_profile_add_marker(&p, &m);
-		else
-			HMMT_FAIL("does not parse: %s", late[i]);
+			break;
+		case HP_REC_OTHER:
+			HMMT_FAIL("does not decode: %s", late[i].what);
+		}
 	}
 	hp_profile_finish(&p);
 	ASSERT_EQ(p.nallocs, 3);

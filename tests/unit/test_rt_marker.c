@@ -121,10 +121,8 @@ static bool find_marker(const char *text, const char *prefix, int nth,
 			continue;
 		if (nth--)
 			continue;
-		snprintf(line, sizeof(line),
-			 "  prog-20 (     20) [000] .....  5.000001: "
-			 "tracing_mark_write: %.*s", (int)len, s);
-		return hp_trace_parse_marker(line, m);
+		snprintf(line, sizeof(line), "%.*s", (int)len, s);
+		return hp_marker_parse(line, m);
 	}
 	return false;
 }

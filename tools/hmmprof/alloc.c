@@ -18,8 +18,8 @@
  *
  * The allocations not freed yet are indexed by process and address, so
  * that finding the allocation of an event is a binary search; an event
- * that arrives after the free of its allocation (trace_pipe merges the
- * CPUs' buffers as they are read) is matched among the last ones freed.
+ * that arrives after the free of its allocation (the CPUs' buffers are
+ * merged as they are read) is matched among the last ones freed.
  *
  * Bounces: each page of an allocation remembers whether it is on a
  * device, and whether it came home from one; a page that moves to a

@@ -131,7 +131,7 @@ enum hp_ev_type {
 	HP_EV_EVICTED,      /* hmmgpu_evicted: where an eviction's pages were */
 };
 
-/** One event, as parsed from the trace. */
+/** One event, as read from the trace. */
 struct hp_event {
 	uint64_t t_ns;   /* when it ended, since the program started */
 	uint64_t ns;     /* how long it took */
@@ -149,7 +149,6 @@ struct hp_event {
 	uint8_t dir;     /* HP_TO_DEVICE or HP_TO_HOST */
 	uint8_t cause;   /* HMMGPU_CAUSE_* */
 	uint8_t remote;  /* device fault mapped system pages */
-	uint8_t pid_known; /* the line named the thread group (pid) */
 	uint32_t alloc;  /* 1 + index of the allocation it hit; 0: none */
 };
 
@@ -177,13 +176,12 @@ struct hp_code {
 	char obj[512];    /* else the object file */
 };
 
-/** One marker, as parsed from the trace. */
+/** One marker, as read from the trace. */
 struct hp_marker {
 	uint64_t t_ns, ns, ptr, src, size, stream;
 	int32_t pid, tid, dev;
 	uint32_t grid[3];
 	uint8_t kind;      /* enum hp_mk_kind */
-	bool pid_known;
 	char what[64];     /* fn=: the API function of a call or sync */
 	char name[136];    /* name=: an allocation's name */
 	struct hp_code code[2]; /* kernel=, caller= */
@@ -237,31 +235,38 @@ static inline bool hp_event_is_batch(const struct hp_event *ev)
 
 struct hp_trace;
 struct hp_symtab;
+struct hp_formats;
+struct tep_handle;
+struct tep_record;
 
 /*
  * Prepares a tracefs instance of our own recording the hmmgpu events,
- * filtered later by hp_trace_follow().  @buffer_kib: ring buffer per CPU.
- * Returns NULL and a one-line reason in @why when tracing cannot be used.
+ * filtered later by hp_trace_follow(), and loads the events' formats.
+ * @buffer_kib: ring buffer per CPU.  Returns NULL and a one-line reason
+ * in @why when tracing cannot be used (no tracefs, no permission, no
+ * hmmgpu events, an event without a field hmmprof needs).
  */
 struct hp_trace *hp_trace_open(unsigned int buffer_kib, char *why,
 			       size_t whylen);
 /*
  * Restricts the instance to @pid, its threads and descendants (set_event_pid
- * with event-fork), enables the events and opens trace_pipe.  Event times
- * are CLOCK_MONOTONIC nanoseconds.  0 or -errno, with the reason in @why.
+ * with event-fork), enables the events and opens the per-CPU ring buffers.
+ * Event times are CLOCK_MONOTONIC nanoseconds.  0 or -errno, with the
+ * reason in @why.
  */
 int hp_trace_follow(struct hp_trace *t, pid_t pid, char *why, size_t whylen);
 /* Whether the running driver has the hmmgpu_device_fault event. */
 bool hp_trace_has_device_fault(const struct hp_trace *t);
 /*
  * Enables the events again if hmmgpu was unloaded and loaded since (its
- * events then come back disabled).  Returns true when it had to.
+ * events then come back disabled), and reloads their formats.  Returns
+ * true when it had to.
  */
 bool hp_trace_keep_enabled(struct hp_trace *t);
 /*
- * Reads what trace_pipe has now, without blocking, and calls @fn for each
- * event and @mfn (may be NULL) for each API marker.  Returns the number
- * of both, or -errno.
+ * Reads what the ring buffers hold now, without blocking, and calls @fn
+ * for each event and @mfn (may be NULL) for each API marker, oldest
+ * first.  Returns the number of both, or -errno.
  */
 int hp_trace_drain(struct hp_trace *t,
 		   void (*fn)(const struct hp_event *ev, void *arg),
@@ -270,18 +275,41 @@ int hp_trace_drain(struct hp_trace *t,
 /* The instance's trace_marker file, for HMM_TRACE_MARKER. */
 const char *hp_trace_marker_path(const struct hp_trace *t, char *buf,
 				 size_t len);
-/* Parses one trace_pipe line holding a libhmm marker (time absolute). */
-bool hp_trace_parse_marker(const char *line, struct hp_marker *m);
 /* Events the ring buffer lost (overruns and drops) so far. */
 uint64_t hp_trace_lost(struct hp_trace *t);
 /* Stops recording and removes the instance. */
 void hp_trace_close(struct hp_trace *t);
 
 /*
- * Parses one line of trace_pipe into @ev (time absolute, in ns).  Returns
- * true for an hmmgpu event it knows.  Exposed for hp_trace_drain().
+ * The formats of the events hmmprof reads, found by name in @tep (which
+ * must outlive them): hmmgpu_migrate_batch, and hmmgpu_cpu_fault,
+ * hmmgpu_device_fault, hmmgpu_evicted when the driver has them, with
+ * the fields hmmprof reads; ftrace's print with its "buf" (the
+ * trace_marker writes).  NULL, and a one-line reason in @why, when one
+ * of them lacks a field.  Exposed for hp_trace_drain() and the tests.
  */
-bool hp_trace_parse_line(const char *line, struct hp_event *ev);
+struct hp_formats *hp_formats_new(struct tep_handle *tep, char *why,
+				  size_t whylen);
+void hp_formats_free(struct hp_formats *f);
+
+enum hp_rec {
+	HP_REC_OTHER,  /* neither */
+	HP_REC_EVENT,  /* an hmmgpu event, in the struct hp_event */
+	HP_REC_MARKER, /* a libhmm marker, in the struct hp_marker */
+};
+/*
+ * Decodes one ring-buffer record into @ev or @m: time absolute, in ns;
+ * pid and tid both the thread that wrote it (the record names no thread
+ * group: hp_trace_drain() finds it).
+ */
+enum hp_rec hp_trace_decode(const struct hp_formats *f,
+			    struct tep_record *rec, struct hp_event *ev,
+			    struct hp_marker *m);
+/*
+ * Parses the text of a libhmm marker, "hmm: KIND key=value ..." (time and
+ * thread left 0).  False for other text and unknown kinds.
+ */
+bool hp_marker_parse(const char *text, struct hp_marker *m);
 
 /* --- profile.c: what the events add up to ------------------------------- */
 

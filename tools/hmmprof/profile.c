@@ -233,7 +233,7 @@ static void busy_time(struct hp_profile *p)
 
 /* --- residency ---------------------------------------------------------- */
 
-/* Stable sort of the events by time (trace_pipe gives them nearly so). */
+/* Stable sort of the events by time (the trace gives them nearly so). */
 static void sort_events(struct hp_event *ev, size_t n)
 {
 	struct hp_event *tmp;
