@@ -24,8 +24,9 @@
  * memory (the mem_mib parameter, rounded up to 2 MiB). memremap_pages()
  * gives it real struct pages in ZONE_DEVICE; the CPU cannot map them, so
  * a CPU access to one faults and hmmgpu_migrate_to_ram() brings the data
- * back. Every device page has a *backing page*, an ordinary system page
- * allocated at probe that stores the page's data: the simulated VRAM.
+ * back. Every device page has a *backing page* that stores the page's
+ * data, the simulated VRAM: an ordinary system page allocated at probe,
+ * or on a PCI device a page of its memory BAR (DOC: PCI personality).
  * Nothing is allocated per page when migrating.
  *
  * The pages are grouped in 2 MiB blocks. Allocation pops pages from the
@@ -456,22 +457,60 @@ unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
 
 static void dmem_free_backing(struct hmmgpu_dmem *dmem, unsigned long n)
 {
+	if (dmem->in_bar) {
+		/* n is 0 (nothing mapped yet) or every page */
+		if (n)
+			memunmap_pages(&dmem->bar_pgmap);
+		return;
+	}
 	while (n--)
 		__free_page(dmem->dpages[n].backing);
+}
+
+/*
+ * The backing store in a PCI memory BAR: the first @dmem->npages pages of
+ * @dmem->bar become MEMORY_DEVICE_GENERIC pages, which memremap_pages()
+ * gives struct pages and a write-back kernel mapping (the BAR is
+ * prefetchable memory), so that the copy engine and the view use them as
+ * they use RAM pages.  Their references stay at one: nothing but this
+ * driver ever takes them, and the view maps them as PFNs.
+ */
+static int dmem_map_bar(struct hmmgpu_dmem *dmem)
+{
+	unsigned long i, pfn;
+	void *addr;
+
+	dmem->bar_pgmap.type = MEMORY_DEVICE_GENERIC;
+	dmem->bar_pgmap.range.start = dmem->bar.start;
+	dmem->bar_pgmap.range.end = dmem->bar.start +
+				    (dmem->npages << PAGE_SHIFT) - 1;
+	dmem->bar_pgmap.nr_range = 1;
+	addr = memremap_pages(&dmem->bar_pgmap,
+			      dev_to_node(dmem->hdev->drm.dev));
+	if (IS_ERR(addr))
+		return PTR_ERR(addr);
+	pfn = PHYS_PFN(dmem->bar.start);
+	for (i = 0; i < dmem->npages; i++)
+		dmem->dpages[i].backing = pfn_to_page(pfn + i);
+	return 0;
 }
 
 /**
  * hmmgpu_dmem_init() - create a device's memory.
  * @hdev: the device.
  * @size: bytes of device memory, rounded up to a whole block.
+ * @bar: where the backing store lives: a PCI memory BAR at least @size
+ *	 long (rounded), or NULL for system RAM.
  *
  * Reserves a free physical address range, creates its device-private
- * struct pages with memremap_pages() and allocates every backing page.
+ * struct pages with memremap_pages() and allocates every backing page
+ * from RAM, or maps them in @bar.
  *
  * Return: 0, -ENOMEM, or the error of request_free_mem_region() or
  * memremap_pages().
  */
-int hmmgpu_dmem_init(struct hmmgpu_device *hdev, u64 size)
+int hmmgpu_dmem_init(struct hmmgpu_device *hdev, u64 size,
+		     const struct range *bar)
 {
 	struct hmmgpu_dmem *dmem = &hdev->dmem;
 	unsigned long i;
@@ -498,7 +537,19 @@ int hmmgpu_dmem_init(struct hmmgpu_device *hdev, u64 size)
 		goto err_free_dpages;
 	}
 
-	for (i = 0; i < dmem->npages; i++) {
+	i = 0;
+	if (bar) {
+		dmem->in_bar = true;
+		dmem->bar = *bar;
+		ret = dmem_map_bar(dmem);
+		if (ret) {
+			drm_err(&hdev->drm, "cannot map %llu MiB of the memory BAR as backing store: %d\n",
+				size >> 20, ret);
+			goto err_free_blocks;
+		}
+		i = dmem->npages;
+	}
+	for (; i < dmem->npages; i++) {
 		dmem->dpages[i].backing = alloc_page(GFP_HIGHUSER |
 						     __GFP_NOWARN);
 		if (!dmem->dpages[i].backing) {
@@ -552,6 +603,7 @@ err_release_region:
 	release_mem_region(dmem->res->start, resource_size(dmem->res));
 err_free_backing:
 	dmem_free_backing(dmem, i);
+err_free_blocks:
 	kvfree(dmem->blocks);
 err_free_dpages:
 	kvfree(dmem->dpages);

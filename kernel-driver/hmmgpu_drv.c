@@ -3,6 +3,7 @@
  * hmmgpu_drv.c - module init/exit, DRM device, per-open context, ioctls.
  */
 
+#include <linux/idr.h>
 #include <linux/log2.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -25,7 +26,8 @@
  *
  * hmmgpu is a virtual GPU whose memory is real device-private ZONE_DEVICE
  * memory.  The module creates @num_devices platform devices named
- * "hmmgpu"; each one probes into a DRM device with a render node
+ * "hmmgpu", or binds PCI devices when asked (DOC: PCI personality, which
+ * then come first); each one probes into a DRM device with a render node
  * (/dev/dri/renderD*), so that discovery and permissions follow the GPU
  * conventions: the udev "drm" subsystem, the "render" group, libdrm.
  *
@@ -62,11 +64,20 @@
  * /sys/module/hmmgpu/parameters/); a bad value fails the load with
  * -EINVAL and one line in the kernel log.
  *
- * - num_devices (1-8, default 1): virtual GPUs to create.
+ * - num_devices (1-8, default 1): virtual GPUs to have at load: the PCI
+ *   devices that pci names first, then as many platform devices as make
+ *   up the number (none when the PCI devices are that many or more).
+ * - pci (default empty: none): PCI devices to drive, their memory BAR as
+ *   device memory (DOC: PCI personality): "all" for every device of the
+ *   driver's PCI ID table (QEMU's ivshmem-plain), or a comma-separated
+ *   list of PCI addresses ("0000:00:04.0,0000:00:05.0"). A device named
+ *   here that appears later (PCI rescan, hotplug) is bound when it does.
  * - mem_mib (default 256): device memory per GPU in MiB, rounded up to
- *   2 MiB. Its backing store, as much system RAM, is reserved at load;
- *   more than the RAM available for all devices fails the load with
- *   -ENOMEM before anything is allocated.
+ *   2 MiB; on a PCI device at most its BAR (rounded down to 2 MiB). The
+ *   backing store of a platform device, as much system RAM, is reserved
+ *   at load; more than the RAM available for num_devices devices fails
+ *   the load with -ENOMEM before anything is allocated (whether some of
+ *   them will be PCI devices is not known yet).
  * - copy_engine (auto, software, dmaengine; default auto): who copies
  *   pages. auto takes a dmaengine DMA_MEMCPY channel if the platform has
  *   one and the device's own software engine otherwise; dmaengine fails
@@ -118,8 +129,8 @@ module_param(num_devices, uint, 0444);
 MODULE_PARM_DESC(num_devices, "Number of virtual GPUs to create (1-"
 		 __stringify(HMMGPU_MAX_DEVICES) ", default 1)");
 
-static unsigned int mem_mib = 256;
-module_param(mem_mib, uint, 0444);
+unsigned int hmmgpu_mem_mib = 256;
+module_param_named(mem_mib, hmmgpu_mem_mib, uint, 0444);
 MODULE_PARM_DESC(mem_mib, "Device memory per GPU in MiB (default 256)");
 
 static char *copy_engine = "auto";
@@ -571,22 +582,38 @@ static const struct drm_driver hmmgpu_drm_driver = {
 	.minor = HMMGPU_DRIVER_MINOR,
 };
 
-static int hmmgpu_probe(struct platform_device *pdev)
+/**
+ * hmmgpu_device_create() - make a bus device an hmmgpu device.
+ * @parent: the platform or PCI device; parent of the DRM device, which
+ *	    lives until both it is unbound and the last file is closed.
+ * @index: the device's index, from hmmgpu_index_get().
+ * @bar: the backing store's range in a PCI memory BAR, of the size wanted,
+ *	 or NULL for mem_mib of system RAM.
+ *
+ * Creates the copy engine and the device memory and registers the DRM
+ * device.
+ *
+ * Return: the device, or an ERR_PTR(): -ENOMEM, or the error of the copy
+ * engine, of hmmgpu_dmem_init() or of drm_dev_register().
+ */
+struct hmmgpu_device *hmmgpu_device_create(struct device *parent,
+					   unsigned int index,
+					   const struct range *bar)
 {
 	struct hmmgpu_device *hdev;
+	u64 size;
 	int ret;
 
-	hdev = devm_drm_dev_alloc(&pdev->dev, &hmmgpu_drm_driver,
+	hdev = devm_drm_dev_alloc(parent, &hmmgpu_drm_driver,
 				  struct hmmgpu_device, drm);
 	if (IS_ERR(hdev))
-		return PTR_ERR(hdev);
+		return hdev;
 
-	hdev->index = pdev->id;
+	hdev->index = index;
 	spin_lock_init(&hdev->files_lock);
 	INIT_LIST_HEAD(&hdev->files);
-	platform_set_drvdata(pdev, hdev);
 
-	hdev->copy = hmmgpu_copy_engine_create(&pdev->dev, copy_engine,
+	hdev->copy = hmmgpu_copy_engine_create(parent, copy_engine,
 					       copy_channels ?:
 					       min(num_online_cpus(), 4U));
 	if (IS_ERR(hdev->copy)) {
@@ -595,7 +622,8 @@ static int hmmgpu_probe(struct platform_device *pdev)
 		goto err_out;
 	}
 
-	ret = hmmgpu_dmem_init(hdev, (u64)mem_mib << 20);
+	size = bar ? range_len(bar) : (u64)hmmgpu_mem_mib << 20;
+	ret = hmmgpu_dmem_init(hdev, size, bar);
 	if (ret)
 		goto err_destroy_copy;
 
@@ -605,12 +633,13 @@ static int hmmgpu_probe(struct platform_device *pdev)
 		goto err_fini_dmem;
 	hmmgpu_debugfs_register(hdev, true);
 
-	drm_info(&hdev->drm, "hmmgpu%u: %lu MiB device memory, pfns 0x%lx-0x%lx, device TLB flush: %s\n",
+	drm_info(&hdev->drm, "hmmgpu%u: %lu MiB device memory in %s, pfns 0x%lx-0x%lx, device TLB flush: %s\n",
 		 hdev->index, hdev->dmem.npages >> (20 - PAGE_SHIFT),
+		 bar ? "the memory BAR" : "system RAM",
 		 hdev->dmem.pfn_first,
 		 hdev->dmem.pfn_first + hdev->dmem.npages - 1,
 		 hmmgpu_tlb_flush_method());
-	return 0;
+	return hdev;
 
 err_fini_dmem:
 	hmmgpu_dmem_fini(hdev);
@@ -618,24 +647,61 @@ err_destroy_copy:
 	hmmgpu_copy_engine_destroy(hdev->copy);
 	hdev->copy = NULL;
 err_out:
-	hmmgpu_probe_err = ret;
-	return ret;
+	return ERR_PTR(ret);
 }
 
-/*
- * Unbind or module unload: no new ioctl starts and the running ones end
- * (drm_dev_unplug() waits for their drm_dev_enter() sections), then every
- * device page goes back to RAM. Open files stay valid: their ioctls fail
- * with -ENODEV, and the structure lives until the last one is closed.
+/**
+ * hmmgpu_device_remove() - the bus device is going away.
+ * @hdev: the device.
+ *
+ * Unbind, PCI removal or module unload: no new ioctl starts and the
+ * running ones end (drm_dev_unplug() waits for their drm_dev_enter()
+ * sections), then every device page goes back to RAM. Open files stay
+ * valid: their ioctls fail with -ENODEV, and the structure lives until the
+ * last one is closed.
  */
-static void hmmgpu_remove(struct platform_device *pdev)
+void hmmgpu_device_remove(struct hmmgpu_device *hdev)
 {
-	struct hmmgpu_device *hdev = platform_get_drvdata(pdev);
-
 	drm_dev_unplug(&hdev->drm);
 	hmmgpu_dmem_fini(hdev);
 	hmmgpu_copy_engine_destroy(hdev->copy);
 	hdev->copy = NULL;
+}
+
+/* Device indices, shared by both personalities. */
+static DEFINE_IDA(hmmgpu_ida);
+
+/**
+ * hmmgpu_index_get() - take the lowest free device index.
+ *
+ * Return: the index, or -ENOSPC when HMMGPU_MAX_DEVICES are in use.
+ */
+int hmmgpu_index_get(void)
+{
+	return ida_alloc_max(&hmmgpu_ida, HMMGPU_MAX_DEVICES - 1, GFP_KERNEL);
+}
+
+void hmmgpu_index_put(unsigned int index)
+{
+	ida_free(&hmmgpu_ida, index);
+}
+
+static int hmmgpu_probe(struct platform_device *pdev)
+{
+	struct hmmgpu_device *hdev;
+
+	hdev = hmmgpu_device_create(&pdev->dev, pdev->id, NULL);
+	if (IS_ERR(hdev)) {
+		hmmgpu_probe_err = PTR_ERR(hdev);
+		return PTR_ERR(hdev);
+	}
+	platform_set_drvdata(pdev, hdev);
+	return 0;
+}
+
+static void hmmgpu_remove(struct platform_device *pdev)
+{
+	hmmgpu_device_remove(platform_get_drvdata(pdev));
 }
 
 HMMGPU_DEFINE_PLATFORM_REMOVE(hmmgpu_platform_remove, hmmgpu_remove)
@@ -650,29 +716,31 @@ static struct platform_driver hmmgpu_platform_driver = {
 
 static void hmmgpu_destroy_devices(void)
 {
-	int i;
+	int i, id;
 
 	for (i = HMMGPU_MAX_DEVICES - 1; i >= 0; i--) {
 		if (!hmmgpu_pdevs[i])
 			continue;
+		id = hmmgpu_pdevs[i]->id;
 		platform_device_unregister(hmmgpu_pdevs[i]);
 		hmmgpu_pdevs[i] = NULL;
+		hmmgpu_index_put(id);
 	}
 }
 
 static int __init hmmgpu_init(void)
 {
-	unsigned int i;
-	int ret;
+	unsigned int i, nplatform;
+	int npci, ret;
 
 	if (num_devices < 1 || num_devices > HMMGPU_MAX_DEVICES) {
 		pr_err("hmmgpu: num_devices=%u is out of range 1-%d\n",
 		       num_devices, HMMGPU_MAX_DEVICES);
 		return -EINVAL;
 	}
-	if (mem_mib < 1 || mem_mib > SZ_1M) {
-		pr_err("hmmgpu: mem_mib=%u is out of range 1-%u\n", mem_mib,
-		       SZ_1M);
+	if (hmmgpu_mem_mib < 1 || hmmgpu_mem_mib > SZ_1M) {
+		pr_err("hmmgpu: mem_mib=%u is out of range 1-%u\n",
+		       hmmgpu_mem_mib, SZ_1M);
 		return -EINVAL;
 	}
 	/*
@@ -680,10 +748,11 @@ static int __init hmmgpu_init(void)
 	 * probe: asking for more than is available would only run the OOM
 	 * killer against the machine's processes before the load failed.
 	 */
-	if (((u64)num_devices * ALIGN(mem_mib, 2) << (20 - PAGE_SHIFT)) >
-	    si_mem_available()) {
+	if (((u64)num_devices * ALIGN(hmmgpu_mem_mib, 2) <<
+	     (20 - PAGE_SHIFT)) > si_mem_available()) {
 		pr_err("hmmgpu: num_devices=%u x mem_mib=%u needs %llu MiB of backing RAM, only %lu MiB is available\n",
-		       num_devices, mem_mib, (u64)num_devices * ALIGN(mem_mib, 2),
+		       num_devices, hmmgpu_mem_mib,
+		       (u64)num_devices * ALIGN(hmmgpu_mem_mib, 2),
 		       si_mem_available() >> (20 - PAGE_SHIFT));
 		return -ENOMEM;
 	}
@@ -727,12 +796,26 @@ static int __init hmmgpu_init(void)
 	if (ret)
 		goto err_destroy_wq;
 
-	for (i = 0; i < num_devices; i++) {
-		struct platform_device *pdev;
+	/* PCI devices first, so that they take the lowest indices */
+	npci = hmmgpu_pci_init();
+	if (npci < 0) {
+		ret = npci;
+		goto err_unregister_platform;
+	}
 
-		pdev = platform_device_register_simple(HMMGPU_DRIVER_NAME, i,
-						       NULL, 0);
+	nplatform = (unsigned int)npci < num_devices ? num_devices - npci : 0;
+	for (i = 0; i < nplatform; i++) {
+		struct platform_device *pdev;
+		int index = hmmgpu_index_get();
+
+		if (index < 0) {
+			ret = index;
+			goto err_destroy_devices;
+		}
+		pdev = platform_device_register_simple(HMMGPU_DRIVER_NAME,
+						       index, NULL, 0);
 		if (IS_ERR(pdev)) {
+			hmmgpu_index_put(index);
 			ret = PTR_ERR(pdev);
 			goto err_destroy_devices;
 		}
@@ -747,6 +830,8 @@ static int __init hmmgpu_init(void)
 
 err_destroy_devices:
 	hmmgpu_destroy_devices();
+	hmmgpu_pci_exit();
+err_unregister_platform:
 	platform_driver_unregister(&hmmgpu_platform_driver);
 err_destroy_wq:
 	destroy_workqueue(hmmgpu_migrate_wq);
@@ -756,6 +841,7 @@ err_destroy_wq:
 static void __exit hmmgpu_exit(void)
 {
 	hmmgpu_destroy_devices();
+	hmmgpu_pci_exit();
 	platform_driver_unregister(&hmmgpu_platform_driver);
 	destroy_workqueue(hmmgpu_migrate_wq);
 }

@@ -125,6 +125,13 @@ struct hmmgpu_block {
  * @nr_free: free device pages.
  * @dying: set at removal: allocation fails from then on.
  * @evict_lock: serializes eviction passes of this device.
+ * @in_bar: the backing store is in a PCI memory BAR (PCI personality),
+ *	    not in system RAM.
+ * @bar: with @in_bar, the range of the BAR that holds it.
+ * @bar_pgmap: with @bar, the MEMORY_DEVICE_GENERIC pagemap over the used
+ *	       part of it: struct pages and a kernel mapping for the BAR, so
+ *	       that its pages are backing pages like RAM ones (DOC: PCI
+ *	       personality in hmmgpu_pci.c).
  */
 struct hmmgpu_dmem {
 	struct hmmgpu_device *hdev;
@@ -143,12 +150,17 @@ struct hmmgpu_dmem {
 	bool dying;		/* protected by @lock */
 
 	struct mutex evict_lock;
+
+	bool in_bar;
+	struct range bar;
+	struct dev_pagemap bar_pgmap;
 };
 
 /**
  * struct hmmgpu_device - one virtual GPU.
  * @drm: the DRM device; its lifetime is the lifetime of this structure.
- * @index: index among hmmgpu devices, also the platform device id.
+ * @index: index among hmmgpu devices (hmmgpu_index_get()); for a platform
+ *	   device also its id.
  * @dmem: the device memory; torn down at removal, before @drm goes.
  * @copy: the copy engine; NULL once the device is removed.
  * @stats: counters of the whole device.
@@ -313,7 +325,8 @@ extern const struct dev_pagemap_ops hmmgpu_devmem_ops;
 extern int hmmgpu_owner;
 extern int hmmgpu_fill_owner;
 
-int hmmgpu_dmem_init(struct hmmgpu_device *hdev, u64 size);
+int hmmgpu_dmem_init(struct hmmgpu_device *hdev, u64 size,
+		     const struct range *bar);
 void hmmgpu_dmem_fini(struct hmmgpu_device *hdev);
 struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem, u64 epoch);
 unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
@@ -355,6 +368,19 @@ static inline struct page *hmmgpu_backing_page(struct page *page)
 {
 	return hmmgpu_dpage(page)->backing;
 }
+
+/* hmmgpu_drv.c: what both personalities share */
+struct hmmgpu_device *hmmgpu_device_create(struct device *parent,
+					   unsigned int index,
+					   const struct range *bar);
+void hmmgpu_device_remove(struct hmmgpu_device *hdev);
+int hmmgpu_index_get(void);
+void hmmgpu_index_put(unsigned int index);
+extern unsigned int hmmgpu_mem_mib;
+
+/* hmmgpu_pci.c: the PCI personality */
+int hmmgpu_pci_init(void);
+void hmmgpu_pci_exit(void);
 
 /* hmmgpu_migrate.c */
 struct hmmgpu_migrate_result {

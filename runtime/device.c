@@ -30,7 +30,9 @@
  * Bus names ("platform:hmmgpu.0") come from drm_node.c: libdrm's
  * drmGetDevices2() when it lists the device by bus address (PCI, USB);
  * for platform devices like hmmgpu it never does on x86, and the udev
- * parent device's subsystem and sysname are used.
+ * parent device's subsystem and sysname are used.  A PCI device (hmmgpu's
+ * PCI personality) is described once, when it is added, through
+ * libpciaccess (node_pci.c): IDs and the BAR of its device memory.
  *
  * Locking: devices.lock protects the table and the monitor after the
  * pthread_once() initialisation.  No other lock of the library is taken
@@ -64,6 +66,8 @@ struct device {
 	struct hmm_node node; /* fd, driver index, render node, bus */
 	dev_t devnum;         /* of the render node */
 	bool removed;
+	bool pci;             /* @pci_id describes it */
+	struct hmm_node_pci pci_id;
 };
 
 static struct {
@@ -118,6 +122,15 @@ static bool add_locked(const struct hmm_node *node)
 	d->node = *node;
 	d->devnum = fstat(node->fd, &st) ? 0 : st.st_rdev;
 	d->removed = false;
+	d->pci = false;
+	if (!strncmp(node->bus, "pci:", 4)) {
+		int ret = hmm_node_pci_identify(node->bus, &d->pci_id);
+
+		d->pci = !ret;
+		if (ret)
+			hmm__log(HMM_LOG_WARN, "%s: no PCI identity from libpciaccess: %s",
+				 node->bus, hmm_strerror(-ret));
+	}
 	hmm__log(HMM_LOG_INFO, "device %d: hmmgpu%u at %s (%s)",
 		 devices.count, node->index, node->path,
 		 node->bus[0] ? node->bus : "bus unknown");
@@ -287,7 +300,9 @@ HMM_EXPORT int hmm_device_get_info(int dev, struct hmm_device_info *info)
 {
 	HMM_KEEP_ERRNO();
 	struct drm_hmmgpu_get_info gi;
+	struct hmm_node_pci pci;
 	struct hmm_node node;
+	bool is_pci;
 	int ret;
 
 	if (!info)
@@ -300,6 +315,8 @@ HMM_EXPORT int hmm_device_get_info(int dev, struct hmm_device_info *info)
 		return -ENODEV;
 	}
 	node = devices.dev[dev].node;
+	is_pci = devices.dev[dev].pci;
+	pci = devices.dev[dev].pci_id;
 	pthread_mutex_unlock(&devices.lock);
 
 	/* the file is never closed, so it can be used unlocked */
@@ -327,5 +344,16 @@ HMM_EXPORT int hmm_device_get_info(int dev, struct hmm_device_info *info)
 	/* drivers before ABI 4 have no caps, and had every one of them */
 	if (gi.abi_version < 4 || (gi.caps & HMMGPU_CAP_VIEW))
 		info->caps |= HMM_DEVICE_CAP_VIEW;
+	if (is_pci) {
+		info->caps |= HMM_DEVICE_CAP_PCI;
+		info->pci_domain = pci.domain;
+		info->pci_bus = pci.bus;
+		info->pci_dev = pci.dev;
+		info->pci_func = pci.func;
+		info->pci_bar = pci.bar;
+		info->pci_vendor_id = pci.vendor_id;
+		info->pci_device_id = pci.device_id;
+		info->pci_bar_size = pci.bar_size;
+	}
 	return 0;
 }

@@ -211,11 +211,20 @@ int hmm_node_open(const char *path, struct hmm_node *node)
 	return 0;
 }
 
-/* Opens @node and keeps it in @nodes[*n] when it is an hmmgpu device. */
+/*
+ * Opens @node and keeps it in @nodes[*n] when it is an hmmgpu device that
+ * is not in @nodes already.
+ */
 static void try_node(const char *node, struct hmm_node *nodes, int *n,
 		     int *denied)
 {
-	int ret = hmm_node_open(node, &nodes[*n]);
+	int ret;
+
+	for (int i = 0; i < *n; i++) {
+		if (!strcmp(nodes[i].path, node))
+			return;
+	}
+	ret = hmm_node_open(node, &nodes[*n]);
 
 	if ((ret == -EACCES || ret == -EPERM) && denied)
 		(*denied)++;
@@ -224,13 +233,16 @@ static void try_node(const char *node, struct hmm_node *nodes, int *n,
 }
 
 #if WITH_UDEV
-/* Render nodes of the drm subsystem, as udev (here: sysfs) lists them. */
-static int scan(struct hmm_node *nodes, int max, int *denied)
+/*
+ * Render nodes of the drm subsystem, as udev (here: sysfs) lists them,
+ * after the @n already in @nodes.
+ */
+static int scan(struct hmm_node *nodes, int n, int max, int *denied)
 {
 	struct udev_enumerate *en = NULL;
 	struct udev_list_entry *e;
 	struct udev *udev;
-	int n = 0, ret;
+	int ret;
 
 	udev = udev_new();
 	if (!udev)
@@ -271,10 +283,9 @@ out:
 }
 #else
 /* Without libudev: the render node minors, 128 to 191, in /dev/dri. */
-static int scan(struct hmm_node *nodes, int max, int *denied)
+static int scan(struct hmm_node *nodes, int n, int max, int *denied)
 {
 	char node[HMM_NODE_PATH_MAX];
-	int n = 0;
 
 	for (int minor = 128; minor < 192 && n < max; minor++) {
 		snprintf(node, sizeof(node), "%s/renderD%d", DRM_DIR_NAME,
@@ -285,13 +296,34 @@ static int scan(struct hmm_node *nodes, int max, int *denied)
 }
 #endif
 
+/*
+ * The PCI DRM devices libdrm lists (drmGetDevices2()), by their render
+ * nodes: hmmgpu's PCI personality.  Returns how many are hmmgpu devices.
+ */
+static int scan_pci(struct hmm_node *nodes, int max, int *denied)
+{
+	drmDevicePtr devs[DRM_DEVICES_MAX];
+	int ndev = drmGetDevices2(0, devs, DRM_DEVICES_MAX), n = 0;
+
+	for (int i = 0; i < ndev && n < max; i++) {
+		if (devs[i]->bustype == DRM_BUS_PCI &&
+		    (devs[i]->available_nodes & (1 << DRM_NODE_RENDER)))
+			try_node(devs[i]->nodes[DRM_NODE_RENDER], nodes, &n,
+				 denied);
+	}
+	if (ndev > 0)
+		drmFreeDevices(devs, ndev);
+	return n;
+}
+
 int hmm_node_scan(struct hmm_node *nodes, int max, int *denied)
 {
 	int n;
 
 	if (denied)
 		*denied = 0;
-	n = scan(nodes, max, denied);
+	/* PCI devices through libdrm, the platform ones through udev */
+	n = scan(nodes, scan_pci(nodes, max, denied), max, denied);
 	if (n > 0)
 		qsort(nodes, n, sizeof(*nodes), cmp_index);
 	return n;

@@ -8,6 +8,7 @@
 #define HMM_DRM_NODE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "hmmgpu_drm.h"
@@ -25,8 +26,10 @@ struct hmm_node {
 };
 
 /**
- * Finds the render nodes of the drm subsystem (libudev enumeration, which
- * also sees platform devices that drmGetDevices2() skips), opens each one
+ * Finds the render nodes of hmmgpu devices: the PCI DRM devices that
+ * libdrm's drmGetDevices2() lists (hmmgpu's PCI personality), then the
+ * other render nodes of the drm subsystem (libudev enumeration, which
+ * also sees platform devices that drmGetDevices2() skips); opens each one
  * and keeps those whose drmGetVersion() driver name is "hmmgpu".
  *
  * @nodes: array of @max entries, filled in device-index order.
@@ -67,6 +70,27 @@ int hmm_node_bus(int fd, char *buf, size_t len);
 
 /** The same for the character device numbered @rdev. */
 int hmm_node_bus_devnum(dev_t rdev, char *buf, size_t len);
+
+/** The PCI identity of a device, from libpciaccess (node_pci.c). */
+struct hmm_node_pci {
+	uint32_t domain;
+	uint8_t bus, dev, func;
+	uint8_t bar;           /**< the largest memory BAR, the driver's */
+	uint16_t vendor_id, device_id;
+	uint64_t bar_size;     /**< bytes */
+};
+
+/**
+ * Describes the PCI device named by @bus, "pci:DDDD:BB:DD.F" (struct
+ * hmm_node's bus name), with libpciaccess: pci_system_init(), a slot
+ * match, pci_device_probe(), pci_system_cleanup().
+ *
+ * Returns 0; -ENODEV when @bus is no PCI name or libpciaccess finds
+ * neither the device nor a memory BAR; -ENOTSUP when built without
+ * libpciaccess; the errno of pci_system_init() or pci_device_probe().
+ * Not thread-safe: libpciaccess has one global state per process.
+ */
+int hmm_node_pci_identify(const char *bus, struct hmm_node_pci *id);
 
 /*
  * Hotplug: a netlink monitor of the drm subsystem.  Nothing here blocks:

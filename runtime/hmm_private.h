@@ -64,6 +64,7 @@ int hmm__device_count(void);
  */
 int hmm__device_fd(int dev);
 
+
 /* --- log.c --------------------------------------------------------------- */
 
 enum hmm_log_level {

@@ -4,6 +4,9 @@
  *
  *   $ device_info
  *   hmmgpu0  /dev/dri/renderD128  256 MiB memory, 256 MiB free, ...
+ *            PCI 0000:00:04.0 [1af4:1110], device memory in BAR 2 (1024 MiB)
+ *   hmmgpu1  /dev/dri/renderD129  256 MiB memory, 256 MiB free, ...
+ *            bus platform:hmmgpu.1, device memory in system RAM
  *
  * Exits 0 when at least one device was found and described, 1 otherwise
  * (2 for a bad command line).
@@ -76,6 +79,16 @@ int main(int argc, char **argv)
 		       engine_name(info.copy_engine), info.abi_version,
 		       info.caps & HMM_DEVICE_CAP_VIEW ? "" :
 		       ", no device view on this kernel and CPU");
+		if (info.caps & HMM_DEVICE_CAP_PCI)
+			printf("%-8s PCI %04x:%02x:%02x.%u [%04x:%04x], device memory in BAR %u (%llu MiB)\n",
+			       "", info.pci_domain, info.pci_bus,
+			       info.pci_dev, info.pci_func,
+			       info.pci_vendor_id, info.pci_device_id,
+			       info.pci_bar,
+			       (unsigned long long)(info.pci_bar_size >> 20));
+		else if (info.bus[0])
+			printf("%-8s bus %s, device memory in system RAM\n", "",
+			       info.bus);
 		if (info.mem_free > info.mem_total || !info.page_size) {
 			fprintf(stderr, "device_info: %s reports inconsistent memory sizes\n",
 				info.name);

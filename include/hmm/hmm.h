@@ -64,7 +64,17 @@ struct hmm_device_info {
 	 *  the device, else udev) */
 	char bus[HMM_DEVICE_NAME_MAX];
 	uint64_t caps;           /**< HMM_DEVICE_CAP_* bits */
-	uint64_t reserved[3];    /**< zero */
+	/* With HMM_DEVICE_CAP_PCI, the PCI identity read with libpciaccess
+	 * (zero otherwise; these were reserved fields before 0.2): */
+	uint32_t pci_domain;     /**< bus address: domain, */
+	uint8_t pci_bus;         /**< bus, */
+	uint8_t pci_dev;         /**< device */
+	uint8_t pci_func;        /**< and function */
+	uint8_t pci_bar;         /**< the memory BAR holding device memory */
+	uint16_t pci_vendor_id;  /**< vendor ID (0x1af4 for ivshmem) */
+	uint16_t pci_device_id;  /**< device ID (0x1110 for ivshmem) */
+	uint32_t pci_pad;        /**< zero */
+	uint64_t pci_bar_size;   /**< size of that BAR in bytes */
 };
 
 /**
@@ -74,6 +84,14 @@ struct hmm_device_info {
  * managed memory, prefetch and residency still work.
  */
 #define HMM_DEVICE_CAP_VIEW (1ULL << 0)
+
+/**
+ * hmm_device_info::caps: the device is a PCI device whose memory BAR holds
+ * its device memory (hmmgpu's PCI personality), and the pci_* fields
+ * describe it.  The BAR is the largest memory BAR, the one the driver
+ * takes.
+ */
+#define HMM_DEVICE_CAP_PCI (1ULL << 1)
 
 /**
  * Number of hmmgpu devices this process can use.

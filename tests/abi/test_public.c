@@ -22,7 +22,15 @@ TEST(device_info_layout)
 	ASSERT_EQ(offsetof(struct hmm_device_info, copy_channels), 164);
 	ASSERT_EQ(offsetof(struct hmm_device_info, bus), 168);
 	ASSERT_EQ(offsetof(struct hmm_device_info, caps), 232);
-	ASSERT_EQ(offsetof(struct hmm_device_info, reserved), 240);
+	ASSERT_EQ(offsetof(struct hmm_device_info, pci_domain), 240);
+	ASSERT_EQ(offsetof(struct hmm_device_info, pci_bus), 244);
+	ASSERT_EQ(offsetof(struct hmm_device_info, pci_dev), 245);
+	ASSERT_EQ(offsetof(struct hmm_device_info, pci_func), 246);
+	ASSERT_EQ(offsetof(struct hmm_device_info, pci_bar), 247);
+	ASSERT_EQ(offsetof(struct hmm_device_info, pci_vendor_id), 248);
+	ASSERT_EQ(offsetof(struct hmm_device_info, pci_device_id), 250);
+	ASSERT_EQ(offsetof(struct hmm_device_info, pci_pad), 252);
+	ASSERT_EQ(offsetof(struct hmm_device_info, pci_bar_size), 256);
 }
 
 TEST(stats_layout)

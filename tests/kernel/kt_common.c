@@ -995,34 +995,129 @@ void kt_restore_hmmgpu(void)
 			  kt_orig_params, ret ? strerror(-ret) : cur);
 }
 
-static int kt_bind_op(const char *op, unsigned int index)
-{
-	char path[128], name[32];
+/* bus device names of the devices kt_unbind_device() unbound, by index */
+static char kt_unbound_bus[8 * sizeof(unsigned long)][64];
 
-	snprintf(path, sizeof(path), "/sys/bus/platform/drivers/hmmgpu/%s",
-		 op);
-	snprintf(name, sizeof(name), "hmmgpu.%u", index);
-	return kt_sysfs_write(path, name);
+int kt_device_bus(unsigned int index, char *bus, size_t len)
+{
+	char path[PATH_MAX + 16], dev[PATH_MAX], sub[PATH_MAX];
+	struct dirent *e;
+	int ret = -ENODEV;
+	DIR *d = opendir("/sys/class/drm");
+
+	if (!d)
+		return -errno;
+	while (ret == -ENODEV && (e = readdir(d))) {
+		struct drm_hmmgpu_get_info info;
+		int fd;
+
+		if (strncmp(e->d_name, "renderD", 7))
+			continue;
+		snprintf(path, sizeof(path), "/dev/dri/%s", e->d_name);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		if (drmIoctl(fd, DRM_IOCTL_HMMGPU_GET_INFO, &info) ||
+		    info.device_index != index) {
+			close(fd);
+			continue;
+		}
+		close(fd);
+		snprintf(path, sizeof(path), "/sys/class/drm/%s/device",
+			 e->d_name);
+		if (!realpath(path, dev))
+			break;
+		snprintf(path, sizeof(path), "%s/subsystem", dev);
+		if (!realpath(path, sub))
+			break;
+		ret = snprintf(bus, len, "%s:%s", strrchr(sub, '/') + 1,
+			       strrchr(dev, '/') + 1) < (int)len ? 0 :
+			      -ENAMETOOLONG;
+	}
+	closedir(d);
+	return ret;
+}
+
+/* @op ("bind", "unbind") of bus device @bus ("pci:0000:00:04.0") */
+static int kt_bind_op(const char *op, const char *bus)
+{
+	char path[160];
+	const char *name = strchr(bus, ':');
+
+	if (!name)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/sys/bus/%.*s/drivers/hmmgpu/%s",
+		 (int)(name - bus), bus, op);
+	return kt_sysfs_write(path, name + 1);
 }
 
 int kt_unbind_device(unsigned int index)
 {
+	char bus[64];
 	int ret;
 
 	kt_arm_exit();
-	ret = kt_bind_op("unbind", index);
-	if (!ret && index < 8 * sizeof(kt_unbound))
+	ret = kt_device_bus(index, bus, sizeof(bus));
+	if (!ret)
+		ret = kt_bind_op("unbind", bus);
+	if (!ret && index < 8 * sizeof(kt_unbound)) {
 		kt_unbound |= 1UL << index;
+		snprintf(kt_unbound_bus[index], sizeof(kt_unbound_bus[index]),
+			 "%s", bus);
+	}
 	return ret;
 }
 
 int kt_bind_device(unsigned int index)
 {
-	int ret = kt_bind_op("bind", index);
+	char bus[64];
+	int ret;
 
-	if (!ret && index < 8 * sizeof(kt_unbound))
+	if (index < 8 * sizeof(kt_unbound) && kt_unbound_bus[index][0])
+		snprintf(bus, sizeof(bus), "%s", kt_unbound_bus[index]);
+	else
+		snprintf(bus, sizeof(bus), "platform:hmmgpu.%u", index);
+	ret = kt_bind_op("bind", bus);
+	if (!ret && index < 8 * sizeof(kt_unbound)) {
 		kt_unbound &= ~(1UL << index);
+		kt_unbound_bus[index][0] = '\0';
+	}
 	return ret;
+}
+
+const char *kt_pci_param(void)
+{
+	static char value[256];
+	static bool known;
+	FILE *f;
+
+	if (known)
+		return value;
+	f = fopen("/sys/module/hmmgpu/parameters/pci", "r");
+	if (!f)
+		return "";
+	if (!fgets(value, sizeof(value), f))
+		value[0] = '\0';
+	fclose(f);
+	value[strcspn(value, "\n")] = '\0';
+	known = true;
+	return value;
+}
+
+int kt_pci_device(char *name, size_t len)
+{
+	char bus[64];
+	int n = kt_count_devices();
+
+	for (int i = 0; i < n; i++) {
+		if (!kt_device_bus(i, bus, sizeof(bus)) &&
+		    !strncmp(bus, "pci:", 4)) {
+			snprintf(name, len, "%s", bus + 4);
+			return i;
+		}
+	}
+	return -ENODEV;
 }
 
 /* --- device execution ----------------------------------------------------- */

@@ -354,8 +354,30 @@ void kt_reload_hmmgpu(const char *params);
 void kt_restore_hmmgpu(void);
 
 /*
- * Unbinds / binds platform device hmmgpu.@index from the hmmgpu driver;
- * 0 or -errno.  An unbound device is bound again at exit.
+ * The bus device of hmmgpu device @index, "subsystem:name" from sysfs
+ * ("platform:hmmgpu.1", "pci:0000:00:04.0"); 0 or -errno (-ENODEV when
+ * there is no such device).
+ */
+int kt_device_bus(unsigned int index, char *bus, size_t len);
+
+/*
+ * hmmgpu's pci parameter as the module had it loaded when first asked
+ * ("all", a list of addresses, or ""), for loads that keep the
+ * personality.
+ */
+const char *kt_pci_param(void);
+
+/*
+ * The first hmmgpu device that is a PCI device (PCI personality): its
+ * index, and its PCI address in @name; -ENODEV when there is none.
+ */
+int kt_pci_device(char *name, size_t len);
+
+/*
+ * Unbinds / binds hmmgpu device @index from the hmmgpu driver of its bus
+ * (platform or PCI); 0 or -errno.  An unbound device is bound again at
+ * exit.  kt_bind_device() binds the bus device its kt_unbind_device()
+ * unbound, or platform device hmmgpu.@index.
  */
 int kt_unbind_device(unsigned int index);
 int kt_bind_device(unsigned int index);

@@ -39,12 +39,19 @@ restore_hmmgpu() {
 	insmod "$HMMGPU_KO" $orig_params
 }
 
+# The device tests, run a second time on the platform personality when
+# the module was loaded with PCI devices (tools/vm/hmmvm --personality
+# pci): device 0 is the PCI one during the first pass.
+PLATFORM_PASS="test_device test_migrate test_oversub test_view"
+
 n=0
 failed=0
-for p in $progs; do
-	name=$(basename "$p")
+# run_prog PROGRAM NAME: runs it and merges its TAP as NAME
+run_prog() {
+	p=$1
+	name=$2
 	out=/tmp/$name.tap
-	echo "run-tests: $p"
+	echo "run-tests: $p ($name)"
 	{
 		"$p"
 		echo $? >/tmp/rc
@@ -75,5 +82,33 @@ for p in $progs; do
 		failed=1
 	fi
 	restore_hmmgpu "$name"
+}
+
+for p in $progs; do
+	run_prog "$p" "$(basename "$p")"
 done
+
+pci=$(cat /sys/module/hmmgpu/parameters/pci 2>/dev/null)
+again=
+for p in $progs; do
+	case " $PLATFORM_PASS " in
+	*" $(basename "$p") "*) again="$again $p" ;;
+	esac
+done
+if [ -n "$pci" ] && [ -n "$again" ]; then
+	# the same parameters without pci: platform devices only
+	orig_params=$(echo "$orig_params" | sed 's/pci=[^ ]* //')
+	echo "# run-tests: again on the platform personality ($orig_params)" >&3
+	rmmod hmmgpu
+	# shellcheck disable=SC2086
+	if insmod "$HMMGPU_KO" $orig_params; then
+		for p in $again; do
+			run_prog "$p" "$(basename "$p")[platform]"
+		done
+	else
+		n=$((n + 1))
+		echo "not ok $n run-tests: reloading hmmgpu without pci" >&3
+		failed=1
+	fi
+fi
 exit $failed

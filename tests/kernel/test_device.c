@@ -289,22 +289,19 @@ TEST(fdinfo_reports_each_files_usage)
 
 TEST(unbind_makes_open_files_enodev)
 {
-	const char *drv = "/sys/bus/platform/drivers/hmmgpu";
 	unsigned int ndev = kt_module_param("num_devices");
 	struct drm_hmmgpu_get_info info = { 0 };
-	char path[128];
 	int fd = kt_open_device(0);
 
-	snprintf(path, sizeof(path), "%s/unbind", drv);
-	ASSERT_EQ(kt_sysfs_write(path, "hmmgpu.0"), 0);
+	/* through the driver of its bus: platform, or PCI */
+	ASSERT_EQ(kt_unbind_device(0), 0);
 	ASSERT_EQ(count_hmmgpu_nodes(), ndev - 1);
 
 	/* the open file survives, its ioctls report the removal */
 	ASSERT_ERRNO(drmIoctl(fd, DRM_IOCTL_HMMGPU_GET_INFO, &info), ENODEV);
 	close(fd);
 
-	snprintf(path, sizeof(path), "%s/bind", drv);
-	ASSERT_EQ(kt_sysfs_write(path, "hmmgpu.0"), 0);
+	ASSERT_EQ(kt_bind_device(0), 0);
 	ASSERT_EQ(count_hmmgpu_nodes(), ndev);
 	fd = kt_open_device(0);
 	ASSERT_EQ(drmIoctl(fd, DRM_IOCTL_HMMGPU_GET_INFO, &info), 0);
@@ -451,6 +448,7 @@ TEST(module_unload_and_reload)
 	const char *ko = getenv("HMMGPU_KO");
 	unsigned int ndev = kt_module_param("num_devices");
 	unsigned int mib = kt_module_param("mem_mib");
+	const char *pci = kt_pci_param(); /* read before the unload */
 	struct drm_hmmgpu_get_info info = { 0 };
 	char params[128];
 	int fd;
@@ -469,8 +467,8 @@ TEST(module_unload_and_reload)
 	ASSERT_EQ(access("/sys/module/hmmgpu", F_OK), -1);
 	ASSERT_EQ(count_hmmgpu_nodes(), 0);
 
-	snprintf(params, sizeof(params), "num_devices=%u mem_mib=%u", ndev,
-		 mib);
+	snprintf(params, sizeof(params), "num_devices=%u mem_mib=%u pci=%s",
+		 ndev, mib, pci);
 	ASSERT_EQ(kt_load_hmmgpu(params), 0);
 	ASSERT_EQ(count_hmmgpu_nodes(), ndev);
 }
@@ -480,6 +478,7 @@ TEST(module_rejects_bad_parameters)
 	const char *ko = getenv("HMMGPU_KO");
 	unsigned int ndev = kt_module_param("num_devices");
 	unsigned int mib = kt_module_param("mem_mib");
+	const char *pci = kt_pci_param(); /* read before the unload */
 	char params[128];
 
 	if (!ko)
@@ -493,8 +492,8 @@ TEST(module_rejects_bad_parameters)
 	ASSERT_EQ(access("/sys/module/hmmgpu", F_OK), -1);
 	ASSERT_EQ(count_hmmgpu_nodes(), 0);
 
-	snprintf(params, sizeof(params), "num_devices=%u mem_mib=%u", ndev,
-		 mib);
+	snprintf(params, sizeof(params), "num_devices=%u mem_mib=%u pci=%s",
+		 ndev, mib, pci);
 	ASSERT_EQ(kt_load_hmmgpu(params), 0);
 	ASSERT_EQ(count_hmmgpu_nodes(), ndev);
 }
@@ -542,6 +541,7 @@ TEST(module_rejects_more_memory_than_ram)
 	const char *ko = getenv("HMMGPU_KO");
 	unsigned int ndev = kt_module_param("num_devices");
 	unsigned int mib = kt_module_param("mem_mib");
+	const char *pci = kt_pci_param(); /* read before the unload */
 	unsigned long long ram = mem_total_mib();
 	long long ooms = vmstat("oom_kill");
 	char params[128];
@@ -560,8 +560,8 @@ TEST(module_rejects_more_memory_than_ram)
 	ASSERT_EQ(count_hmmgpu_nodes(), 0);
 	ASSERT_EQ(vmstat("oom_kill"), ooms);
 
-	snprintf(params, sizeof(params), "num_devices=%u mem_mib=%u", ndev,
-		 mib);
+	snprintf(params, sizeof(params), "num_devices=%u mem_mib=%u pci=%s",
+		 ndev, mib, pci);
 	ASSERT_EQ(kt_load_hmmgpu(params), 0);
 	ASSERT_EQ(count_hmmgpu_nodes(), ndev);
 }

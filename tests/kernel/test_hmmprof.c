@@ -1244,9 +1244,25 @@ TEST(top_prints_plain_lines_when_not_a_terminal)
 		snprintf(want, sizeof(want), " dev %d mem ", d);
 		ASSERT_EQ(count(r.out, want), 2);
 	}
+	/* what each device is, once: its bus, for PCI its IDs and BAR */
+	for (int d = 0; d < ndev; d++) {
+		char bus[64], *line;
+
+		ASSERT_EQ(kt_device_bus(d, bus, sizeof(bus)), 0);
+		snprintf(want, sizeof(want), "# dev %d: ", d);
+		ASSERT_EQ(count(r.out, want), 1);
+		line = strstr(r.out, want) + strlen(want);
+		ASSERT_EQ(strncmp(line, bus, strlen(bus)), 0);
+		line += strlen(bus);
+		if (!strncmp(bus, "pci:", 4))
+			ASSERT_EQ(strncmp(line, " [", 2), 0);
+		else
+			ASSERT_EQ(strncmp(line, ", memory in system RAM\n", 23),
+				  0);
+	}
 	/* and a line per process holding an hmmgpu file, if any */
 	ASSERT_EQ(count(r.out, "\n"),
-		  1 + 2 * (unsigned int)ndev + count(r.out, " proc "));
+		  1 + 3 * (unsigned int)ndev + count(r.out, " proc "));
 	ASSERT_TRUE(strstr(r.out, " h2d ") && strstr(r.out, " d2h "));
 	ASSERT_STREQ(r.err, "");
 	result_free(&r);

@@ -138,6 +138,22 @@ static void nop_kernel(struct hmm_dim3 idx, struct hmm_dim3 grid, void *arg)
 
 /* --- devices ----------------------------------------------------------- */
 
+/* A hexadecimal sysfs attribute of PCI device @dev ("vendor"). */
+static unsigned long pci_sysfs_hex(const char *dev, const char *attr)
+{
+	char path[128], buf[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/%s", dev, attr);
+	f = fopen(path, "r");
+	if (!f)
+		HMMT_FAIL("%s: %s", path, strerror(errno));
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	return strtoul(buf, NULL, 16);
+}
+
 TEST(device_count_and_info)
 {
 	int want = kt_module_param("num_devices");
@@ -147,12 +163,12 @@ TEST(device_count_and_info)
 	ASSERT_EQ(n, want);
 	for (int d = 0; d < n; d++) {
 		struct hmm_device_info info;
-		char name[32], bus[32];
+		char name[32], bus[64];
 
 		memset(&info, 0xa5, sizeof(info));
 		ASSERT_EQ(hmm_device_get_info(d, &info), 0);
 		snprintf(name, sizeof(name), "hmmgpu%d", d);
-		snprintf(bus, sizeof(bus), "platform:hmmgpu.%d", d);
+		ASSERT_EQ(kt_device_bus(d, bus, sizeof(bus)), 0);
 		TH_LOG("%d: %s %s %s %llu MiB, copy engine %u x%u", d,
 		       info.name, info.render_node, info.bus,
 		       (unsigned long long)info.mem_total >> 20,
@@ -169,9 +185,31 @@ TEST(device_count_and_info)
 		ASSERT_TRUE(info.copy_engine == HMM_COPY_ENGINE_SOFTWARE ||
 			    info.copy_engine == HMM_COPY_ENGINE_DMAENGINE);
 		ASSERT_GE(info.copy_channels, 1);
-		ASSERT_EQ(info.caps & ~HMM_DEVICE_CAP_VIEW, 0);
-		for (int r = 0; r < 3; r++)
-			ASSERT_EQ(info.reserved[r], 0);
+		ASSERT_EQ(info.caps & ~(HMM_DEVICE_CAP_VIEW | HMM_DEVICE_CAP_PCI),
+			  0);
+		ASSERT_EQ(info.pci_pad, 0);
+		if (!strncmp(bus, "pci:", 4)) {
+			/* the PCI identity, as sysfs has it */
+			char addr[32];
+
+			ASSERT_TRUE(info.caps & HMM_DEVICE_CAP_PCI);
+			snprintf(addr, sizeof(addr), "pci:%04x:%02x:%02x.%u",
+				 info.pci_domain, info.pci_bus, info.pci_dev,
+				 info.pci_func);
+			ASSERT_STREQ(addr, bus);
+			ASSERT_EQ(info.pci_vendor_id,
+				  pci_sysfs_hex(bus + 4, "vendor"));
+			ASSERT_EQ(info.pci_device_id,
+				  pci_sysfs_hex(bus + 4, "device"));
+			ASSERT_GE(info.pci_bar_size, info.mem_total);
+			ASSERT_LT(info.pci_bar, 6);
+		} else {
+			ASSERT_FALSE(info.caps & HMM_DEVICE_CAP_PCI);
+			ASSERT_EQ(info.pci_domain | info.pci_bus | info.pci_dev |
+				  info.pci_func | info.pci_bar |
+				  info.pci_vendor_id | info.pci_device_id, 0);
+			ASSERT_EQ(info.pci_bar_size, 0);
+		}
 	}
 	/* render nodes differ */
 	if (n >= 2) {
@@ -695,11 +733,13 @@ TEST_TIMEOUT(a_removed_device_keeps_its_number, EXEC_TIMEOUT)
 	struct hmm_device_info info;
 	struct saxpy args = { .a = 7.0f };
 	struct hmm_stream *s0, *s1, *s;
+	char bus0[64];
 	float *x, *y;
 	int count, ret;
 
 	count = need_devices(2);
 	ASSERT_EQ(count, 2);
+	ASSERT_EQ(kt_device_bus(0, bus0, sizeof(bus0)), 0);
 	ASSERT_EQ(hmm_device_get_info(0, &info), 0);
 	s0 = stream_on(0);
 	s1 = stream_on(1);
@@ -746,7 +786,7 @@ TEST_TIMEOUT(a_removed_device_keeps_its_number, EXEC_TIMEOUT)
 	ASSERT_EQ(hmm_device_get_info(0, &info), -ENODEV);
 	ASSERT_EQ(hmm_device_get_info(2, &info), 0);
 	ASSERT_STREQ(info.name, "hmmgpu0");
-	ASSERT_STREQ(info.bus, "platform:hmmgpu.0");
+	ASSERT_STREQ(info.bus, bus0);
 	ASSERT_EQ(info.index, 2);
 	s = stream_on(2);
 	fill_xy(x, y, n);

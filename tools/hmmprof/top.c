@@ -272,8 +272,28 @@ static void compute(const struct hp_device *d,
 	r->used = d->info.mem_total - d->info.mem_free;
 }
 
+/*
+ * What the device is: its bus device, and for a PCI device (hmmgpu's PCI
+ * personality) its IDs and memory BAR from libpciaccess.
+ */
+static void describe(const struct hp_device *dev, char *buf, size_t len)
+{
+	struct hmm_node_pci pci;
+	char size[32];
+
+	if (!strncmp(dev->node.bus, "pci:", 4) &&
+	    !hmm_node_pci_identify(dev->node.bus, &pci))
+		snprintf(buf, len, "%s [%04x:%04x], memory in BAR %u of %s",
+			 dev->node.bus, pci.vendor_id, pci.device_id, pci.bar,
+			 hp_fmt_bytes(size, sizeof(size), pci.bar_size));
+	else
+		snprintf(buf, len, "%s, memory in system RAM",
+			 dev->node.bus[0] ? dev->node.bus : "bus unknown");
+}
+
 static void draw_tty(const struct hp_devices *devs, const struct rates *r,
-		     double interval, const struct proc_row *rows, int nrows)
+		     double interval, const struct proc_row *rows, int nrows,
+		     const char (*what)[160])
 {
 	char now[32], a[32], b[32], c2[32], d[32];
 	time_t t = time(NULL);
@@ -305,6 +325,8 @@ static void draw_tty(const struct hp_devices *devs, const struct rates *r,
 		       r[i].cpu_faults, r[i].device_faults, r[i].evictions,
 		       r[i].busy_pct);
 	}
+	for (int i = 0; i < devs->n; i++)
+		printf("     %u: %s\n", devs->dev[i].node.index, what[i]);
 	printf("\n%-7s %-16s %-4s %12s %9s %9s %12s %12s %6s\n", "PID",
 	       "COMMAND", "DEV", "DEVICE MEM", "CPU FLT/s", "DEV FLT/s",
 	       "H->D", "D->H", "PINS");
@@ -412,6 +434,7 @@ int hp_cmd_top(int argc, char **argv)
 	struct proc_row *rows = calloc(MAX_CLIENTS, sizeof(*rows));
 	int cur = 0, nrows = 0;
 	struct hp_devices devs;
+	char what[HP_MAX_DEVICES][160];
 	double interval = 1.0;
 	long iterations = -1;
 	struct sigaction sa;
@@ -473,6 +496,12 @@ int hp_cmd_top(int argc, char **argv)
 	else
 		printf("# hmmprof top: every %.2f s; rates over the last "
 		       "interval, memory now\n", interval);
+	for (int i = 0; i < devs.n; i++) {
+		describe(&devs.dev[i], what[i], sizeof(what[i]));
+		if (!tty)
+			printf("# dev %u: %s\n", devs.dev[i].node.index,
+			       what[i]);
+	}
 	fflush(stdout);
 	for (int i = 0; i < devs.n; i++)
 		prev[i] = devs.dev[i].stats;
@@ -500,7 +529,8 @@ int hp_cmd_top(int argc, char **argv)
 				  devs.dev[0].info.page_size : 4096, rows);
 		cur = !cur;
 		if (tty)
-			draw_tty(&devs, r, interval, rows, nrows);
+			draw_tty(&devs, r, interval, rows, nrows,
+				 (const char (*)[160])what);
 		else
 			draw_plain(&devs, r, rows, nrows);
 		if (ferror(stdout))
