@@ -5,7 +5,8 @@
  *
  * Runs inside the test VM as root (tools/bench --samples), from the top of
  * the build directory: it runs samples/vecadd, saxpy, stencil and gather
- * as they are built, -r times in each mode, the modes alternating so that
+ * as they are built, -r times in each mode, the modes alternating (and
+ * which goes first, so that neither always runs after the other) so that
  * a change of the host's load hits both, with the module parameter
  * /sys/module/hmmgpu/parameters/thrash_threshold as loaded ("on") and 0
  * ("off"), and puts the loaded value back at the end.  A sample that
@@ -17,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,17 +175,20 @@ int main(int argc, char **argv)
 		loaded = 3; /* loaded off: measure the default against it */
 
 	for (unsigned int i = 0; i < NSAMPLES; i++) {
-		for (unsigned long r = 0; r < runs; r++) {
+		for (unsigned long r = 0; r < 2 * runs; r++) {
+			/* off, on, on, off, off, on...: neither mode always first */
+			bool mode_on = (r ^ (r >> 1)) & 1;
 			uint64_t p0;
 
-			if ((ret = param_write(loaded)))
+			if ((ret = param_write(mode_on ? loaded : 0)))
 				die("writing " PARAM, -ret);
 			p0 = pins(fd);
-			on[i][r] = run(i);
-			pins_on[i] += pins(fd) - p0;
-			if ((ret = param_write(0)))
-				die("writing " PARAM, -ret);
-			off[i][r] = run(i);
+			if (mode_on)
+				on[i][r / 2] = run(i);
+			else
+				off[i][r / 2] = run(i);
+			if (mode_on)
+				pins_on[i] += pins(fd) - p0;
 		}
 	}
 	param_write(loaded);
