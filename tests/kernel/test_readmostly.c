@@ -200,6 +200,53 @@ TEST_TIMEOUT(cpu_write_after_mprotect_is_seen_by_the_device, TIMEOUT)
 }
 
 /*
+ * The usual update: one page made writable, written, protected again.
+ * That page's copy goes, and so may the others of the 2 MiB around it:
+ * splitting the VMA invalidates the 2 MiB around each split point
+ * (__split_huge_pmd() of split_huge_pmd_address() starts its
+ * invalidation before it looks for a huge page). The next device read
+ * copies them again and sees the write.
+ */
+TEST_TIMEOUT(a_one_page_update_drops_the_copies_around_it, TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 4 * MIB, npages = size / ps;
+	size_t pmd_pages = 2 * MIB / ps, at = 700;
+	int fd = kt_open_device(0);
+	struct drm_hmmgpu_stats s0, s1;
+	uint64_t drops;
+	struct kt_view v;
+	char *p;
+
+	EXPECT_ALL_FREE(fd);
+	p = rm_table(fd, &v, size, 5151);
+	EXPECT_DEV_DATA(v.dev, 0, size, 5151);
+	ASSERT_EQ(dup_pages(fd, p, npages), npages);
+	s0 = stats(fd);
+	ASSERT_EQ(mprotect(p + at * ps, ps, PROT_READ | PROT_WRITE), 0);
+	ASSERT_EQ(dup_pages(fd, p + at * ps, 1), 0);
+	kt_fill_range(p, at * ps, ps, 5152);
+	ASSERT_EQ(mprotect(p + at * ps, ps, PROT_READ), 0);
+	s1 = stats(fd);
+	drops = s1.dup_drops - s0.dup_drops;
+	TH_LOG("copies dropped by a one-page update: %llu",
+	       (unsigned long long)drops);
+	ASSERT_GE(drops, 1);
+	ASSERT_LE(drops, 2 * pmd_pages);
+	ASSERT_EQ(dup_pages(fd, p, npages), npages - drops);
+	ASSERT_EQ(dup_pages(fd, p + at * ps, 1), 0);
+	EXPECT_DEV_DATA(v.dev, at * ps, ps, 5152);
+	EXPECT_DEV_DATA(v.dev, 0, at * ps, 5151);
+	EXPECT_DEV_DATA(v.dev, (at + 1) * ps, size - (at + 1) * ps, 5151);
+	ASSERT_EQ(dup_pages(fd, p, npages), npages);
+	ASSERT_EQ(stats(fd).dup_pages - s1.dup_pages, drops);
+	EXPECT_CPU_DATA(p, at * ps, ps, 5152);
+	kt_view_close(&v);
+	kt_unmap(p, size);
+	EXPECT_ALL_FREE(fd);
+	close(fd);
+}
+
+/*
  * A device write needs a writable CPU mapping, as without the advice:
  * refused (SIGBUS) while read-only, copies untouched; once writable (the
  * copies gone) it works and the CPU sees it.
