@@ -681,13 +681,16 @@ int hmmgpu_view_register(struct hmmgpu_file *hfile,
 	}
 	view->handle = handle;
 	view->offset = (u64)handle << HMMGPU_VIEW_OFFSET_SHIFT;
+	args->handle = handle;
+	args->offset = view->offset;
 
+	/*
+	 * Listed, the view is another thread's to unregister and free (it
+	 * may guess the handle): nothing of it is read after this.
+	 */
 	mutex_lock(&hfile->views_lock);
 	list_add_tail(&view->node, &hfile->views);
 	mutex_unlock(&hfile->views_lock);
-
-	args->handle = handle;
-	args->offset = view->offset;
 	return 0;
 
 err_remove_notifier:
