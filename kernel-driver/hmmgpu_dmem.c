@@ -53,6 +53,10 @@
  * skipped, instead of pushing out its own first part to make room for
  * its last (which a later access would only bring back).
  *
+ * Read-mostly copies (DOC: Read-mostly in hmmgpu_view.c) are device
+ * pages that no CPU page table maps: eviction and removal drop them
+ * (they are clean) before migrating the rest of a block.
+ *
  * Pages of a range whose preferred location is the device
  * (HMMGPU_ADVICE_PREFERRED) are marked, and their blocks count them:
  * eviction takes blocks without such pages first, and takes the others
@@ -446,6 +450,9 @@ unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
 		if (skip)
 			continue;
 
+		/* clean copies first: dropping them costs nothing */
+		evicted += hmmgpu_dup_drop_range(dmem, first,
+						 HMMGPU_BLOCK_PAGES);
 		n = hmmgpu_evict_range(dmem, first, HMMGPU_BLOCK_PAGES,
 				       HMMGPU_CAUSE_EVICTION, hfile);
 		if (n > 0)
@@ -631,6 +638,7 @@ void hmmgpu_dmem_fini(struct hmmgpu_device *hdev)
 	for (pass = 0;; pass++) {
 		unsigned long used;
 
+		hmmgpu_dup_drop_range(dmem, 0, dmem->npages);
 		hmmgpu_evict_range(dmem, 0, dmem->npages, HMMGPU_CAUSE_REMOVAL,
 				   NULL);
 		spin_lock(&dmem->lock);

@@ -62,6 +62,8 @@ struct hmmgpu_counters {
 	atomic64_t thrash_pins;
 	atomic64_t thrash_remote;
 	atomic64_t remaps;
+	atomic64_t dup_pages;
+	atomic64_t dup_drops;
 	atomic64_t migrate_latency[HMMGPU_LATENCY_BUCKETS];
 	atomic64_t fault_latency[HMMGPU_LATENCY_BUCKETS];
 };
@@ -80,6 +82,9 @@ struct hmmgpu_counters {
  * @preferred: the page is of a range whose preferred location is this
  *	       device (HMMGPU_ADVICE_PREFERRED); protected by
  *	       &hmmgpu_dmem.lock, cleared when the page is freed.
+ * @dup_view: the view whose read-only copy of CPU page @addr this page
+ *	      is (DOC: Read-mostly), or NULL; protected by
+ *	      &hmmgpu_dmem.lock, set and cleared under the view's lock too.
  */
 struct hmmgpu_dpage {
 	struct page *backing;
@@ -88,6 +93,7 @@ struct hmmgpu_dpage {
 	pid_t tgid;
 	bool preferred;
 	u64 client;
+	struct hmmgpu_view *dup_view;
 };
 
 /**
@@ -254,6 +260,10 @@ struct hmmgpu_file {
  * @accessed_by: HMMGPU_ADVICE_ACCESSED_BY: mapped wherever the data is,
  *		 kept mapped after migrations (DOC: Accessed-by).
  * @atomic: HMMGPU_ADVICE_ATOMIC's policy (DOC: Device atomics).
+ * @read_mostly: HMMGPU_ADVICE_READ_MOSTLY (DOC: Read-mostly).
+ * @dups: the read-only device copies of CPU pages (DOC: Read-mostly),
+ *	  device pages indexed by (CPU address - @start) >> PAGE_SHIFT;
+ *	  changed under @lock only.
  * @ab_node: entry in the list of accessed-by views, while @accessed_by.
  * @remap_work: re-enters pages of [@remap_start, @remap_end) after a
  *		migration moved them; holds a reference while queued.
@@ -289,6 +299,8 @@ struct hmmgpu_view {
 	bool preferred;			/* protected by @lock */
 	bool accessed_by;		/* protected by @lock */
 	u32 atomic;			/* HMMGPU_ATOMIC_*, protected by @lock */
+	bool read_mostly;		/* protected by @lock */
+	struct xarray dups;		/* changed under @lock */
 	struct list_head ab_node;	/* protected by hmmgpu_ab_lock */
 	struct work_struct remap_work;
 	unsigned long remap_start;	/* protected by hmmgpu_ab_lock */
@@ -402,6 +414,7 @@ bool hmmgpu_vma_migratable(struct vm_area_struct *vma, u32 target);
 vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf);
 int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
 		       unsigned long n, u32 cause, struct hmmgpu_file *hfile);
+u64 hmmgpu_next_epoch(void);
 
 /* hmmgpu_view.c */
 int hmmgpu_view_register(struct hmmgpu_file *hfile,
@@ -423,6 +436,10 @@ bool hmmgpu_thrash_bounce(struct hmmgpu_file *hfile, unsigned long addr);
 void hmmgpu_thrash_fini(struct hmmgpu_file *hfile);
 void hmmgpu_view_release_all(struct hmmgpu_file *hfile);
 bool hmmgpu_view_remap_wanted(void);
+unsigned long hmmgpu_dup_drop_range(struct hmmgpu_dmem *dmem,
+				    unsigned long first, unsigned long n);
+void hmmgpu_dup_snapshot(struct hmmgpu_file *hfile, struct mm_struct *mm,
+			 unsigned long start, unsigned long npages, u32 *snap);
 void hmmgpu_view_remap(struct mm_struct *mm, pid_t tgid, unsigned long start,
 		       unsigned long end);
 void hmmgpu_view_populate(struct hmmgpu_file *hfile, unsigned long start,
@@ -448,6 +465,8 @@ void hmmgpu_count_thrash_pin(struct hmmgpu_device *hdev,
 void hmmgpu_count_remap(struct hmmgpu_device *hdev, struct hmmgpu_file *hfile);
 void hmmgpu_count_thrash_remote(struct hmmgpu_device *hdev,
 				struct hmmgpu_file *hfile);
+void hmmgpu_count_dups(struct hmmgpu_device *hdev, struct hmmgpu_file *hfile,
+		       unsigned long made, unsigned long dropped);
 void hmmgpu_stats_fill(const struct hmmgpu_counters *c,
 		       struct drm_hmmgpu_stats *out);
 void hmmgpu_debugfs_register(struct hmmgpu_device *hdev, bool registered);

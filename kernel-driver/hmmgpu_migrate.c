@@ -152,6 +152,12 @@ static u64 next_epoch(void)
 	return atomic64_inc_return(&migration_epoch);
 }
 
+/* An epoch for device pages taken outside a migration (read-mostly copies). */
+u64 hmmgpu_next_epoch(void)
+{
+	return next_epoch();
+}
+
 static struct hmmgpu_mig *mig_alloc(unsigned long n)
 {
 	struct hmmgpu_mig *m;
@@ -507,6 +513,23 @@ static void remap_evicted(const struct remap_slots *r)
 		hmmgpu_view_remap(NULL, r->tgid[k], r->start[k], r->end[k]);
 }
 
+/*
+ * Read-mostly copies (DOC: Read-mostly) map nothing on the CPU side: there
+ * is nothing to migrate, and their views drop them (hmmgpu_dup_drop_range(),
+ * which eviction calls first). One made since stays where it is.
+ */
+static void skip_dups(struct hmmgpu_dmem *dmem, struct hmmgpu_mig *m,
+		      unsigned long first, unsigned long npages)
+{
+	unsigned long i;
+
+	if (mig_compound(m))
+		return;
+	for (i = 0; i < npages; i++)
+		if (READ_ONCE(dmem->dpages[first + i].dup_view))
+			m->src[i] &= ~MIGRATE_PFN_MIGRATE;
+}
+
 /**
  * hmmgpu_evict_range() - move device pages of a pfn range back to RAM.
  * @dmem: the device memory.
@@ -540,6 +563,7 @@ int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
 
 		migrate_device_range(m->src, dmem->pfn_first + first + done,
 				     npages);
+		skip_dups(dmem, m, first + done, npages);
 		prepare_to_system(hdev, m, npages, &busy, &nfailed,
 				  cause == HMMGPU_CAUSE_REMOVAL, false);
 		migrate_device_pages(m->src, m->dst, npages);
@@ -1769,6 +1793,8 @@ int hmmgpu_residency(struct hmmgpu_file *hfile, unsigned long start,
 				      s + (n << PAGE_SHIFT), pfns, snap);
 		if (ret)
 			break;
+		if (words)
+			hmmgpu_dup_snapshot(hfile, mm, s, n, snap);
 		for (i = 0; i < n; i++) {
 			loc[i] = snap[i] & HMMGPU_SNAP_WHERE_MASK;
 			count[loc[i]]++;

@@ -106,6 +106,20 @@ void hmmgpu_count_thrash_pin(struct hmmgpu_device *hdev,
 	atomic64_inc(&hfile->stats.thrash_pins);
 }
 
+/* Read-mostly copies made (@made) or dropped (DOC: Read-mostly). */
+void hmmgpu_count_dups(struct hmmgpu_device *hdev, struct hmmgpu_file *hfile,
+		       unsigned long made, unsigned long dropped)
+{
+	if (made) {
+		atomic64_add(made, &hdev->stats.dup_pages);
+		atomic64_add(made, &hfile->stats.dup_pages);
+	}
+	if (dropped) {
+		atomic64_add(dropped, &hdev->stats.dup_drops);
+		atomic64_add(dropped, &hfile->stats.dup_drops);
+	}
+}
+
 /* A device fault served remotely because its block is pinned. */
 void hmmgpu_count_thrash_remote(struct hmmgpu_device *hdev,
 				struct hmmgpu_file *hfile)
@@ -196,6 +210,8 @@ void hmmgpu_stats_fill(const struct hmmgpu_counters *c,
 	out->thrash_pins = atomic64_read(&c->thrash_pins);
 	out->thrash_remote = atomic64_read(&c->thrash_remote);
 	out->remaps = atomic64_read(&c->remaps);
+	out->dup_pages = atomic64_read(&c->dup_pages);
+	out->dup_drops = atomic64_read(&c->dup_drops);
 	for (k = 0; k < HMMGPU_LATENCY_BUCKETS; k++) {
 		out->migrate_latency[k] = atomic64_read(&c->migrate_latency[k]);
 		out->fault_latency[k] = atomic64_read(&c->fault_latency[k]);

@@ -191,6 +191,9 @@ static void view_free(struct kref *ref)
 {
 	struct hmmgpu_view *view = container_of(ref, struct hmmgpu_view, ref);
 
+	/* view_kill() dropped every read-mostly copy */
+	WARN_ON_ONCE(!xa_empty(&view->dups));
+	xa_destroy(&view->dups);
 	mmdrop(view->mm);
 	kfree(view);
 }
@@ -318,6 +321,54 @@ static void view_clear(struct hmmgpu_view *view, unsigned long start,
 		view_flush_tlb(view, vs, ve);
 }
 
+/*
+ * Frees read-mostly copy @page, just taken out of @view->dups; its view
+ * entry is cleared and flushed already. view->lock held.
+ */
+static void dup_release(struct page *page)
+{
+	struct hmmgpu_dmem *dmem = hmmgpu_page_dmem(page);
+
+	spin_lock(&dmem->lock);
+	hmmgpu_dpage(page)->dup_view = NULL;
+	spin_unlock(&dmem->lock);
+	put_page(page);
+}
+
+/*
+ * Drops the read-mostly copies of CPU range [@start, @end) (DOC:
+ * Read-mostly): their entries are cleared and the device TLB flushed
+ * before the pages are freed. view->lock held.
+ *
+ * Return: the number of copies dropped.
+ */
+static unsigned long view_drop_dups(struct hmmgpu_view *view,
+				    unsigned long start, unsigned long end)
+{
+	unsigned long first, last, idx, n = 0;
+	struct page *page;
+
+	lockdep_assert_held(&view->lock);
+	start = max(start, view->start);
+	end = min(end, view->end);
+	if (start >= end || xa_empty(&view->dups))
+		return 0;
+	first = (start - view->start) >> PAGE_SHIFT;
+	last = ((end - view->start) >> PAGE_SHIFT) - 1;
+	idx = first;
+	if (!xa_find(&view->dups, &idx, last, XA_PRESENT))
+		return 0;
+	/* every entry of the range: the copies' are among them */
+	view_clear(view, start, end, false);
+	xa_for_each_range(&view->dups, idx, page, first, last) {
+		xa_erase(&view->dups, idx);
+		dup_release(page);
+		n++;
+	}
+	hmmgpu_count_dups(view->hfile->hdev, view->hfile, 0, n);
+	return n;
+}
+
 static bool view_lock_for(struct hmmgpu_view *view,
 			  const struct mmu_notifier_range *range)
 {
@@ -351,6 +402,8 @@ static bool view_invalidate(struct mmu_interval_notifier *mni,
 	mmu_interval_set_seq(mni, cur_seq);
 	/* our own fetch to a device changes system pages only */
 	view_clear(view, range->start, range->end, fill);
+	/* the CPU page may change from now on: its copies go */
+	view_drop_dups(view, range->start, range->end);
 	/* and only adds to the density count; anything else may lower it */
 	if (!fill)
 		view->inval_gen++;
@@ -600,6 +653,7 @@ int hmmgpu_view_register(struct hmmgpu_file *hfile,
 		return -ENOMEM;
 	kref_init(&view->ref);
 	mutex_init(&view->lock);
+	xa_init(&view->dups);
 	INIT_LIST_HEAD(&view->ab_node);
 	INIT_WORK(&view->remap_work, view_remap_work);
 	view->remap_start = ULONG_MAX;
@@ -627,13 +681,16 @@ int hmmgpu_view_register(struct hmmgpu_file *hfile,
 	}
 	view->handle = handle;
 	view->offset = (u64)handle << HMMGPU_VIEW_OFFSET_SHIFT;
+	args->handle = handle;
+	args->offset = view->offset;
 
+	/*
+	 * Listed, the view is another thread's to unregister and free (it
+	 * may guess the handle): nothing of it is read after this.
+	 */
 	mutex_lock(&hfile->views_lock);
 	list_add_tail(&view->node, &hfile->views);
 	mutex_unlock(&hfile->views_lock);
-
-	args->handle = handle;
-	args->offset = view->offset;
 	return 0;
 
 err_remove_notifier:
@@ -716,6 +773,7 @@ static void view_kill(struct hmmgpu_view *view)
 	view_set_preferred(view, false);
 	view->dead = true;
 	view_clear(view, view->start, view->end, false);
+	view_drop_dups(view, view->start, view->end);
 	mutex_unlock(&view->lock);
 	xa_erase(&view->hfile->handles, view->handle);
 	mmu_interval_notifier_remove(&view->notifier);
@@ -799,6 +857,7 @@ int hmmgpu_view_advise(struct hmmgpu_file *hfile,
 	case HMMGPU_ADVICE_REMOTE:
 	case HMMGPU_ADVICE_PREFERRED:
 	case HMMGPU_ADVICE_ACCESSED_BY:
+	case HMMGPU_ADVICE_READ_MOSTLY:
 		if (args->value > 1)
 			return -EINVAL;
 		break;
@@ -833,10 +892,14 @@ int hmmgpu_view_advise(struct hmmgpu_file *hfile,
 			found->granularity = args->value;
 		else if (args->advice == HMMGPU_ADVICE_ATOMIC)
 			found->atomic = args->value;
+		else if (args->advice == HMMGPU_ADVICE_READ_MOSTLY)
+			found->read_mostly = args->value;
 		else
 			found->remote = args->value;
 		/* Entries made under the old advice go: the next access obeys. */
 		view_clear(found, found->start, found->end, false);
+		if (!found->read_mostly)
+			view_drop_dups(found, found->start, found->end);
 		mutex_unlock(&found->lock);
 	}
 out:
@@ -1177,6 +1240,412 @@ static void view_take_exclusive(struct hmmgpu_view *view, unsigned long start,
 	kvfree(hpfns);
 }
 
+/**
+ * DOC: Read-mostly
+ *
+ * HMMGPU_ADVICE_READ_MOSTLY is CUDA's cudaMemAdviseSetReadMostly: a device
+ * read gets a copy of the page in device memory while the CPU keeps its
+ * page mapped and readable, so that both read at full speed and neither
+ * faults; any write collapses the copies before it completes.
+ *
+ * The copies (*duplicates*) are device pages taken from the device's
+ * memory like a migration's destination (hmmgpu_dmem_alloc()), filled
+ * with a copy of the system page, kept in &hmmgpu_view.dups by CPU page
+ * and entered read-only in the view (their backing pages, as for any
+ * device page). No CPU page table maps them: the CPU's page stays where
+ * it is, which is what makes them copies rather than a migration.
+ *
+ * Correctness. The copy of a page may exist only while the page cannot
+ * change without an invalidation of the view's range first, because the
+ * invalidation (view_invalidate()) is the only event the driver hears of.
+ * The kernel sends none when the CPU writes through a writable present
+ * PTE, nor when do_wp_page() reuses an exclusive anonymous page for a
+ * write fault in a VM_WRITE mapping (wp_page_reuse()): copies of pages
+ * the CPU may write could go stale without the driver knowing. So a
+ * device read fault copies a page only when, under the mmap lock it holds
+ * and checked against the notifier sequence (mmu_interval_read_begin()
+ * before hmm_range_fault(), mmu_interval_read_retry() under the view lock
+ * before the copy is entered, as every view fault does):
+ *
+ * - the CPU VMA has neither VM_WRITE nor VM_SHARED/VM_MAYSHARE, is not
+ *   hugetlb and not armed with userfaultfd: a CPU write must first make
+ *   the mapping writable with mprotect(), which runs change_protection()
+ *   and invalidates the range (MMU_NOTIFY_PROTECTION_VMA) before any PTE
+ *   becomes writable;
+ * - the page is a private anonymous page (PageAnon()): it is reached only
+ *   through the page tables of this range, or read-only through another
+ *   process's after fork() (where a write copies it, leaving ours
+ *   alone). File pages (write() changes the page cache under a read-only
+ *   mapping) and the zero page are mapped remotely instead;
+ * - the page is not pinned for DMA (folio_maybe_dma_pinned()): a pin taken
+ *   for writing while the mapping was writable (io_uring fixed buffers,
+ *   RDMA, vfio) writes with no fault and no invalidation.
+ *
+ * Every other way to change the page or its mapping goes through the
+ * notifier: mprotect() to writable, munmap(), mremap(), madvise()
+ * (DONTNEED, FREE, PAGEOUT), fork() (which write-protects, and whose
+ * later copy-on-write copies invalidate), migration (NUMA, compaction,
+ * hmmgpu's own, to any device), reclaim and swap, KSM, THP collapse and
+ * split, exit. The callback drops the copies of the range (view_drop_dups():
+ * the view's entries first, then a TLB flush, then the pages are freed)
+ * before it returns, i.e. before the change is made. The copies are clean,
+ * so dropping them costs nothing; the next device read faults and copies
+ * again if the rule still allows it, else falls back to the behaviour
+ * without the advice (migration, or remote mapping per the other advices).
+ *
+ * A device write to a copy faults (the view maps copies read-only), and
+ * the fault drops the page's copy before anything else; but as without
+ * the advice a device write needs a writable CPU mapping (else SIGBUS),
+ * and making the mapping writable dropped the copies already, so a
+ * device write never meets one in practice.
+ *
+ * Holes, known and accepted: a FOLL_FORCE write (ptrace(PTRACE_POKEDATA),
+ * writes to /proc/PID/mem) into an exclusive anonymous page of a
+ * read-only private mapping is allowed by can_follow_write_pte() without
+ * a fault, so without an invalidation: a debugger's write is not seen by
+ * the device until the copies are dropped for another reason. A page
+ * pinned for DMA *after* the copy was made cannot be written through the
+ * pin (pinning for write needs a writable mapping, or FOLL_FORCE: the
+ * same hole). userfaultfd write protection would close the FOLL_FORCE
+ * hole (can_follow_write_pte() refuses uffd-wp PTEs) and allow copies of
+ * writable mappings; it is not done.
+ *
+ * Lifetime: the copies belong to the view. Unregistering, closing the
+ * file, the end of the process (its mm's release invalidates everything)
+ * and @value 0 drop them; the view mapping going away only clears their
+ * entries. Eviction and device removal drop the copies of a block before
+ * migrating the rest (hmmgpu_dup_drop_range()): &hmmgpu_dpage.dup_view
+ * names the owner, under &hmmgpu_dmem.lock, and holds while the copy is
+ * in &hmmgpu_view.dups, since view_kill() drops every copy before it lets
+ * the view go. Eviction never migrates a copy (skip_dups()).
+ *
+ * Locking: copies are entered, looked up for reuse and dropped under
+ * &hmmgpu_view.lock; dup_view is written under &hmmgpu_dmem.lock too.
+ * Eviction takes a view's lock to drop its copies (evict_lock > view
+ * lock, as for the invalidations its migrations start) and frees device
+ * pages under it (view lock > &hmmgpu_dmem.lock). Device pages are taken,
+ * and evicted for, with no view lock held; the xarray entry is stored
+ * with GFP_NOWAIT under the view lock (on failure the page is mapped
+ * remotely instead), since nothing under that lock may enter reclaim.
+ */
+
+/*
+ * Takes room for @want copies into @pool (unlocked, one reference each),
+ * evicting once if the device is full. Return: how many it got.
+ */
+static unsigned long dup_alloc(struct hmmgpu_file *hfile, struct page **pool,
+			       unsigned long want, u64 epoch)
+{
+	struct hmmgpu_dmem *dmem = &hfile->hdev->dmem;
+	unsigned long got, i;
+
+	got = hmmgpu_dmem_alloc(dmem, pool, want, epoch);
+	if (got < want && hmmgpu_dmem_evict(dmem, want - got, hfile, epoch,
+					    false))
+		got += hmmgpu_dmem_alloc(dmem, pool + got, want - got, epoch);
+	for (i = 0; i < got; i++)
+		unlock_page(pool[i]);
+	return got;
+}
+
+/* Copies system page @src to the backing page of device page @dst. */
+static bool dup_fill(struct page *dst, struct page *src)
+{
+	struct folio *folio = page_folio(src);
+
+	/*
+	 * A reference for the copy: the page may be migrated or reclaimed
+	 * meanwhile (which the sequence check then sees). A folio freed and
+	 * reused since is copied for nothing, never entered.
+	 */
+	if (!folio_try_get(folio))
+		return false;
+	if (page_folio(src) == folio)
+		copy_highpage(hmmgpu_backing_page(dst), src);
+	folio_put(folio);
+	return true;
+}
+
+/*
+ * Can page @page, found by hmm_range_fault() in a VMA the CPU cannot
+ * write, be copied (DOC: Read-mostly)?
+ */
+static bool dup_eligible(struct page *page)
+{
+	return !is_zone_device_page(page) && PageAnon(page) &&
+	       !folio_maybe_dma_pinned(page_folio(page));
+}
+
+/**
+ * view_map_dups() - a device read fault in a read-mostly view.
+ * @view: the view.
+ * @vvma: the view mapping faulted on.
+ * @start: start of the CPU block, within @vvma's part of the view and
+ *	   within one CPU VMA that dup_vma_ok() accepted.
+ * @end: its end.
+ *
+ * Maps the block read-only: eligible system pages through a copy in
+ * device memory (an existing one or a new one), everything else where
+ * it is, as a remote mapping would. Nothing migrates.
+ *
+ * Context: mmap_lock held for read (a device fault).
+ * Return: VM_FAULT_NOPAGE, or an error for the faulting access.
+ */
+static vm_fault_t view_map_dups(struct hmmgpu_view *view,
+				struct vm_area_struct *vvma,
+				unsigned long start, unsigned long end)
+{
+	struct hmmgpu_file *hfile = view->hfile;
+	struct hmmgpu_dmem *dmem = &hfile->hdev->dmem;
+	unsigned long npages = (end - start) >> PAGE_SHIFT, i, k, want, got;
+	unsigned long idx0 = (start - view->start) >> PAGE_SHIFT, made = 0;
+	unsigned long vstart = vvma->vm_start +
+			       (view->offset + (start - view->start) -
+				((u64)vvma->vm_pgoff << PAGE_SHIFT));
+	struct hmm_range range = {
+		.notifier = &view->notifier,
+		.start = start,
+		.end = end,
+		.default_flags = HMM_PFN_REQ_FAULT,
+		.dev_private_owner = &hmmgpu_owner,
+	};
+	bool vma_write = vvma->vm_flags & VM_WRITE;
+	/* readable even in a PROT_WRITE-only view: see view_map() */
+	pgprot_t ro = vm_get_page_prot((vvma->vm_flags & ~VM_WRITE) |
+				       (vma_write ? VM_READ : 0));
+	u64 epoch = hmmgpu_next_epoch();
+	vm_fault_t ret = VM_FAULT_NOPAGE;
+	unsigned long *hmm_pfns, *pfns;
+	struct page **src, **fresh, **pool;
+	struct clear_ctx c;
+	int err;
+
+	hmm_pfns = kvcalloc(npages, 5 * sizeof(*hmm_pfns), GFP_KERNEL);
+	if (!hmm_pfns)
+		return VM_FAULT_OOM;
+	pfns = hmm_pfns + npages;
+	src = (struct page **)(pfns + npages);
+	fresh = src + npages;	/* taken, not yet entered: kept across retries */
+	pool = fresh + npages;
+
+	err = apply_to_page_range(vvma->vm_mm, vstart, end - start, noop_pte,
+				  NULL);
+	if (err) {
+		ret = vmf_error(err);
+		goto out_free;
+	}
+
+again:
+	/* as in view_map(): whoever changes the range gets the CPU */
+	if (fatal_signal_pending(current)) {
+		ret = VM_FAULT_SIGBUS;
+		goto out_free;
+	}
+	cond_resched();
+	memset(hmm_pfns, 0, npages * sizeof(*hmm_pfns));
+	range.hmm_pfns = hmm_pfns;
+	range.notifier_seq = mmu_interval_read_begin(&view->notifier);
+	err = hmm_range_fault(&range);
+	if (err == -EBUSY)
+		goto again;
+	if (err) {
+		ret = err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+		goto out_free;
+	}
+
+	/* the pages to copy, and room for those that have no copy yet */
+	want = 0;
+	for (i = 0; i < npages; i++) {
+		struct page *page;
+
+		src[i] = NULL;
+		if (!(hmm_pfns[i] & HMM_PFN_VALID) ||
+		    (hmm_pfns[i] & HMM_PFN_ERROR))
+			continue;
+		page = hmmgpu_hmm_pfn_to_page(hmm_pfns[i],
+					      start + (i << PAGE_SHIFT));
+		/* a copy there already: checked again under the lock */
+		if (!dup_eligible(page) || xa_load(&view->dups, idx0 + i))
+			continue;
+		src[i] = page;
+		want += !fresh[i];
+	}
+	got = want ? dup_alloc(hfile, pool, want, epoch) : 0;
+	for (i = 0, k = 0; i < npages && k < got; i++)
+		if (src[i] && !fresh[i])
+			fresh[i] = pool[k++];
+	for (i = 0; i < npages; i++)
+		if (src[i] && fresh[i] && !dup_fill(fresh[i], src[i]))
+			src[i] = NULL;
+
+	mutex_lock(&view->lock);
+	if (view->dead || vvma != view->map_vma) {
+		mutex_unlock(&view->lock);
+		ret = VM_FAULT_SIGBUS;
+		goto out_free;
+	}
+	if (mmu_interval_read_retry(&view->notifier, range.notifier_seq)) {
+		mutex_unlock(&view->lock);
+		goto again;
+	}
+	if (!view->mapped) {
+		/* a device fault after a refused mremap(): see view_map() */
+		view->mapped = true;
+		view->map_start = vvma->vm_start;
+		view->map_end = vvma->vm_end;
+		view->map_base = vstart - (start - view->start);
+	}
+	for (i = 0; i < npages; i++) {
+		struct page *page, *dup;
+
+		pfns[i] = -1UL;
+		if (!(hmm_pfns[i] & HMM_PFN_VALID) ||
+		    (hmm_pfns[i] & HMM_PFN_ERROR))
+			continue;
+		dup = xa_load(&view->dups, idx0 + i);
+		if (!dup && src[i] && fresh[i] &&
+		    !xa_is_err(xa_store(&view->dups, idx0 + i, fresh[i],
+					GFP_NOWAIT))) {
+			struct hmmgpu_dpage *dp = hmmgpu_dpage(fresh[i]);
+
+			dup = fresh[i];
+			fresh[i] = NULL;
+			spin_lock(&dmem->lock);
+			dp->addr = start + (i << PAGE_SHIFT);
+			dp->tgid = view->tgid;
+			dp->client = hfile->client_id;
+			dp->dup_view = view;
+			spin_unlock(&dmem->lock);
+			made++;
+		}
+		if (dup) {
+			pfns[i] = page_to_pfn(hmmgpu_backing_page(dup));
+			continue;
+		}
+		page = hmmgpu_hmm_pfn_to_page(hmm_pfns[i],
+					      start + (i << PAGE_SHIFT));
+		pfns[i] = page_to_pfn(hmmgpu_is_hmmgpu_page(page) ?
+				      hmmgpu_backing_page(page) : page);
+	}
+	/* entries that map something else go; the same page stays */
+	c = (struct clear_ctx) {
+		.mm = vvma->vm_mm,
+		.pfns = pfns,
+		.hmm_pfns = hmm_pfns,
+		.vstart = vstart,
+		.vma_write = false,
+	};
+	hmmgpu_apply_to_existing_page_range(vvma->vm_mm, vstart, end - start,
+					    clear_pte, &c);
+	if (c.flush)
+		view_flush_tlb(view, vstart, vstart + (end - start));
+	for (i = 0; i < npages; i++) {
+		if (pfns[i] != -1UL)
+			vmf_insert_pfn_prot(vvma, vstart + (i << PAGE_SHIFT),
+					    pfns[i], ro);
+	}
+	mutex_unlock(&view->lock);
+	hmmgpu_count_dups(hfile->hdev, hfile, made, 0);
+out_free:
+	for (i = 0; i < npages; i++)
+		if (fresh[i])
+			put_page(fresh[i]);
+	kvfree(hmm_pfns);
+	return ret;
+}
+
+/*
+ * May a device read fault in CPU VMA @cvma make copies (DOC: Read-mostly)?
+ * The pages are checked one by one later (dup_eligible()).
+ */
+static bool dup_vma_ok(struct vm_area_struct *cvma)
+{
+	return !(cvma->vm_flags & (VM_WRITE | VM_SHARED | VM_MAYSHARE)) &&
+	       !is_vm_hugetlb_page(cvma) && !userfaultfd_armed(cvma);
+}
+
+/**
+ * hmmgpu_dup_drop_range() - drop the read-mostly copies among device pages.
+ * @dmem: the device memory.
+ * @first: index of the first device page.
+ * @n: number of device pages.
+ *
+ * For eviction and removal, before they migrate the rest: copies are
+ * clean, their views just forget them (DOC: Read-mostly).
+ *
+ * Context: may sleep; no view lock held.
+ * Return: the number of copies dropped.
+ */
+unsigned long hmmgpu_dup_drop_range(struct hmmgpu_dmem *dmem,
+				    unsigned long first, unsigned long n)
+{
+	unsigned long i, dropped = 0;
+
+	for (i = first; i < first + n; i++) {
+		struct hmmgpu_dpage *dp = &dmem->dpages[i];
+		struct page *page = pfn_to_page(dmem->pfn_first + i);
+		struct hmmgpu_view *view;
+		unsigned long addr;
+
+		if (!READ_ONCE(dp->dup_view))
+			continue;
+		spin_lock(&dmem->lock);
+		view = dp->dup_view;
+		addr = dp->addr;
+		/* a view holding copies is registered: its reference is there */
+		if (view)
+			kref_get(&view->ref);
+		spin_unlock(&dmem->lock);
+		if (!view)
+			continue;
+		mutex_lock(&view->lock);
+		if (addr >= view->start && addr < view->end &&
+		    xa_load(&view->dups,
+			    (addr - view->start) >> PAGE_SHIFT) == page)
+			dropped += view_drop_dups(view, addr, addr + PAGE_SIZE);
+		mutex_unlock(&view->lock);
+		kref_put(&view->ref, view_free);
+		cond_resched();
+	}
+	return dropped;
+}
+
+/**
+ * hmmgpu_dup_snapshot() - mark the pages that have read-mostly copies.
+ * @hfile: the caller's file: copies on its device, in its views.
+ * @mm: the caller's address space.
+ * @start: page-aligned start.
+ * @npages: pages from @start.
+ * @snap: the SNAPSHOT words of those pages; HMMGPU_SNAP_DUPLICATE is
+ *	  added where a copy exists.
+ *
+ * Context: no lock held; takes &hmmgpu_file.views_lock and the views'.
+ */
+void hmmgpu_dup_snapshot(struct hmmgpu_file *hfile, struct mm_struct *mm,
+			 unsigned long start, unsigned long npages, u32 *snap)
+{
+	unsigned long end = start + (npages << PAGE_SHIFT), idx;
+	struct hmmgpu_view *view;
+	struct page *page;
+
+	mutex_lock(&hfile->views_lock);
+	list_for_each_entry(view, &hfile->views, node) {
+		unsigned long s = max(start, view->start);
+		unsigned long e = min(end, view->end);
+
+		if (view->mm != mm || s >= e)
+			continue;
+		mutex_lock(&view->lock);
+		xa_for_each_range(&view->dups, idx, page,
+				  (s - view->start) >> PAGE_SHIFT,
+				  ((e - view->start) >> PAGE_SHIFT) - 1)
+			snap[(view->start + (idx << PAGE_SHIFT) - start) >>
+			     PAGE_SHIFT] |= HMMGPU_SNAP_DUPLICATE;
+		mutex_unlock(&view->lock);
+	}
+	mutex_unlock(&hfile->views_lock);
+}
+
 /* Pages of [@start, @end) on @hdev now (no fault, no migration). */
 static unsigned long resident_pages(struct hmmgpu_view *view,
 				    struct hmmgpu_device *hdev,
@@ -1280,7 +1749,7 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	unsigned long uffd_page = 0;
 	struct vm_area_struct *cvma;
 	struct mutex *fault_lock;
-	bool remote, dead;
+	bool remote, dead, read_mostly;
 	u32 atomic;
 	u64 t0 = ktime_get_ns();
 	vm_fault_t ret;
@@ -1294,6 +1763,7 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	atomic = view->atomic;
 	remote = view->remote || view->accessed_by ||
 		 atomic == HMMGPU_ATOMIC_GLOBAL;
+	read_mostly = view->read_mostly;
 	dead = view->dead;
 	mutex_unlock(&view->lock);
 	if (dead)
@@ -1303,6 +1773,13 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	if (!cvma || !(cvma->vm_flags & VM_READ) ||
 	    (write && !(cvma->vm_flags & VM_WRITE)))
 		return VM_FAULT_SIGBUS;
+	/* a write collapses the page's copy first (DOC: Read-mostly) */
+	if (write && !xa_empty(&view->dups)) {
+		mutex_lock(&view->lock);
+		view_drop_dups(view, ALIGN_DOWN(addr, PAGE_SIZE),
+			       ALIGN_DOWN(addr, PAGE_SIZE) + PAGE_SIZE);
+		mutex_unlock(&view->lock);
+	}
 
 	hmmgpu_count_device_fault(hdev, hfile);
 	/*
@@ -1325,6 +1802,14 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	if (userfaultfd_armed(cvma)) {
 		uffd_page = ALIGN_DOWN(addr, PAGE_SIZE);
 		mode = VIEW_MAP_PRESENT_ONLY;
+	}
+	/* read-mostly: reads of what the CPU cannot write get copies */
+	if (read_mostly && !write && dup_vma_ok(cvma)) {
+		ret = view_map_dups(view, vvma, start, end);
+		trace_hmmgpu_device_fault(hdev->index, addr, start,
+					  (end - start) >> PAGE_SHIFT, 0, 1,
+					  ktime_get_ns() - t0);
+		return ret;
 	}
 	/* a block that bounced is mapped where it is for now */
 	if (!remote && hmmgpu_thrash_pinned(hfile, addr)) {

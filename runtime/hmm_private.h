@@ -112,7 +112,8 @@ int hmm__mem_advise(const void *ptr, size_t size, enum hmm_advice advice,
  */
 int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
 		       uint32_t *remote, uint32_t *accessed, uint32_t *atomic,
-		       int *last_prefetch, uint64_t *granularity);
+		       bool *read_mostly, int *last_prefetch,
+		       uint64_t *granularity);
 
 /*
  * 0 when [@ptr, @ptr + @size) can be accessed as @prot (PROT_READ and/or

@@ -107,6 +107,7 @@ struct hmm_view {
 	bool preferred;   /**< HMMGPU_ADVICE_PREFERRED as last applied */
 	bool accessed_by; /**< HMMGPU_ADVICE_ACCESSED_BY as last applied */
 	uint32_t atomic;  /**< HMMGPU_ADVICE_ATOMIC as last applied */
+	bool read_mostly; /**< HMMGPU_ADVICE_READ_MOSTLY as last applied */
 	uint64_t gran;    /**< granularity last applied, 0: driver default */
 };
 
@@ -136,6 +137,7 @@ struct hmm_alloc {
 	int preferred;        /**< device, HMM_CPU or HMM_LOC_NONE */
 	uint32_t remote_mask; /**< bit d: device d accesses remotely */
 	uint32_t accessed_mask; /**< bit d: device d keeps it mapped */
+	bool read_mostly;       /**< HMM_ADVISE_SET_READ_MOSTLY */
 	uint32_t atomic;      /**< enum hmm_atomic_policy */
 	uint64_t granularity; /**< advised bytes per device fault, 0: none */
 	int last_prefetch;    /**< device, HMM_CPU or HMM_LOC_NONE */
@@ -408,6 +410,14 @@ static int view_sync(struct hmm_alloc *a, int dev, int fd, struct hmm_view *v)
 		if (!err)
 			v->atomic = a->atomic;
 	}
+	if (v->read_mostly != a->read_mostly) {
+		err = view_advise(fd, v->handle, HMMGPU_ADVICE_READ_MOSTLY,
+				  a->read_mostly);
+		if (err && !ret)
+			ret = err;
+		if (!err)
+			v->read_mostly = a->read_mostly;
+	}
 	if (v->gran != a->granularity) {
 		uint64_t g = a->granularity ? a->granularity :
 					      default_granularity();
@@ -473,6 +483,7 @@ static int view_create(struct hmm_alloc *a, int dev, int fd)
 	v->preferred = false;
 	v->accessed_by = false;
 	v->atomic = HMM_ATOMIC_DEFAULT;
+	v->read_mostly = false;
 	v->gran = 0;
 	ret = view_sync(a, dev, fd, v);
 	if (ret)
@@ -1568,6 +1579,10 @@ int hmm__mem_advise(const void *ptr, size_t size, enum hmm_advice advice,
 		case HMM_ADVISE_ATOMIC_POLICY:
 			a->atomic = (uint32_t)value;
 			break;
+		case HMM_ADVISE_SET_READ_MOSTLY:
+		case HMM_ADVISE_UNSET_READ_MOSTLY:
+			a->read_mostly = advice == HMM_ADVISE_SET_READ_MOSTLY;
+			break;
 		case HMM_ADVISE_FAULT_GRANULARITY:
 			a->granularity = value;
 			break;
@@ -1588,12 +1603,14 @@ int hmm__mem_advise(const void *ptr, size_t size, enum hmm_advice advice,
  * hmm__mem_get_attrs() - the advice of the managed ranges that
  * [@ptr, @ptr + @size) touches, combined: *@preferred, *@last_prefetch
  * (HMM_LOC_NONE) and *@granularity (0) when the ranges differ; *@remote
- * the devices advised for remote access on every one of them.
+ * the devices advised for remote access on every one of them;
+ * *@read_mostly whether every one is read-mostly.
  * Return: 0 or -EINVAL (range not managed).
  */
 int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
 		       uint32_t *remote, uint32_t *accessed, uint32_t *atomic,
-		       int *last_prefetch, uint64_t *granularity)
+		       bool *read_mostly, int *last_prefetch,
+		       uint64_t *granularity)
 {
 	size_t first = 0, count = 0;
 	int ret;
@@ -1611,6 +1628,7 @@ int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
 			*remote = a->remote_mask;
 			*accessed = a->accessed_mask;
 			*atomic = a->atomic;
+			*read_mostly = a->read_mostly;
 			*last_prefetch = a->last_prefetch;
 			*granularity = a->granularity;
 		} else {
@@ -1620,6 +1638,7 @@ int hmm__mem_get_attrs(const void *ptr, size_t size, int *preferred,
 			*accessed &= a->accessed_mask;
 			if (*atomic != a->atomic)
 				*atomic = HMM_ATOMIC_DEFAULT;
+			*read_mostly = *read_mostly && a->read_mostly;
 			if (*last_prefetch != a->last_prefetch)
 				*last_prefetch = HMM_LOC_NONE;
 			if (*granularity != a->granularity)

@@ -237,6 +237,12 @@ HMM_EXPORT int hmm_advise(const void *ptr, size_t size,
 		if (value > HMM_ATOMIC_CPU)
 			return -EINVAL;
 		break;
+	case HMM_ADVISE_SET_READ_MOSTLY:
+	case HMM_ADVISE_UNSET_READ_MOSTLY:
+		/* for every device, as CUDA's: @dev is not used */
+		if (value)
+			return -EINVAL;
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -248,6 +254,7 @@ struct range_attrs {
 	int preferred, last;
 	uint64_t gran;
 	uint32_t remote, accessed, atomic;
+	bool read_mostly;
 };
 
 /* Whether @len bytes at @out can hold attribute @attr. */
@@ -258,6 +265,7 @@ static bool attr_ok(enum hmm_attr attr, const void *out, size_t len)
 	switch (attr) {
 	case HMM_ATTR_PREFERRED_LOCATION:
 	case HMM_ATTR_LAST_PREFETCH_LOCATION:
+	case HMM_ATTR_READ_MOSTLY:
 		return len == sizeof(int);
 	case HMM_ATTR_REMOTE_ACCESS:
 	case HMM_ATTR_ACCESSED_BY:
@@ -287,6 +295,12 @@ static void attr_put(const struct range_attrs *ra, enum hmm_attr attr,
 	case HMM_ATTR_ATOMIC_POLICY:
 		memcpy(out, &ra->atomic, sizeof(ra->atomic));
 		break;
+	case HMM_ATTR_READ_MOSTLY: {
+		int rm = ra->read_mostly;
+
+		memcpy(out, &rm, sizeof(rm));
+		break;
+	}
 	case HMM_ATTR_REMOTE_ACCESS:
 	case HMM_ATTR_ACCESSED_BY: {
 		uint32_t mask = attr == HMM_ATTR_REMOTE_ACCESS ? ra->remote :
@@ -316,7 +330,8 @@ HMM_EXPORT int hmm_range_get_attr(const void *ptr, size_t size,
 	if (!ptr || !size || !attr_ok(attr, out, len))
 		return -EINVAL;
 	ret = hmm__mem_get_attrs(ptr, size, &ra.preferred, &ra.remote,
-				 &ra.accessed, &ra.atomic, &ra.last, &ra.gran);
+				 &ra.accessed, &ra.atomic, &ra.read_mostly,
+				 &ra.last, &ra.gran);
 	if (ret)
 		return ret;
 	attr_put(&ra, attr, out, len);
@@ -338,7 +353,8 @@ HMM_EXPORT int hmm_range_get_attrs(const void *ptr, size_t size,
 			return -EINVAL;
 	/* one reading for all: the attributes agree with each other */
 	ret = hmm__mem_get_attrs(ptr, size, &ra.preferred, &ra.remote,
-				 &ra.accessed, &ra.atomic, &ra.last, &ra.gran);
+				 &ra.accessed, &ra.atomic, &ra.read_mostly,
+				 &ra.last, &ra.gran);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < count; i++)

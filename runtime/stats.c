@@ -139,6 +139,8 @@ HMM_EXPORT int hmm_get_stats(int dev, struct hmm_stats *st)
 	st->thrash_pins = ds.thrash_pins;
 	st->thrash_remote = ds.thrash_remote;
 	st->accessed_by_remaps = ds.remaps;
+	st->read_mostly_copies = ds.dup_pages;
+	st->read_mostly_drops = ds.dup_drops;
 	st->prefetch_bytes = get(&c->prefetch_bytes);
 	st->prefetch_calls = get(&c->prefetch_calls);
 	st->prefetch_ns = get(&c->prefetch_ns);

@@ -556,6 +556,17 @@ enum hmm_advice {
 	 *  enum hmm_atomic_policy, for every device; @p dev is not used.
 	 *  Needs a driver of ABI 7 or later. */
 	HMM_ADVISE_ATOMIC_POLICY = 8,
+	/** The range is mostly read (CUDA's SetReadMostly), for every
+	 *  device; @p dev is not used.  Where the CPU cannot write it
+	 *  (mprotect() it PROT_READ), device reads get a read-only copy in
+	 *  device memory while the CPU keeps its pages: neither side faults
+	 *  on reads.  Making it writable again (mprotect()) drops the
+	 *  copies first, so no reader sees stale data; device writes need a
+	 *  writable range, as always.  Writable memory behaves as without
+	 *  the advice.  Needs a driver of ABI 8 or later. */
+	HMM_ADVISE_SET_READ_MOSTLY = 9,
+	/** Drop the copies; device reads migrate again. */
+	HMM_ADVISE_UNSET_READ_MOSTLY = 10,
 };
 
 /** Values of HMM_ADVISE_ATOMIC_POLICY (Intel Xe's atomic-access policy). */
@@ -579,7 +590,8 @@ enum hmm_atomic_policy {
  * allocation (or registered range): it applies to every allocation the
  * range touches, in whole.  @p value is used by
  * HMM_ADVISE_FAULT_GRANULARITY and HMM_ADVISE_ATOMIC_POLICY only (0
- * otherwise).
+ * otherwise); @p dev by the advice that names a device (0 otherwise is
+ * fine: HMM_ADVISE_SET_READ_MOSTLY ignores it).
  *
  * @return 0; -EINVAL (bad advice or @p value, a non-zero @p value with
  *         another advice than HMM_ADVISE_FAULT_GRANULARITY or
@@ -611,6 +623,9 @@ enum hmm_attr {
 	/** uint32_t: the enum hmm_atomic_policy advised, HMM_ATOMIC_DEFAULT
 	 *  when none or when the allocations of the range differ. */
 	HMM_ATTR_ATOMIC_POLICY = 6,
+	/** int: 1 when every allocation of the range is advised with
+	 *  HMM_ADVISE_SET_READ_MOSTLY, else 0. */
+	HMM_ATTR_READ_MOSTLY = 7,
 };
 
 /**
@@ -849,7 +864,12 @@ struct hmm_stats {
 	/** times the driver mapped moved data again for a device advised
 	 *  with HMM_ADVISE_SET_ACCESSED_BY (0 on drivers before ABI 7) */
 	uint64_t accessed_by_remaps;
-	uint64_t reserved[4];    /**< zero */
+	/** read-only copies the driver made in device memory for device
+	 *  reads of HMM_ADVISE_SET_READ_MOSTLY data, and copies it dropped
+	 *  (a write, munmap, eviction...); 0 on drivers before ABI 8 */
+	uint64_t read_mostly_copies;
+	uint64_t read_mostly_drops;
+	uint64_t reserved[2];    /**< zero */
 };
 
 /**

@@ -51,7 +51,9 @@ TEST(stats_layout)
 	ASSERT_EQ(offsetof(struct hmm_stats, thrash_pins), 336);
 	ASSERT_EQ(offsetof(struct hmm_stats, thrash_remote), 344);
 	ASSERT_EQ(offsetof(struct hmm_stats, accessed_by_remaps), 352);
-	ASSERT_EQ(offsetof(struct hmm_stats, reserved), 360);
+	ASSERT_EQ(offsetof(struct hmm_stats, read_mostly_copies), 360);
+	ASSERT_EQ(offsetof(struct hmm_stats, read_mostly_drops), 368);
+	ASSERT_EQ(offsetof(struct hmm_stats, reserved), 376);
 	ASSERT_EQ(HMM_CAUSE_COUNT, 8);
 }
 

@@ -78,8 +78,10 @@ TEST(stats_layout)
 	PIN_OFF(struct drm_hmmgpu_stats, thrash_pins, 704);
 	PIN_OFF(struct drm_hmmgpu_stats, thrash_remote, 712);
 	PIN_OFF(struct drm_hmmgpu_stats, remaps, 720);
-	PIN_OFF(struct drm_hmmgpu_stats, reserved, 728);
-	PIN_SIZE(((struct drm_hmmgpu_stats *)0)->reserved, 5 * 8);
+	PIN_OFF(struct drm_hmmgpu_stats, dup_pages, 728);
+	PIN_OFF(struct drm_hmmgpu_stats, dup_drops, 736);
+	PIN_OFF(struct drm_hmmgpu_stats, reserved, 744);
+	PIN_SIZE(((struct drm_hmmgpu_stats *)0)->reserved, 3 * 8);
 }
 
 TEST(snapshot_layout)
@@ -140,7 +142,7 @@ TEST(structs_are_multiples_of_8_bytes)
 
 TEST(ioctl_numbers)
 {
-	ASSERT_EQ(HMMGPU_ABI_VERSION, 7);
+	ASSERT_EQ(HMMGPU_ABI_VERSION, 8);
 	/* dense, in the order they were added */
 	ASSERT_EQ(DRM_HMMGPU_GET_INFO, 0x00);
 	ASSERT_EQ(DRM_HMMGPU_MIGRATE, 0x01);

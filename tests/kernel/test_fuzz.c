@@ -604,7 +604,8 @@ static void fuzz_view_advise(struct rng *r)
 		fd = any_fd(r);
 		a.handle = any_handle(r);
 	}
-	a.advice = chance(r, 90) ? 1 + below(r, 5) : (uint32_t)rnd(r);
+	a.advice = chance(r, 90) ? 1 + below(r, HMMGPU_ADVICE_READ_MOSTLY) :
+				   (uint32_t)rnd(r);
 	if (a.advice == HMMGPU_ADVICE_GRANULARITY)
 		a.value = chance(r, 85) ? ps << below(r, 10) :
 					  rnd(r) >> below(r, 64);

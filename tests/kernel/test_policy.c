@@ -528,16 +528,29 @@ SNAPSHOT_REJECTS(unwritable_buffer, pages, 8, EFAULT)
 
 /* --- accessed-by -------------------------------------------------------- */
 
-/* Waits (at most 10 s) for the remap count of @fd's device to pass @n. */
+/*
+ * Waits (at most 10 s) for the remap count of @fd's device to pass @n,
+ * then for it to settle (no change for 100 ms).  One migration may queue
+ * the remap work more than once (per batch, and at its end), and a run
+ * queued by an earlier step may be the one that passes @n: the work of
+ * this step, queued before the step returned, has run once the count
+ * settles.
+ */
 static void wait_remaps(int fd, uint64_t n)
 {
 	struct drm_hmmgpu_stats st;
 	struct timespec ts = { 0, 2 * 1000 * 1000 };
+	uint64_t last = 0;
+	int quiet = 0;
 
 	for (int i = 0; i < 5000; i++) {
 		kt_get_stats(fd, HMMGPU_STATS_DEVICE, &st);
-		if (st.remaps > n)
-			return;
+		if (st.remaps > n) {
+			quiet = st.remaps == last ? quiet + 1 : 0;
+			last = st.remaps;
+			if (quiet == 50)
+				return;
+		}
 		nanosleep(&ts, NULL);
 	}
 	ASSERT_GT(st.remaps, n);

@@ -903,6 +903,58 @@ TEST_TIMEOUT(accessed_by_advice_maps_without_faults, RT_TIMEOUT)
 }
 
 /*
+ * Read-mostly (CUDA's SetReadMostly), advised before the view exists: in
+ * a PROT_READ allocation device reads get copies (counted, device memory
+ * used), nothing migrates, the CPU keeps its pages; an update after
+ * mprotect() is what the device reads next; unset, the copies go.
+ */
+TEST_TIMEOUT(read_mostly_advice_copies_read_only_data, RT_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = MIB, npages = size / ps;
+	struct hmm_stats st0, st1;
+	uint64_t free0;
+	char *p, *dp;
+	int rm = 0;
+
+	need_devices(1);
+	p = hmm_malloc(size);
+	ASSERT_TRUE(p != NULL);
+	kt_fill(p, size, 75);
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_SET_READ_MOSTLY, 0, 0), 0);
+	ASSERT_EQ(hmm_range_get_attr(p, size, HMM_ATTR_READ_MOSTLY, &rm,
+				     sizeof(rm)), 0);
+	ASSERT_EQ(rm, 1);
+	ASSERT_EQ(mprotect(p, size, PROT_READ), 0);
+	dp = devptr(p, 0);
+	free0 = mem_free(0);
+
+	get_stats(0, &st0);
+	EXPECT_DEV_DATA(dp, 0, size, 75);
+	EXPECT_CPU_DATA(p, 0, size, 75);
+	get_stats(0, &st1);
+	ASSERT_EQ(st1.read_mostly_copies - st0.read_mostly_copies, npages);
+	ASSERT_EQ(st1.cpu_faults, st0.cpu_faults);
+	for (int c = 0; c < HMM_CAUSE_COUNT; c++)
+		ASSERT_EQ(moved(&st0, &st1, TO_DEV, c), 0);
+	EXPECT_WHERE(p, npages, HMM_CPU);
+	ASSERT_EQ(mem_free(0), free0 - size);
+
+	ASSERT_EQ(mprotect(p, size, PROT_READ | PROT_WRITE), 0);
+	ASSERT_EQ(mem_free(0), free0);
+	kt_fill(p, ps, 76);
+	ASSERT_EQ(mprotect(p, size, PROT_READ), 0);
+	EXPECT_DEV_DATA(dp, 0, ps, 76);
+	EXPECT_DEV_DATA(dp, ps, size - ps, 75);
+
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_UNSET_READ_MOSTLY, 0, 0), 0);
+	ASSERT_EQ(mem_free(0), free0);
+	get_stats(0, &st1);
+	ASSERT_GE(st1.read_mostly_drops - st0.read_mostly_drops, 2 * npages);
+	ASSERT_EQ(mprotect(p, size, PROT_READ | PROT_WRITE), 0);
+	ASSERT_EQ(hmm_free(p), 0);
+}
+
+/*
  * hmm_register() of memory that is not private anonymous: a memfd
  * mapped MAP_SHARED.  The device reads and writes it in place through
  * hmm_devptr(); the file sees the writes; a prefetch leaves it in system

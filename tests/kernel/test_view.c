@@ -1780,7 +1780,7 @@ TEST(advise_rejects_advice_zero)
 
 TEST(advise_rejects_unknown_advice)
 {
-	expect_advise_error(HMMGPU_ADVICE_ATOMIC + 1, 0, EINVAL);
+	expect_advise_error(HMMGPU_ADVICE_READ_MOSTLY + 1, 0, EINVAL);
 }
 
 TEST(advise_rejects_advice_max)

@@ -313,7 +313,7 @@ TEST(advise_bad_advice_is_einval)
 	ASSERT_TRUE(p);
 	ASSERT_EQ(hmm_advise(p, ps(), (enum hmm_advice)0, HMM_CPU, 0),
 		  -EINVAL);
-	ASSERT_EQ(hmm_advise(p, ps(), (enum hmm_advice)9, HMM_CPU, 0),
+	ASSERT_EQ(hmm_advise(p, ps(), (enum hmm_advice)11, HMM_CPU, 0),
 		  -EINVAL);
 	ASSERT_EQ(hmm_advise(p, ps(), (enum hmm_advice)-1, HMM_CPU, 0),
 		  -EINVAL);
@@ -435,10 +435,42 @@ TEST(get_attr_bad_attribute_is_einval)
 	ASSERT_TRUE(p);
 	ASSERT_EQ(hmm_range_get_attr(p, ps(), (enum hmm_attr)0, v, sizeof(int)),
 		  -EINVAL);
-	ASSERT_EQ(hmm_range_get_attr(p, ps(), (enum hmm_attr)7, v, sizeof(int)),
+	ASSERT_EQ(hmm_range_get_attr(p, ps(), (enum hmm_attr)8, v, sizeof(int)),
 		  -EINVAL);
-	ASSERT_EQ(hmm_range_get_attr(p, ps(), (enum hmm_attr)7, v, 8),
+	ASSERT_EQ(hmm_range_get_attr(p, ps(), (enum hmm_attr)8, v, 8),
 		  -EINVAL);
+	hmm_free(p);
+}
+
+/*
+ * Read-mostly is for every device (@dev not used), takes no value, and
+ * reads back as an int: 1 only when the whole range is advised.
+ */
+TEST(read_mostly_advice_and_attribute)
+{
+	char *p = hmm_malloc(2 * ps()), *q = hmm_malloc(ps());
+	int rm = -1;
+
+	ASSERT_TRUE(p && q);
+	ASSERT_EQ(hmm_advise(p, ps(), HMM_ADVISE_SET_READ_MOSTLY, 0, 1),
+		  -EINVAL);
+	ASSERT_EQ(hmm_advise(p, ps(), HMM_ADVISE_UNSET_READ_MOSTLY, 0, 2),
+		  -EINVAL);
+	ASSERT_EQ(hmm_range_get_attr(p, ps(), HMM_ATTR_READ_MOSTLY, &rm,
+				     sizeof(rm)), 0);
+	ASSERT_EQ(rm, 0);
+	ASSERT_EQ(hmm_advise(p, ps(), HMM_ADVISE_SET_READ_MOSTLY, 0, 0), 0);
+	ASSERT_EQ(hmm_range_get_attr(p, 2 * ps(), HMM_ATTR_READ_MOSTLY, &rm,
+				     sizeof(rm)), 0);
+	ASSERT_EQ(rm, 1);
+	ASSERT_EQ(hmm_range_get_attr(p, ps(), HMM_ATTR_READ_MOSTLY, &rm, 8),
+		  -EINVAL);
+	ASSERT_EQ(hmm_advise(p, ps(), HMM_ADVISE_UNSET_READ_MOSTLY, HMM_CPU,
+			     0), 0);
+	ASSERT_EQ(hmm_range_get_attr(p, ps(), HMM_ATTR_READ_MOSTLY, &rm,
+				     sizeof(rm)), 0);
+	ASSERT_EQ(rm, 0);
+	hmm_free(q);
 	hmm_free(p);
 }
 

@@ -30,8 +30,10 @@ extern "C" {
  * 6: &drm_hmmgpu_stats.thrash_pins and .thrash_remote.  7: VIEW_REGISTER
  * of shared, file-backed and hugetlb memory; MIGRATE of private file
  * mappings; the SNAPSHOT ioctl; HMMGPU_ADVICE_ACCESSED_BY.
+ * 8: HMMGPU_ADVICE_READ_MOSTLY, HMMGPU_SNAP_DUPLICATE,
+ * &drm_hmmgpu_stats.dup_pages and .dup_drops.
  */
-#define HMMGPU_ABI_VERSION 7
+#define HMMGPU_ABI_VERSION 8
 
 #define DRM_HMMGPU_GET_INFO 0x00
 #define DRM_HMMGPU_MIGRATE 0x01
@@ -242,6 +244,9 @@ struct drm_hmmgpu_residency {
 #define HMMGPU_SNAP_EXCLUSIVE (1u << 22)
 /* in swap: system memory's backing store */
 #define HMMGPU_SNAP_SWAP (1u << 23)
+/* (ABI 8) a read-only copy of this system page is in the memory of the
+ * caller's device (HMMGPU_ADVICE_READ_MOSTLY); the CPU keeps the page */
+#define HMMGPU_SNAP_DUPLICATE (1u << 24)
 
 /**
  * struct drm_hmmgpu_snapshot - what the page tables say of each page.
@@ -347,8 +352,19 @@ struct drm_hmmgpu_stats {
 	 * HMMGPU_ADVICE_ACCESSED_BY after a migration moved them (ABI 7).
 	 */
 	__u64 remaps;
+	/**
+	 * @dup_pages: (out) read-only device copies of system pages made
+	 * for device reads under HMMGPU_ADVICE_READ_MOSTLY (ABI 8).
+	 */
+	__u64 dup_pages;
+	/**
+	 * @dup_drops: (out) such copies dropped: the CPU page changed or
+	 * may be written (mprotect, munmap, migration, ...), eviction, the
+	 * end of the advice or of the view (ABI 8).
+	 */
+	__u64 dup_drops;
 	/** @reserved: (out) zero. */
-	__u64 reserved[5];
+	__u64 reserved[3];
 };
 
 /* Views one file may hold at once (VIEW_REGISTER's -ENOSPC). */
@@ -421,6 +437,7 @@ struct drm_hmmgpu_view_unregister {
 #define HMMGPU_ADVICE_PREFERRED 3 /* @value 1: the range belongs on this device */
 #define HMMGPU_ADVICE_ACCESSED_BY 4 /* @value 1: keep it mapped wherever it is */
 #define HMMGPU_ADVICE_ATOMIC 5 /* @value: HMMGPU_ATOMIC_* */
+#define HMMGPU_ADVICE_READ_MOSTLY 6 /* @value 1: device reads get a copy */
 
 /* Values of HMMGPU_ADVICE_ATOMIC (Xe's DRM_XE_ATOMIC_* names). */
 #define HMMGPU_ATOMIC_DEFAULT 0 /* no policy: device faults as advised */
@@ -470,6 +487,20 @@ struct drm_hmmgpu_view_unregister {
  * take nothing exclusive.  HMMGPU_ATOMIC_CPU and _DEFAULT: no change.
  * Existing entries are cleared so that the policy applies to every
  * later access.
+ * HMMGPU_ADVICE_READ_MOSTLY (ABI 8): @value 1 is CUDA's SetReadMostly.
+ * A device read of a private anonymous page whose CPU mapping is not
+ * writable (no PROT_WRITE: mprotect(PROT_READ) the data) makes a
+ * read-only copy of the page in device memory and maps it in the view;
+ * the CPU keeps its page mapped, so neither side faults on reads.
+ * Anything that could change the CPU page (mprotect() to writable,
+ * munmap, migration, fork, reclaim) drops the copies of the range
+ * first, so no reader sees stale data.  Device writes need a writable
+ * CPU mapping (else SIGBUS, as without the advice): they only happen
+ * after the copies were dropped.  Device reads of other pages (in
+ * writable or shared mappings, file pages, the zero page, pages pinned
+ * by DMA) behave as without the advice.  SNAPSHOT shows
+ * HMMGPU_SNAP_DUPLICATE on the copied pages.  @value 0 drops every
+ * copy.  The advice ends with the view.
  *
  * Errors: -EINVAL for bad advice or value; -ENOENT for a handle this
  * file does not own.
