@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "drm_node.h"
 #include "hmmgpu_drm.h"
 
@@ -38,6 +39,11 @@
 #define MAX_RUNS 32
 
 enum step { TO_DEV, TO_SYS, FAULT_BACK, DEV_READ, MEMCPY, NSTEPS };
+
+static void die(const char *what, int err)
+{
+	bench_die("bench_backing", what, err);
+}
 
 static const char *const step_name[NSTEPS] = {
 	[TO_DEV] = "to device (MIGRATE)",
@@ -48,27 +54,6 @@ static const char *const step_name[NSTEPS] = {
 };
 
 static size_t page_size;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "bench_backing: %s: %s\n", what, strerror(err));
-	exit(2);
-}
 
 static void bad_data(const char *where)
 {
@@ -119,21 +104,21 @@ static void round_on(int fd, size_t size, unsigned int round, double *t)
 	for (size_t i = 0; i < nwords; i++)
 		buf[i] = word(i, round);
 
-	t0 = now_s();
+	t0 = bench_now_s();
 	migrate(fd, buf, size, HMMGPU_MIGRATE_TO_DEVICE);
-	t[TO_DEV] = now_s() - t0;
-	t0 = now_s();
+	t[TO_DEV] = bench_now_s() - t0;
+	t0 = bench_now_s();
 	migrate(fd, buf, size, HMMGPU_MIGRATE_TO_SYSTEM);
-	t[TO_SYS] = now_s() - t0;
+	t[TO_SYS] = bench_now_s() - t0;
 	for (size_t i = 0; i < nwords; i += wpp)
 		if (buf[i] != word(i, round))
 			bad_data("MIGRATE to system");
 
 	migrate(fd, buf, size, HMMGPU_MIGRATE_TO_DEVICE);
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (size_t i = 0; i < nwords; i += wpp)
 		sum += ((volatile uint64_t *)buf)[i];
-	t[FAULT_BACK] = now_s() - t0;
+	t[FAULT_BACK] = bench_now_s() - t0;
 	for (size_t i = 0; i < nwords; i += wpp)
 		want += word(i, round);
 	if (sum != want)
@@ -152,10 +137,10 @@ static void round_on(int fd, size_t size, unsigned int round, double *t)
 	for (size_t i = 0; i < nwords; i += wpp)
 		(void)view[i];
 	sum = want = 0;
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (size_t i = 0; i < nwords; i++)
 		sum += view[i];
-	t[DEV_READ] = now_s() - t0;
+	t[DEV_READ] = bench_now_s() - t0;
 	for (size_t i = 0; i < nwords; i++)
 		want += word(i, round);
 	if (sum != want)
@@ -175,9 +160,9 @@ static double memcpy_round(size_t size)
 		die("malloc", ENOMEM);
 	memset(a, 1, size);
 	memset(b, 2, size);
-	t0 = now_s();
+	t0 = bench_now_s();
 	memcpy(b, a, size);
-	t = now_s() - t0;
+	t = bench_now_s() - t0;
 	if (b[size - 1] != 1)
 		bad_data("memcpy");
 	free(a);
@@ -258,7 +243,7 @@ int main(int argc, char **argv)
 	}
 	for (int d = 0; d < 2; d++) {
 		for (int k = 0; k < NSTEPS; k++) {
-			qsort(t[d][k], runs, sizeof(double), cmp_double);
+			qsort(t[d][k], runs, sizeof(double), bench_cmp_double);
 			med[d][k] = t[d][k][runs / 2];
 		}
 	}

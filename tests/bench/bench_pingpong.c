@@ -38,12 +38,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "drm_node.h"
 #include "hmmgpu_drm.h"
 
-#define PARAM "/sys/module/hmmgpu/parameters/thrash_threshold"
 #define MIB (1UL << 20)
 #define MAX_RUNS 32
+
+static void die(const char *what, int err)
+{
+	bench_die("bench_pingpong", what, err);
+}
+
+#define PARAM BENCH_THRASH_PARAM
+#define param_read(v) bench_param_read(PARAM, v)
+#define param_write(v) bench_param_write(PARAM, v)
 
 static size_t page_size;
 
@@ -55,53 +64,6 @@ struct ping {
 	sem_t go, done;
 	bool bad;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "bench_pingpong: %s: %s\n", what, strerror(err));
-	exit(2);
-}
-
-static int param_read(unsigned int *v)
-{
-	FILE *f = fopen(PARAM, "re");
-	int ok;
-
-	if (!f)
-		return -errno;
-	ok = fscanf(f, "%u", v) == 1;
-	fclose(f);
-	return ok ? 0 : -EINVAL;
-}
-
-static int param_write(unsigned int v)
-{
-	FILE *f = fopen(PARAM, "we");
-	int ret = 0;
-
-	if (!f)
-		return -errno;
-	if (fprintf(f, "%u\n", v) < 0)
-		ret = -EIO;
-	if (fclose(f) && !ret)
-		ret = -errno;
-	return ret;
-}
 
 /* The device side: round r writes 2r + 1, after checking the CPU's 2r. */
 static void *device_main(void *arg)
@@ -159,7 +121,7 @@ static double run(int fd, size_t size, unsigned int rounds, uint64_t *pins)
 	if (pthread_create(&t, NULL, device_main, &p))
 		die("pthread_create", EAGAIN);
 
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (unsigned int r = 0; r < rounds; r++) {
 		sem_post(&p.go);
 		while (sem_wait(&p.done))
@@ -172,7 +134,7 @@ static double run(int fd, size_t size, unsigned int rounds, uint64_t *pins)
 			*w = 2ULL * r + 2;
 		}
 	}
-	t1 = now_s();
+	t1 = bench_now_s();
 	pthread_join(t, NULL);
 	st1 = st0;
 	if (ioctl(fd, DRM_IOCTL_HMMGPU_STATS, &st1))
@@ -254,8 +216,8 @@ int main(int argc, char **argv)
 		pins_off += pins;
 	}
 	param_write(loaded);
-	qsort(on, runs, sizeof(on[0]), cmp_double);
-	qsort(off, runs, sizeof(off[0]), cmp_double);
+	qsort(on, runs, sizeof(on[0]), bench_cmp_double);
+	qsort(off, runs, sizeof(off[0]), bench_cmp_double);
 	med_on = on[runs / 2];
 	med_off = off[runs / 2];
 

@@ -37,11 +37,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "drm_node.h"
 #include "hmmgpu_drm.h"
 
 #define MIB (1UL << 20)
 #define MAX_RUNS 32
+
+static void die(const char *what, int err)
+{
+	bench_die("bench_readmostly", what, err);
+}
 
 static size_t page_size;
 
@@ -54,27 +60,6 @@ struct table {
 	sem_t go, done;
 	bool bad;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "bench_readmostly: %s: %s\n", what, strerror(err));
-	exit(2);
-}
 
 static uint64_t sum(const volatile uint64_t *w, size_t n)
 {
@@ -163,7 +148,7 @@ static struct result run(int fd, size_t size, unsigned int rounds,
 	if (pthread_create(&th, NULL, device_main, &t))
 		die("pthread_create", EAGAIN);
 
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (unsigned int r = 0; r < rounds; r++) {
 		sem_post(&t.go);
 		if (sum(t.cpu, t.nwords) != t.want)
@@ -185,7 +170,7 @@ static struct result run(int fd, size_t size, unsigned int rounds,
 				die("mprotect", errno);
 		}
 	}
-	res.seconds = now_s() - t0;
+	res.seconds = bench_now_s() - t0;
 	pthread_join(th, NULL);
 	st1 = st0;
 	if (ioctl(fd, DRM_IOCTL_HMMGPU_STATS, &st1))
@@ -280,8 +265,8 @@ int main(int argc, char **argv)
 		without[i] = r.seconds;
 		ADD(so, r);
 	}
-	qsort(with, runs, sizeof(with[0]), cmp_double);
-	qsort(without, runs, sizeof(without[0]), cmp_double);
+	qsort(with, runs, sizeof(with[0]), bench_cmp_double);
+	qsort(without, runs, sizeof(without[0]), bench_cmp_double);
 	med_with = with[runs / 2];
 	med_without = without[runs / 2];
 

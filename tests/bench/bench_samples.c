@@ -28,11 +28,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "drm_node.h"
 #include "hmmgpu_drm.h"
 
-#define PARAM "/sys/module/hmmgpu/parameters/thrash_threshold"
 #define MAX_RUNS 32
+
+static void die(const char *what, int err)
+{
+	bench_die("bench_samples", what, err);
+}
+
+#define PARAM BENCH_THRASH_PARAM
+#define param_read(v) bench_param_read(PARAM, v)
+#define param_write(v) bench_param_write(PARAM, v)
 
 static const char *const samples[][4] = {
 	{ "samples/vecadd", NULL },
@@ -41,53 +50,6 @@ static const char *const samples[][4] = {
 	{ "samples/gather", "--max-mib", "64", NULL },
 };
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "bench_samples: %s: %s\n", what, strerror(err));
-	exit(2);
-}
-
-static int param_read(unsigned int *v)
-{
-	FILE *f = fopen(PARAM, "re");
-	int ok;
-
-	if (!f)
-		return -errno;
-	ok = fscanf(f, "%u", v) == 1;
-	fclose(f);
-	return ok ? 0 : -EINVAL;
-}
-
-static int param_write(unsigned int v)
-{
-	FILE *f = fopen(PARAM, "we");
-	int ret = 0;
-
-	if (!f)
-		return -errno;
-	if (fprintf(f, "%u\n", v) < 0)
-		ret = -EIO;
-	if (fclose(f) && !ret)
-		ret = -errno;
-	return ret;
-}
 
 /* Thrashing pins made so far on the device open as @fd. */
 static uint64_t pins(int fd)
@@ -102,7 +64,7 @@ static uint64_t pins(int fd)
 /* Runs sample @i, its output to /dev/null: wall seconds. */
 static double run(unsigned int i)
 {
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	int status;
 	pid_t pid = fork();
 
@@ -128,7 +90,7 @@ static double run(unsigned int i)
 			"number is printed\n", samples[i][0], status);
 		exit(1);
 	}
-	return now_s() - t0;
+	return bench_now_s() - t0;
 }
 
 static void usage(FILE *f)
@@ -204,8 +166,8 @@ int main(int argc, char **argv)
 			snprintf(name + strlen(name), sizeof(name) - strlen(name),
 				 "%s%s", k ? " " : "",
 				 k ? samples[i][k] : strrchr(samples[i][k], '/') + 1);
-		qsort(on[i], runs, sizeof(double), cmp_double);
-		qsort(off[i], runs, sizeof(double), cmp_double);
+		qsort(on[i], runs, sizeof(double), bench_cmp_double);
+		qsort(off[i], runs, sizeof(double), bench_cmp_double);
 		printf("%-26s %10.3f %10.3f %7.2fx %10.1f\n", name,
 		       on[i][runs / 2], off[i][runs / 2],
 		       on[i][runs / 2] / off[i][runs / 2],
