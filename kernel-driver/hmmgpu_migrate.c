@@ -472,10 +472,10 @@ struct remap_slots {
 
 /*
  * Before finalize, while the device pages still say whose they were:
- * the span of the moved pages of each process (up to
- * HMMGPU_REMAP_SLOTS processes a batch; the pages of more are left to
- * device faults).  A span may cover pages that did not move: the remap
- * enters only what is there.
+ * the span of the collected pages of each process, moved or not, since
+ * their unmapping invalidated them all (up to HMMGPU_REMAP_SLOTS
+ * processes a batch; the pages of more are left to device faults).  The
+ * remap enters only what is there.
  */
 static void remap_collect(struct hmmgpu_mig *m, struct hmmgpu_dpage *dp,
 			  unsigned long npages, struct remap_slots *r)
@@ -486,8 +486,9 @@ static void remap_collect(struct hmmgpu_mig *m, struct hmmgpu_dpage *dp,
 	r->n = 0;
 	if (!hmmgpu_view_remap_wanted())
 		return;
+	/* every page collected was unmapped, moved or not */
 	for (i = 0; i < npages; i++) {
-		if (!page_moved(m, i) || !dp[i].addr)
+		if (!(m->src[i] & MIGRATE_PFN_MIGRATE) || !dp[i].addr)
 			continue;
 		for (k = 0; k < r->n && r->tgid[k] != dp[i].tgid; k++)
 			;
@@ -830,9 +831,8 @@ static void to_device_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
 			peer++;
 	}
 	migrate_vma_finalize(&m->args);
-	if (moved)
-		hmmgpu_view_remap(m->args.vma->vm_mm, 0, m->args.start,
-				  m->args.end);
+	/* moved or not, the collection invalidated the batch (DOC: Accessed-by) */
+	hmmgpu_view_remap(m->args.vma->vm_mm, 0, m->args.start, m->args.end);
 
 	res->moved += moved;
 	res->already += m->already;
@@ -907,9 +907,8 @@ static void to_system_finish(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
 	migrate_vma_pages(&m->args);
 	moved = count_moved(m, m->npages);
 	migrate_vma_finalize(&m->args);
-	if (moved)
-		hmmgpu_view_remap(m->args.vma->vm_mm, 0, m->args.start,
-				  m->args.end);
+	/* moved or not, the collection invalidated the batch (DOC: Accessed-by) */
+	hmmgpu_view_remap(m->args.vma->vm_mm, 0, m->args.start, m->args.end);
 
 	res->moved += moved;
 	res->skipped += selected - moved;
@@ -1395,8 +1394,7 @@ vm_fault_t hmmgpu_migrate_to_ram(struct vm_fault *vmf)
 	migrate_vma_pages(&args);
 	moved = count_moved(m, npages);
 	migrate_vma_finalize(&args);
-	if (moved)
-		hmmgpu_view_remap(vma->vm_mm, 0, args.start, args.end);
+	hmmgpu_view_remap(vma->vm_mm, 0, args.start, args.end);
 
 	/*
 	 * Only a program's own access can be a bounce (DOC: Thrashing): not a

@@ -485,12 +485,15 @@ static bool range_registrable(struct mm_struct *mm, unsigned long start,
  *   access: nothing migrates because the device touched it;
  * - every migration of the driver that moves pages of the range (MIGRATE
  *   either way, by any file of the process; CPU fault-back; eviction)
- *   ends by queueing the view's remap work for the pages it moved
- *   (hmmgpu_view_remap()), which enters them at their new place, under
+ *   ends by queueing the view's remap work for the range it worked on
+ *   (hmmgpu_view_remap()), which enters the pages at their place, under
  *   the mmap lock like a device fault. The migration's invalidation
  *   cleared the old entries first, so no entry ever maps a page that
  *   left; between the two, a device access faults and maps the page
- *   itself, which is what the work would have done.
+ *   itself, which is what the work would have done. A batch that moved
+ *   nothing is remapped too: the core's collection invalidates the
+ *   whole batch before anyone knows what will move, so its entries are
+ *   gone all the same.
  *
  * The work runs after the migration completed (queued after
  * migrate_vma_finalize()), so the pages it looks for are in place. It

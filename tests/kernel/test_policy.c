@@ -639,6 +639,76 @@ TEST_TIMEOUT(accessed_by_keeps_the_device_mapped_without_moving_data, TIMEOUT)
 }
 
 /*
+ * A migration batch that moves nothing still invalidates its range (the
+ * core's collection does, before it knows), which clears the view's
+ * entries there: the remap must cover such a batch too.  The range
+ * starts 64 KiB before a 2 MiB boundary, so MIGRATE works it in two
+ * batches: the first, [p, p + 64 KiB), is all in system memory already,
+ * and the second moves.  Then a MIGRATE that moves nothing at all, each
+ * way.  After each, the device touches everything without a fault.
+ * (Found by CI: the accessed-by test above failed when its buffer
+ * happened to start there.)
+ */
+TEST_TIMEOUT(accessed_by_survives_batches_that_move_nothing, TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 256 * KIB, npages = size / ps;
+	size_t head = 64 * KIB;
+	int fd = kt_open_device(0);
+	char *base = kt_map_aligned(4 * MIB, 2 * MIB);
+	char *p = base + 2 * MIB - head;
+	uint64_t f0, r0;
+	struct kt_view v;
+
+	kt_no_khugepaged(base, 4 * MIB); /* 4 KiB pages, exact counts */
+	kt_fill(p, size, 3811);
+	kt_view_open(&v, fd, p, size);
+	ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_ACCESSED_BY, 1),
+		  0);
+	r0 = remaps(fd);
+	KT_EXPECT_MIGRATE(fd, p + head, size - head, TO_DEVICE,
+			  (size - head) / ps, 0, 0);
+	wait_remaps(fd, r0);
+	ASSERT_EQ(kt_residency_count(fd, p, npages, AT_DEVICE),
+		  (size - head) / ps);
+
+	/* first batch: nothing to move; second: 192 KiB back */
+	r0 = remaps(fd);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_SYSTEM, (size - head) / ps,
+			  head / ps, 0);
+	wait_remaps(fd, r0);
+	f0 = device_faults(fd);
+	EXPECT_DEV_DATA(v.dev, 0, size, 3811);
+	kt_dev_fill(v.dev, 0, size, 3812);
+	ASSERT_EQ(device_faults(fd) - f0, 0);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+
+	/* everything is in system memory already */
+	r0 = remaps(fd);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_SYSTEM, 0, npages, 0);
+	wait_remaps(fd, r0);
+	f0 = device_faults(fd);
+	EXPECT_DEV_DATA(v.dev, 0, size, 3812);
+	ASSERT_EQ(device_faults(fd) - f0, 0);
+
+	/* and everything on the device already */
+	r0 = remaps(fd);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, npages, 0, 0);
+	wait_remaps(fd, r0);
+	r0 = remaps(fd);
+	KT_EXPECT_MIGRATE(fd, p, size, TO_DEVICE, 0, npages, 0);
+	wait_remaps(fd, r0);
+	f0 = device_faults(fd);
+	EXPECT_DEV_DATA(v.dev, 0, size, 3812);
+	kt_dev_fill(v.dev, 0, size, 3813);
+	ASSERT_EQ(device_faults(fd) - f0, 0);
+	KT_EXPECT_WHERE(fd, p, npages, AT_DEVICE);
+	EXPECT_CPU_DATA(p, 0, size, 3813);
+	kt_view_close(&v);
+	kt_unmap(base, 4 * MIB);
+	close(fd);
+}
+
+/*
  * Unregistering (and closing the file) with remap work pending: nothing
  * runs on the dead view (KASAN and lockdep would tell), the data stays.
  */
