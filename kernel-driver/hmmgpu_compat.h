@@ -65,6 +65,8 @@
  * - ``drm_driver_date``: 6.14, drm_driver.date removed;
  * - ``page_pgmap``: 6.15, page->pgmap moved behind page_pgmap();
  * - ``dma_fence_init64``: 6.17, dma_fence_ops.use_64bit_seqno replaced;
+ * - ``system_dfl_wq``: 6.17, system_unbound_wq renamed (7.x warns about
+ *   the old name);
  * - ``folio_free``: 6.19, dev_pagemap_ops.page_free became folio_free;
  * - ``zone_device_page_init_order``: 6.19, zone_device_page_init() takes
  *   the pagemap and an order;
@@ -74,6 +76,15 @@
  * - ``apply_to_existing_page_range.sym``, ``__flush_tlb_all.sym``: 7.x
  *   exports neither to modules (the latter to KVM only).
  */
+
+/* --- work ---------------------------------------------------------------- */
+
+/* The system's unbound workqueue, by the name this kernel wants. */
+#if HMMGPU_HAVE_SYSTEM_DFL_WQ
+#define hmmgpu_unbound_wq system_dfl_wq
+#else
+#define hmmgpu_unbound_wq system_unbound_wq
+#endif
 
 /* --- device-private pages ------------------------------------------------ */
 

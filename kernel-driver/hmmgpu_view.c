@@ -609,7 +609,7 @@ void hmmgpu_view_remap(struct mm_struct *mm, pid_t tgid, unsigned long start,
 					max(start, view->start));
 		view->remap_end = max(view->remap_end, min(end, view->end));
 		kref_get(&view->ref);
-		if (!queue_work(system_unbound_wq, &view->remap_work))
+		if (!queue_work(hmmgpu_unbound_wq, &view->remap_work))
 			kref_put(&view->ref, view_free);
 	}
 	spin_unlock(&hmmgpu_ab_lock);
