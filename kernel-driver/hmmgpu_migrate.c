@@ -488,7 +488,7 @@ static void remap_collect(struct hmmgpu_mig *m, struct hmmgpu_dpage *dp,
 		return;
 	/* every page collected was unmapped, moved or not */
 	for (i = 0; i < npages; i++) {
-		if (!(m->src[i] & MIGRATE_PFN_MIGRATE) || !dp[i].addr)
+		if (!(src_entry(m, i) & MIGRATE_PFN_MIGRATE) || !dp[i].addr)
 			continue;
 		for (k = 0; k < r->n && r->tgid[k] != dp[i].tgid; k++)
 			;
@@ -572,12 +572,9 @@ int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
 		if (moved && trace_hmmgpu_evicted_enabled())
 			trace_evicted(hdev, m, &dmem->dpages[first + done],
 				      npages, cause);
-		if (moved)
-			remap_collect(m, &dmem->dpages[first + done], npages,
-				      &remap);
+		remap_collect(m, &dmem->dpages[first + done], npages, &remap);
 		migrate_device_finalize(m->src, m->dst, npages);
-		if (moved)
-			remap_evicted(&remap);
+		remap_evicted(&remap);
 
 		if (!moved && !nfailed)
 			continue;
