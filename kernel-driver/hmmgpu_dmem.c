@@ -364,6 +364,13 @@ static void hmmgpu_page_free(struct page *page, unsigned long nr)
 	struct hmmgpu_block *blk = dpage_block(dmem, dp);
 	unsigned long i;
 
+	/*
+	 * A page table entry holds a reference: the last one cannot go while
+	 * an entry still maps the folio. If it does, someone put a reference
+	 * they did not own, and this stack is the first place it shows.
+	 */
+	VM_WARN_ON_ONCE_FOLIO(folio_mapped(page_folio(page)), page_folio(page));
+
 	spin_lock(&dmem->lock);
 	for (i = 0; i < nr; i++, dp++) {
 		dp->next_free = blk->free;
