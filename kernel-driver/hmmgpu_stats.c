@@ -33,7 +33,8 @@ void hmmgpu_count_remap(struct hmmgpu_device *hdev, struct hmmgpu_file *hfile)
  * that device belonging to the faulting process (none if it has closed
  * its files). DRM_IOCTL_HMMGPU_STATS reads either set; the
  * hmmgpu_migrate_batch and hmmgpu_cpu_fault tracepoints show each event,
- * and /sys/kernel/debug/dri/N/hmmgpu_stats prints the device's counters.
+ * and /sys/kernel/debug/dri/N/hmmgpu_stats prints the device's counters
+ * (all but the latency histograms and bytes), one "name value" a line.
  *
  * Latencies go to histograms of log2 microseconds: bucket i counts events
  * that took [2^i, 2^(i+1)) us, bucket 0 also those under 1 us, the last
@@ -246,6 +247,10 @@ static int hmmgpu_debugfs_stats(struct seq_file *m, void *data)
 		   st->cpu_faults, st->device_faults, st->evictions);
 	seq_printf(m, "batches %llu\ncopy_errors %llu\ncopy_busy_ns %llu\n",
 		   st->batches, st->copy_errors, st->copy_busy_ns);
+	seq_printf(m, "thrash_pins %llu\nthrash_remote %llu\nremaps %llu\n",
+		   st->thrash_pins, st->thrash_remote, st->remaps);
+	seq_printf(m, "dup_pages %llu\ndup_drops %llu\n", st->dup_pages,
+		   st->dup_drops);
 	kfree(st);
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -262,6 +263,76 @@ TEST(debugfs_stats_follow_migrations)
 		  npages);
 	ASSERT_EQ(debugfs_sum("mem_free_bytes", &nfiles),
 		  ndev * mem - npages * kt_page_size());
+	kt_unmap(p, size);
+	close(fd);
+}
+
+/*
+ * Every counter of STATS that has one number per device shows in debugfs
+ * with the same value (summed over the devices).  The test first makes
+ * the newer ones non-zero: a remap for an accessed-by view, and read-only
+ * copies for a read-mostly one, made and dropped.
+ */
+TEST(debugfs_shows_every_counter_of_stats)
+{
+	static const char *const keys[] = {
+		"cpu_faults", "device_faults", "evictions", "batches",
+		"copy_errors", "thrash_pins", "thrash_remote", "remaps",
+		"dup_pages", "dup_drops",
+	};
+	size_t size = 256 << 10, npages = size / kt_page_size();
+	unsigned int ndev = kt_module_param("num_devices"), nfiles;
+	struct drm_hmmgpu_stats st;
+	int fd = kt_open_device(0);
+	char *p = kt_map(size);
+	struct kt_view v;
+	int i;
+
+	kt_fill(p, size, 505);
+	kt_view_open(&v, fd, p, size);
+	ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_ACCESSED_BY, 1),
+		  0);
+	KT_EXPECT_MIGRATE(fd, p, size, HMMGPU_MIGRATE_TO_DEVICE, npages, 0, 0);
+	for (i = 0; i < 5000; i++) {
+		kt_get_stats(fd, HMMGPU_STATS_FILE, &st);
+		if (st.remaps)
+			break;
+		usleep(2000);
+	}
+	ASSERT_GT(st.remaps, 0);
+	ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_ACCESSED_BY, 0),
+		  0);
+	KT_EXPECT_MIGRATE(fd, p, size, HMMGPU_MIGRATE_TO_SYSTEM, npages, 0, 0);
+	/* copies need a mapping the CPU cannot write (DOC: Read-mostly) */
+	ASSERT_EQ(mprotect(p, size, PROT_READ), 0);
+	ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_READ_MOSTLY, 1),
+		  0);
+	KT_EXPECT_DATA(v.dev, size, 505);
+	kt_view_close(&v);
+	kt_get_stats(fd, HMMGPU_STATS_FILE, &st);
+	ASSERT_EQ(st.dup_pages, npages);
+	ASSERT_EQ(st.dup_drops, npages);
+
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		unsigned long long want = 0;
+
+		for (unsigned int d = 0; d < ndev; d++) {
+			int dfd = kt_open_device(d);
+			unsigned long long v_;
+
+			kt_get_stats(dfd, HMMGPU_STATS_DEVICE, &st);
+			v_ = k == 0 ? st.cpu_faults : k == 1 ? st.device_faults :
+			     k == 2 ? st.evictions : k == 3 ? st.batches :
+			     k == 4 ? st.copy_errors : k == 5 ? st.thrash_pins :
+			     k == 6 ? st.thrash_remote : k == 7 ? st.remaps :
+			     k == 8 ? st.dup_pages : st.dup_drops;
+			want += v_;
+			close(dfd);
+		}
+		printf("# %s %llu\n", keys[k], want);
+		ASSERT_EQ(debugfs_sum(keys[k], &nfiles), want);
+		ASSERT_EQ(nfiles, ndev);
+	}
 	kt_unmap(p, size);
 	close(fd);
 }
