@@ -102,15 +102,24 @@
  *   with device-private THP, MIGRATE moves whole aligned 2 MiB ranges as
  *   2 MiB device folios ("Device THP"); off, every device page is 4 KiB.
  *   Folios made while it was on stay until they move or are split.
- *   Experimental: test_thp and the benchmark pass with it on, but with
- *   it on the fuzzer once hit a kernel BUG on 7.3 that is not understood:
- *   a CPU fault on a PMD whose device folio was already freed (refcount
- *   0, in do_huge_pmd_device_private(); seen twice).  (A second BUG it
- *   hit, a device page with both PG_active and PG_unevictable in
+ *   Experimental, and opt-in because of a bug of the 7.3 core that a
+ *   driver cannot work around: zap_huge_pmd() decides by the folio, not
+ *   by the entry, whether a non-present PMD holds a mapping, so zapping a
+ *   PMD *migration* entry of a device-private folio removes an rmap and
+ *   drops a reference that only a device-private entry holds.  A device
+ *   THP shared after fork() whose other process unmaps or exits while the
+ *   folio migrates back (migration entries in both), or whose process
+ *   exits while eviction moves it, loses a reference: the folio is freed
+ *   inside the migration, and do_huge_pmd_device_private() then puts a
+ *   freed folio (VM_BUG_ON_PAGE, refcount 0).  Traced with the fuzzer
+ *   (docs/testing-vm.md): before the fault's migration the folio had 2
+ *   mappings and 3 references, after migrate_vma_setup() 1 reference
+ *   and a mapcount of -1, one more removal than it had mappings.  test_thp
+ *   and the benchmark pass with it on.  (A second BUG the fuzzer hit
+ *   with it on, a device page with both PG_active and PG_unevictable in
  *   folio_migrate_flags(), came from the LRU state that freed device
  *   pages kept; allocation clears it now, and test_migrate's
- *   device_pages_forget_the_state_of_their_last_data checks.)  Until the
- *   first is understood it is opt-in.
+ *   device_pages_forget_the_state_of_their_last_data checks.)
  * - thrash_threshold (0-1000, default 3; 0 turns it off), thrash_lapse_us
  *   (default 20000) and thrash_pin_ms (default 150), writable at run time:
  *   thrashing detection and mitigation (DOC: Thrashing).
