@@ -126,13 +126,7 @@ static void round_on(int fd, size_t size, unsigned int round, double *t)
 
 	/* every word read by the device, where the data now is: the device */
 	migrate(fd, buf, size, HMMGPU_MIGRATE_TO_DEVICE);
-	reg.start = (uintptr_t)buf;
-	if (ioctl(fd, DRM_IOCTL_HMMGPU_VIEW_REGISTER, &reg))
-		die("VIEW_REGISTER", errno);
-	view = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		    (off_t)reg.offset);
-	if (view == MAP_FAILED)
-		die("mmap of the view", errno);
+	view = bench_view_map("bench_backing", fd, &reg, buf);
 	/* the first touch maps the view (device faults): not the measure */
 	for (size_t i = 0; i < nwords; i += wpp)
 		(void)view[i];

@@ -103,13 +103,7 @@ static double run(int fd, size_t size, unsigned int rounds, uint64_t *pins)
 		die("mmap", errno);
 	madvise(buf, size, MADV_NOHUGEPAGE);
 	memset(buf, 0, size);
-	reg.start = (uintptr_t)buf;
-	if (ioctl(fd, DRM_IOCTL_HMMGPU_VIEW_REGISTER, &reg))
-		die("VIEW_REGISTER", errno);
-	view = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		    (off_t)reg.offset);
-	if (view == MAP_FAILED)
-		die("mmap of the view", errno);
+	view = bench_view_map("bench_pingpong", fd, &reg, buf);
 	p.dev = view;
 	p.cpu = (volatile uint64_t *)buf;
 	p.npages = size / page_size;
@@ -169,9 +163,8 @@ int main(int argc, char **argv)
 	unsigned long mib = 4, rounds = 50, runs = 3;
 	double on[MAX_RUNS], off[MAX_RUNS], med_on, med_off;
 	uint64_t pins_on = 0, pins_off = 0, pins;
-	struct hmm_node nodes[8];
 	unsigned int loaded;
-	int n, fd = -1, opt, ret;
+	int fd = -1, opt, ret;
 
 	while ((opt = getopt(argc, argv, "s:n:r:h")) != -1) {
 		switch (opt) {
@@ -188,21 +181,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	page_size = (size_t)sysconf(_SC_PAGESIZE);
-	n = hmm_node_scan(nodes, 8, NULL);
-	if (n <= 0) {
-		fprintf(stderr, "bench_pingpong: no hmmgpu device: load "
-			"hmmgpu.ko (tools/bench does)\n");
-		return 2;
-	}
-	fd = nodes[0].fd;
-	nodes[0].fd = -1;
-	hmm_node_close_all(nodes, n);
-	ret = param_read(&loaded);
-	if (ret)
-		die("reading " PARAM " (a driver without thrashing "
-		    "mitigation?)", -ret);
-	if (!loaded)
-		loaded = 3;	/* loaded off: measure the default against it */
+	fd = bench_open_first_device("bench_pingpong");
+	loaded = bench_thrash_loaded("bench_pingpong");
 
 	/* alternate the modes, so that a change of host load hits both */
 	for (unsigned long i = 0; i < runs; i++) {

@@ -105,9 +105,8 @@ int main(int argc, char **argv)
 	static double on[NSAMPLES][MAX_RUNS], off[NSAMPLES][MAX_RUNS];
 	uint64_t pins_on[NSAMPLES] = { 0 };
 	unsigned long runs = 5;
-	struct hmm_node nodes[8];
 	unsigned int loaded;
-	int n, fd, opt, ret;
+	int fd, opt, ret;
 
 	while ((opt = getopt(argc, argv, "r:h")) != -1) {
 		switch (opt) {
@@ -120,21 +119,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	n = hmm_node_scan(nodes, 8, NULL);
-	if (n <= 0) {
-		fprintf(stderr, "bench_samples: no hmmgpu device: load "
-			"hmmgpu.ko (tools/bench does)\n");
-		return 2;
-	}
-	fd = nodes[0].fd;
-	nodes[0].fd = -1;
-	hmm_node_close_all(nodes, n);
-	ret = param_read(&loaded);
-	if (ret)
-		die("reading " PARAM " (a driver without thrashing "
-		    "mitigation?)", -ret);
-	if (!loaded)
-		loaded = 3; /* loaded off: measure the default against it */
+	fd = bench_open_first_device("bench_samples");
+	loaded = bench_thrash_loaded("bench_samples");
 
 	for (unsigned int i = 0; i < NSAMPLES; i++) {
 		for (unsigned long r = 0; r < 2 * runs; r++) {
