@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <stddef.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -275,11 +276,17 @@ TEST(debugfs_stats_follow_migrations)
  */
 TEST(debugfs_shows_every_counter_of_stats)
 {
-	static const char *const keys[] = {
-		"cpu_faults", "device_faults", "evictions", "batches",
-		"copy_errors", "thrash_pins", "thrash_remote", "remaps",
-		"dup_pages", "dup_drops",
+#define KEY(f) { #f, offsetof(struct drm_hmmgpu_stats, f) }
+	static const struct {
+		const char *name;
+		size_t off;
+	} keys[] = {
+		KEY(cpu_faults), KEY(device_faults), KEY(evictions),
+		KEY(batches), KEY(copy_errors), KEY(thrash_pins),
+		KEY(thrash_remote), KEY(remaps), KEY(dup_pages),
+		KEY(dup_drops),
 	};
+#undef KEY
 	size_t size = 256 << 10, npages = size / kt_page_size();
 	unsigned int ndev = kt_module_param("num_devices"), nfiles;
 	struct drm_hmmgpu_stats st;
@@ -318,19 +325,15 @@ TEST(debugfs_shows_every_counter_of_stats)
 
 		for (unsigned int d = 0; d < ndev; d++) {
 			int dfd = kt_open_device(d);
-			unsigned long long v_;
+			__u64 v_;
 
 			kt_get_stats(dfd, HMMGPU_STATS_DEVICE, &st);
-			v_ = k == 0 ? st.cpu_faults : k == 1 ? st.device_faults :
-			     k == 2 ? st.evictions : k == 3 ? st.batches :
-			     k == 4 ? st.copy_errors : k == 5 ? st.thrash_pins :
-			     k == 6 ? st.thrash_remote : k == 7 ? st.remaps :
-			     k == 8 ? st.dup_pages : st.dup_drops;
+			memcpy(&v_, (const char *)&st + keys[k].off, sizeof(v_));
 			want += v_;
 			close(dfd);
 		}
-		printf("# %s %llu\n", keys[k], want);
-		ASSERT_EQ(debugfs_sum(keys[k], &nfiles), want);
+		printf("# %s %llu\n", keys[k].name, want);
+		ASSERT_EQ(debugfs_sum(keys[k].name, &nfiles), want);
 		ASSERT_EQ(nfiles, ndev);
 	}
 	kt_unmap(p, size);
