@@ -490,6 +490,86 @@ static inline int hmmgpu_apply_to_existing_page_range(struct mm_struct *mm,
 }
 #endif
 
+/* A fault made without the mmap_lock (none before Linux 6.4). */
+#if HMMGPU_HAVE_FAULT_FLAG_VMA_LOCK
+#define HMMGPU_FAULT_FLAG_VMA_LOCK FAULT_FLAG_VMA_LOCK
+#else
+#define HMMGPU_FAULT_FLAG_VMA_LOCK 0
+#endif
+
+/* The userfaultfd protection bit of an entry, by this kernel's name. */
+#if HMMGPU_HAVE_PTE_UFFD
+#define hmmgpu_pte_uffd pte_uffd
+#define hmmgpu_pmd_uffd pmd_uffd
+#define hmmgpu_pte_swp_uffd pte_swp_uffd
+#define hmmgpu_pmd_swp_uffd pmd_swp_uffd
+#else
+#define hmmgpu_pte_uffd pte_uffd_wp
+#define hmmgpu_pmd_uffd pmd_uffd_wp
+#define hmmgpu_pte_swp_uffd pte_swp_uffd_wp
+#define hmmgpu_pmd_swp_uffd pmd_swp_uffd_wp
+#endif
+
+/* hmmgpu_uffd_wp_pfn(): protected, but not present (swapped, migrating,
+ * on a device) */
+#define HMMGPU_UFFD_WP_AWAY (ULONG_MAX - 1)
+
+/**
+ * hmmgpu_uffd_wp_pfn() - the page that @mm maps at @addr through a present
+ * entry that userfaultfd write-protects.
+ * @mm: the mm.
+ * @addr: the address.
+ *
+ * No function the kernel exports reads a user page table entry on every
+ * supported kernel (follow_pte() is gone since 6.12; hmm_range_fault()
+ * reports write permission but not why it is missing).  This reads the
+ * entry the way get_user_pages_fast() does: without locks, with interrupts
+ * off, so that no page table can be freed under it (tables are freed after
+ * an IPI or an RCU-sched grace period, which wait for this CPU).  The
+ * entry may change right after; the caller checks a notifier sequence
+ * taken before it, and every change that could matter (the protection
+ * removed, the page unmapped or replaced) invalidates.
+ *
+ * Return: the pfn of a present, write-protected entry marked uffd-wp (a PTE
+ * or a PMD leaf), %HMMGPU_UFFD_WP_AWAY for a non-present entry so marked,
+ * else ULONG_MAX.
+ */
+static inline unsigned long hmmgpu_uffd_wp_pfn(struct mm_struct *mm,
+					       unsigned long addr)
+{
+	unsigned long pfn = ULONG_MAX;
+#if defined(CONFIG_USERFAULTFD) && defined(CONFIG_HAVE_ARCH_USERFAULTFD_WP)
+	unsigned long flags;
+	pmd_t pmd;
+	pte_t pte;
+
+	local_irq_save(flags);
+	if (!hmmgpu_pmd_read(mm, addr, &pmd) || pmd_none(pmd))
+		goto out;
+	if (!pmd_present(pmd)) {
+		if (hmmgpu_pmd_swp_uffd(pmd))
+			pfn = HMMGPU_UFFD_WP_AWAY;
+		goto out;
+	}
+	if (pmd_leaf(pmd)) {
+		if (hmmgpu_pmd_uffd(pmd) && !pmd_write(pmd))
+			pfn = pmd_pfn(pmd) + ((addr & ~PMD_MASK) >> PAGE_SHIFT);
+		goto out;
+	}
+	if (pmd_bad(pmd))
+		goto out;
+	pte = READ_ONCE(*pte_offset_kernel(&pmd, addr));
+	if (pte_present(pte) && hmmgpu_pte_uffd(pte) && !pte_write(pte))
+		pfn = pte_pfn(pte);
+	else if (!pte_present(pte) && !pte_none(pte) &&
+		 hmmgpu_pte_swp_uffd(pte))
+		pfn = HMMGPU_UFFD_WP_AWAY;
+out:
+	local_irq_restore(flags);
+#endif
+	return pfn;
+}
+
 /*
  * The device TLB is the CPU TLB, and x86 exports no ranged user TLB flush
  * to modules: a view flushes every CPU's whole TLB, the way

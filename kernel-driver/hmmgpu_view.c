@@ -1270,11 +1270,18 @@ static void view_take_exclusive(struct hmmgpu_view *view, unsigned long start,
  * before hmm_range_fault(), mmu_interval_read_retry() under the view lock
  * before the copy is entered, as every view fault does):
  *
- * - the CPU VMA has neither VM_WRITE nor VM_SHARED/VM_MAYSHARE, is not
- *   hugetlb and not armed with userfaultfd: a CPU write must first make
- *   the mapping writable with mprotect(), which runs change_protection()
- *   and invalidates the range (MMU_NOTIFY_PROTECTION_VMA) before any PTE
- *   becomes writable;
+ * - the CPU VMA has no VM_SHARED/VM_MAYSHARE, is not hugetlb, is armed
+ *   with userfaultfd for write protection only if at all (a handler of
+ *   missing pages would have to provide them, and a device cannot wait
+ *   for one), and either
+ *
+ *   - has no VM_WRITE: a CPU write must first make the mapping writable
+ *     with mprotect(), which runs change_protection() and invalidates the
+ *     range (MMU_NOTIFY_PROTECTION_VMA) before any PTE becomes writable;
+ *   - or is armed for write protection (VM_UFFD_WP), and the entry that
+ *     maps the page is present, not writable and marked uffd-wp
+ *     (hmmgpu_uffd_wp_pfn(), read after hmm_range_fault() and before the
+ *     sequence check). See "Writable memory" below;
  * - the page is a private anonymous page (PageAnon()): it is reached only
  *   through the page tables of this range, or read-only through another
  *   process's after fork() (where a write copies it, leaving ours
@@ -1283,6 +1290,42 @@ static void view_take_exclusive(struct hmmgpu_view *view, unsigned long start,
  * - the page is not pinned for DMA (folio_maybe_dma_pinned()): a pin taken
  *   for writing while the mapping was writable (io_uring fixed buffers,
  *   RDMA, vfio) writes with no fault and no invalidation.
+ *
+ * Writable memory. libhmm arms read-mostly memory with userfaultfd write
+ * protection and lifts it page by page when the CPU writes (its handler
+ * thread), so that applications need no mprotect(). Proof that a copy made
+ * under the second rule cannot go stale: at the sequence check the entry
+ * was present, not writable and marked, and no invalidation of the page
+ * has come since the sequence was taken (else the check fails). The CPU
+ * writes a page only through a writable entry. An entry marked uffd-wp
+ * becomes writable, or loses its mark, only by
+ *
+ * - a write fault, which do_wp_page() hands to the handler
+ *   (handle_userfault()) because the mark is there, and the handler's
+ *   UFFDIO_WRITEPROTECT (or the unregistration, or the release of the
+ *   userfaultfd, both of which lift the protection of the whole range
+ *   with uffd_wp_range()) runs change_protection(), which invalidates;
+ * - mprotect(): change_protection() invalidates first, and
+ *   can_change_pte_writable() refuses marked entries anyway;
+ * - the entry going away or being replaced (munmap(), madvise(), swap,
+ *   migration, fork()'s copy-on-write, THP split and collapse), all of
+ *   which invalidate first; a page faulted in afresh is a new page.
+ *
+ * Every path invalidates before the write can happen, and the callback
+ * drops the copy before it returns. Not covered: userfaultfd's
+ * asynchronous write protection (UFFD_FEATURE_WP_ASYNC, 6.7), where the
+ * kernel itself clears the mark on a write fault without an invalidation.
+ * Only a userfaultfd the process opened itself and registered on this
+ * range can be in that mode (a range has one userfaultfd; libhmm's is
+ * synchronous, and registering another on an armed range fails), so only
+ * a process that arms its own read-mostly memory that way reads stale
+ * copies of its own data; the driver cannot see the mode.
+ *
+ * A device write to a marked page would fail, since hmm_range_fault()
+ * cannot wait for the handler. view_uffd_write() has fixup_user_fault()
+ * make the write fault instead (it can drop the mmap lock and wait), so
+ * the handler lifts the protection, then has the access retried; such a
+ * write maps the page where it is rather than migrating it.
  *
  * Every other way to change the page or its mapping goes through the
  * notifier: mprotect() to writable, munmap(), mremap(), madvise()
@@ -1297,10 +1340,9 @@ static void view_take_exclusive(struct hmmgpu_view *view, unsigned long start,
  * without the advice (migration, or remote mapping per the other advices).
  *
  * A device write to a copy faults (the view maps copies read-only), and
- * the fault drops the page's copy before anything else; but as without
- * the advice a device write needs a writable CPU mapping (else SIGBUS),
- * and making the mapping writable dropped the copies already, so a
- * device write never meets one in practice.
+ * the fault drops the page's copy before anything else. As without the
+ * advice, the write then needs a writable CPU mapping (else SIGBUS) and,
+ * for a marked page, the handler's leave (above).
  *
  * Holes, known and accepted: a FOLL_FORCE write (ptrace(PTRACE_POKEDATA),
  * writes to /proc/PID/mem) into an exclusive anonymous page of a
@@ -1309,9 +1351,8 @@ static void view_take_exclusive(struct hmmgpu_view *view, unsigned long start,
  * the device until the copies are dropped for another reason. A page
  * pinned for DMA *after* the copy was made cannot be written through the
  * pin (pinning for write needs a writable mapping, or FOLL_FORCE: the
- * same hole). userfaultfd write protection would close the FOLL_FORCE
- * hole (can_follow_write_pte() refuses uffd-wp PTEs) and allow copies of
- * writable mappings; it is not done.
+ * same hole). Pages under userfaultfd write protection are not exposed
+ * to it: can_follow_write_pte() refuses marked entries.
  *
  * Lifetime: the copies belong to the view. Unregistering, closing the
  * file, the end of the process (its mm's release invalidates everything)
@@ -1370,13 +1411,18 @@ static bool dup_fill(struct page *dst, struct page *src)
 }
 
 /*
- * Can page @page, found by hmm_range_fault() in a VMA the CPU cannot
- * write, be copied (DOC: Read-mostly)?
+ * Can page @page, which hmm_range_fault() found at @addr with flags
+ * @hmm_pfn, be copied (DOC: Read-mostly)?  @wp: the CPU VMA may be
+ * writable, and only a page userfaultfd write-protects may be.
  */
-static bool dup_eligible(struct page *page)
+static bool dup_eligible(struct mm_struct *mm, unsigned long addr,
+			 unsigned long hmm_pfn, struct page *page, bool wp)
 {
-	return !is_zone_device_page(page) && PageAnon(page) &&
-	       !folio_maybe_dma_pinned(page_folio(page));
+	if (is_zone_device_page(page) || !PageAnon(page) ||
+	    folio_maybe_dma_pinned(page_folio(page)))
+		return false;
+	return !wp || (!(hmm_pfn & HMM_PFN_WRITE) &&
+		       hmmgpu_uffd_wp_pfn(mm, addr) == page_to_pfn(page));
 }
 
 /**
@@ -1386,6 +1432,8 @@ static bool dup_eligible(struct page *page)
  * @start: start of the CPU block, within @vvma's part of the view and
  *	   within one CPU VMA that dup_vma_ok() accepted.
  * @end: its end.
+ * @wp: the CPU VMA is armed with userfaultfd write protection: each page
+ *	is checked for it (dup_eligible()).
  *
  * Maps the block read-only: eligible system pages through a copy in
  * device memory (an existing one or a new one), everything else where
@@ -1396,7 +1444,7 @@ static bool dup_eligible(struct page *page)
  */
 static vm_fault_t view_map_dups(struct hmmgpu_view *view,
 				struct vm_area_struct *vvma,
-				unsigned long start, unsigned long end)
+				unsigned long start, unsigned long end, bool wp)
 {
 	struct hmmgpu_file *hfile = view->hfile;
 	struct hmmgpu_dmem *dmem = &hfile->hdev->dmem;
@@ -1468,7 +1516,9 @@ again:
 		page = hmmgpu_hmm_pfn_to_page(hmm_pfns[i],
 					      start + (i << PAGE_SHIFT));
 		/* a copy there already: checked again under the lock */
-		if (!dup_eligible(page) || xa_load(&view->dups, idx0 + i))
+		if (!dup_eligible(view->mm, start + (i << PAGE_SHIFT),
+				  hmm_pfns[i], page, wp) ||
+		    xa_load(&view->dups, idx0 + i))
 			continue;
 		src[i] = page;
 		want += !fresh[i];
@@ -1559,12 +1609,25 @@ out_free:
 
 /*
  * May a device read fault in CPU VMA @cvma make copies (DOC: Read-mostly)?
- * The pages are checked one by one later (dup_eligible()).
+ * The pages are checked one by one later (dup_eligible()); *@wp is set
+ * when the CPU may write the VMA, so that each page must be one that
+ * userfaultfd write-protects.
  */
-static bool dup_vma_ok(struct vm_area_struct *cvma)
+static bool dup_vma_ok(struct vm_area_struct *cvma, bool *wp)
 {
-	return !(cvma->vm_flags & (VM_WRITE | VM_SHARED | VM_MAYSHARE)) &&
-	       !is_vm_hugetlb_page(cvma) && !userfaultfd_armed(cvma);
+	vm_flags_t uffd = cvma->vm_flags & __VM_UFFD_FLAGS;
+
+	if (cvma->vm_flags & (VM_SHARED | VM_MAYSHARE) ||
+	    is_vm_hugetlb_page(cvma))
+		return false;
+	/*
+	 * Write protection only: a handler of missing (or read-protected)
+	 * pages would have to provide them, and a device cannot wait for it.
+	 */
+	if (uffd && uffd != VM_UFFD_WP)
+		return false;
+	*wp = cvma->vm_flags & VM_WRITE;
+	return !*wp || uffd;
 }
 
 /**
@@ -1752,7 +1815,7 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	unsigned long uffd_page = 0;
 	struct vm_area_struct *cvma;
 	struct mutex *fault_lock;
-	bool remote, dead, read_mostly;
+	bool remote, dead, read_mostly, wp;
 	u32 atomic;
 	u64 t0 = ktime_get_ns();
 	vm_fault_t ret;
@@ -1802,17 +1865,24 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	 * page is mapped, and only if it is there: a page only the handler
 	 * could provide (or allow to be written) is a fatal device fault.
 	 */
-	if (userfaultfd_armed(cvma)) {
-		uffd_page = ALIGN_DOWN(addr, PAGE_SIZE);
-		mode = VIEW_MAP_PRESENT_ONLY;
-	}
 	/* read-mostly: reads of what the CPU cannot write get copies */
-	if (read_mostly && !write && dup_vma_ok(cvma)) {
-		ret = view_map_dups(view, vvma, start, end);
+	if (read_mostly && !write && dup_vma_ok(cvma, &wp)) {
+		ret = view_map_dups(view, vvma, start, end, wp);
 		trace_hmmgpu_device_fault(hdev->index, addr, start,
 					  (end - start) >> PAGE_SHIFT, 0, 1,
 					  ktime_get_ns() - t0);
 		return ret;
+	}
+	if (userfaultfd_armed(cvma)) {
+		uffd_page = ALIGN_DOWN(addr, PAGE_SIZE);
+		mode = VIEW_MAP_PRESENT_ONLY;
+		/*
+		 * A write to a write-protected page waits for the handler
+		 * (view_uffd_write()) and is then mapped where the page is:
+		 * moving it to the device would only bring it back.
+		 */
+		if (write && userfaultfd_wp(cvma))
+			remote = true;
 	}
 	/* a block that bounced is mapped where it is for now */
 	if (!remote && hmmgpu_thrash_pinned(hfile, addr)) {
@@ -1954,6 +2024,44 @@ void hmmgpu_view_populate(struct hmmgpu_file *hfile, unsigned long start,
 	mutex_unlock(&hfile->views_lock);
 }
 
+/*
+ * A device write at CPU address @addr failed (@ret): if userfaultfd
+ * write-protects the page, let its handler allow the write, as a CPU write
+ * would, and have the access retried.  hmm_range_fault() cannot wait for
+ * the handler (it may not drop the mmap lock); fixup_user_fault() can, and
+ * the handler's UFFDIO_WRITEPROTECT invalidates the page, which drops its
+ * copies first (DOC: Read-mostly).  Only while the page is protected, so a
+ * failure of another cause cannot loop.
+ *
+ * Context: @vmf's mmap_lock held for read; released when the return value
+ * has VM_FAULT_RETRY.
+ */
+static vm_fault_t view_uffd_write(struct hmmgpu_view *view,
+				  struct vm_fault *vmf, unsigned long addr,
+				  vm_fault_t ret)
+{
+	struct mm_struct *mm = vmf->vma->vm_mm;
+	struct vm_area_struct *cvma;
+	bool unlocked = false;
+
+	if (mm != view->mm || !(vmf->flags & FAULT_FLAG_ALLOW_RETRY) ||
+	    (vmf->flags & (FAULT_FLAG_RETRY_NOWAIT | HMMGPU_FAULT_FLAG_VMA_LOCK)))
+		return ret;
+	cvma = vma_lookup(mm, addr);
+	if (!cvma || !userfaultfd_wp(cvma) || !(cvma->vm_flags & VM_WRITE) ||
+	    hmmgpu_uffd_wp_pfn(mm, addr) == ULONG_MAX)
+		return ret;
+	/*
+	 * A page away (on a device) comes back first, keeping its protection:
+	 * the retried access then waits for the handler as above.
+	 */
+	if (fixup_user_fault(mm, addr, FAULT_FLAG_WRITE, &unlocked))
+		return ret;
+	/* the view mapping may have changed while the lock was dropped */
+	mmap_read_unlock(mm);
+	return VM_FAULT_RETRY | VM_FAULT_NOPAGE;
+}
+
 static vm_fault_t hmmgpu_view_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vvma = vmf->vma;
@@ -1978,6 +2086,8 @@ static vm_fault_t hmmgpu_view_fault(struct vm_fault *vmf)
 	ret = view_device_fault(view, vvma, addr,
 				vmf->flags & FAULT_FLAG_WRITE);
 	drm_dev_exit(idx);
+	if (ret == VM_FAULT_SIGBUS && (vmf->flags & FAULT_FLAG_WRITE))
+		ret = view_uffd_write(view, vmf, addr, ret);
 	return ret;
 }
 

@@ -13,10 +13,18 @@
 #define _GNU_SOURCE
 #include "kt_common.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -522,6 +530,283 @@ TEST_TIMEOUT(shared_memory_gets_no_copies, TIMEOUT)
 	ASSERT_EQ(dup_pages(fd, p, npages), 0);
 	kt_view_close(&v);
 	ASSERT_EQ(munmap(p, size), 0);
+	EXPECT_ALL_FREE(fd);
+	close(fd);
+}
+
+/* --- writable memory under userfaultfd write protection ------------------ */
+
+/*
+ * Write protection by userfaultfd, and the handler that lifts it one page
+ * at a time, as libhmm's does: the CPU may write, but every write to a
+ * protected page waits for the handler, whose UFFDIO_WRITEPROTECT
+ * invalidates the page (which drops its copy) before the write goes on.
+ */
+struct wp_server {
+	int uffd;
+	int stop[2];	/* readable: stop */
+	struct kt_thread t;
+	atomic_ulong faults;
+};
+
+static void wp_serve(void *arg)
+{
+	struct wp_server *s = arg;
+	size_t ps = kt_page_size();
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = s->uffd, .events = POLLIN },
+			{ .fd = s->stop[0], .events = POLLIN },
+		};
+		struct uffdio_writeprotect wp;
+		struct uffd_msg msg;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			HMMT_FAIL("poll: %s", strerror(errno));
+		}
+		if (pfd[1].revents)
+			break;
+		if (read(s->uffd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		if (msg.event != UFFD_EVENT_PAGEFAULT ||
+		    !(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP))
+			HMMT_FAIL("userfaultfd event %u flags %#llx", msg.event,
+				  (unsigned long long)msg.arg.pagefault.flags);
+		wp = (struct uffdio_writeprotect){
+			.range.start = msg.arg.pagefault.address & ~(ps - 1),
+			.range.len = ps,
+		};
+		/* counted first: lifting the protection wakes the writer */
+		atomic_fetch_add(&s->faults, 1);
+		if (ioctl(s->uffd, UFFDIO_WRITEPROTECT, &wp))
+			HMMT_FAIL("UFFDIO_WRITEPROTECT: %s", strerror(errno));
+	}
+}
+
+/*
+ * Registers [@p, @p + @size) for write protection with a new userfaultfd
+ * and protects [@p, @p + @prot); the handler does not run yet.
+ */
+static bool wp_arm(struct wp_server *s, char *p, size_t size, size_t prot)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)p, .len = size },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	struct uffdio_writeprotect wp = {
+		.range = { .start = (uintptr_t)p, .len = prot },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+
+	s->uffd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (s->uffd < 0)
+		return false;
+	ASSERT_EQ(ioctl(s->uffd, UFFDIO_API, &api), 0);
+	if (!(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+		close(s->uffd);
+		return false;
+	}
+	ASSERT_EQ(ioctl(s->uffd, UFFDIO_REGISTER, &reg), 0);
+	if (prot)
+		ASSERT_EQ(ioctl(s->uffd, UFFDIO_WRITEPROTECT, &wp), 0);
+	ASSERT_EQ(pipe(s->stop), 0);
+	atomic_init(&s->faults, 0);
+	return true;
+}
+
+static void wp_disarm(struct wp_server *s, bool running)
+{
+	if (running) {
+		kt_pipe_signal(s->stop[1]);
+		kt_join(&s->t);
+	}
+	close(s->stop[0]);
+	close(s->stop[1]);
+	if (s->uffd >= 0)
+		close(s->uffd);
+}
+
+/* @size bytes of pattern @seed, writable, read-mostly, all protected. */
+static char *wp_table(int fd, struct kt_view *v, struct wp_server *s,
+		      size_t size, uint64_t seed)
+{
+	char *p = kt_map_aligned(size, 64 * KIB);
+
+	kt_no_khugepaged(p, size);
+	kt_fill(p, size, seed);
+	if (!wp_arm(s, p, size, size)) {
+		kt_unmap(p, size);
+		return NULL;
+	}
+	kt_view_open(v, fd, p, size);
+	ASSERT_EQ(kt_view_advise(fd, v->handle, HMMGPU_ADVICE_READ_MOSTLY, 1),
+		  0);
+	return p;
+}
+
+/*
+ * Writable memory that userfaultfd write-protects gets copies like
+ * read-only memory.  A CPU write to one page waits for the handler, whose
+ * lifting of the protection drops that page's copy before the write
+ * lands: the device then reads the new data, from the CPU's page (a page
+ * the CPU may write gets no copy), and the other copies stay.
+ */
+TEST_TIMEOUT(cpu_write_to_write_protected_memory_drops_its_copy_first,
+	     TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 256 * KIB, npages = size / ps;
+	int fd = kt_open_device(0);
+	struct drm_hmmgpu_stats s0, s1;
+	unsigned long long free0;
+	struct wp_server w;
+	struct kt_view v;
+	char *p;
+
+	EXPECT_ALL_FREE(fd);
+	free0 = kt_mem_free(fd);
+	p = wp_table(fd, &v, &w, size, 5801);
+	if (!p)
+		SKIP("no userfaultfd write protection here");
+	s0 = stats(fd);
+	EXPECT_DEV_DATA(v.dev, 0, size, 5801);
+	s1 = stats(fd);
+	ASSERT_EQ(s1.dup_pages - s0.dup_pages, npages);
+	ASSERT_EQ(pages_to_device(&s1) - pages_to_device(&s0), 0);
+	ASSERT_EQ(dup_pages(fd, p, npages), npages);
+	ASSERT_EQ(kt_mem_free(fd), free0 - size);
+
+	kt_start(&w.t, wp_serve, &w);
+	kt_fill_range(p, 5 * ps, ps, 5802);
+	ASSERT_EQ(atomic_load(&w.faults), 1);
+	ASSERT_EQ(stats(fd).dup_drops - s1.dup_drops, 1);
+	ASSERT_EQ(dup_pages(fd, p, npages), npages - 1);
+	EXPECT_DEV_DATA(v.dev, 5 * ps, ps, 5802);
+	EXPECT_DEV_DATA(v.dev, 0, 5 * ps, 5801);
+	EXPECT_DEV_DATA(v.dev, 6 * ps, size - 6 * ps, 5801);
+	/* the page the CPU may write now stayed where it was, without copy */
+	ASSERT_EQ(dup_pages(fd, p, npages), npages - 1);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	ASSERT_EQ(pages_to_device(&s1), pages_to_device(&s0));
+	/* written again: no more faults, and the device sees every write */
+	kt_fill_range(p, 5 * ps, ps, 5803);
+	ASSERT_EQ(atomic_load(&w.faults), 1);
+	EXPECT_DEV_DATA(v.dev, 5 * ps, ps, 5803);
+	EXPECT_CPU_DATA(p, 0, 5 * ps, 5801);
+
+	kt_view_close(&v);
+	ASSERT_EQ(kt_mem_free(fd), free0);
+	wp_disarm(&w, true);
+	kt_unmap(p, size);
+	close(fd);
+}
+
+/*
+ * In a range registered for write protection, only the pages actually
+ * protected get copies: the others the CPU may write without a fault, so
+ * the device maps them where they are.
+ */
+TEST_TIMEOUT(only_write_protected_pages_get_copies, TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 128 * KIB, npages = size / ps;
+	int fd = kt_open_device(0);
+	struct wp_server w;
+	struct kt_view v;
+	char *p = kt_map_aligned(size, 64 * KIB);
+
+	EXPECT_ALL_FREE(fd);
+	kt_no_khugepaged(p, size);
+	kt_fill(p, size, 5811);
+	if (!wp_arm(&w, p, size, size / 2)) {
+		kt_unmap(p, size);
+		SKIP("no userfaultfd write protection here");
+	}
+	kt_view_open(&v, fd, p, size);
+	ASSERT_EQ(kt_view_advise(fd, v.handle, HMMGPU_ADVICE_READ_MOSTLY, 1),
+		  0);
+	EXPECT_DEV_DATA(v.dev, 0, size, 5811);
+	ASSERT_EQ(dup_pages(fd, p, npages / 2), npages / 2);
+	ASSERT_EQ(dup_pages(fd, p + size / 2, npages / 2), 0);
+	KT_EXPECT_WHERE(fd, p, npages, AT_SYSTEM);
+	/* the CPU writes the unprotected half: no handler, and seen */
+	kt_fill_range(p, size / 2, size / 2, 5812);
+	EXPECT_DEV_DATA(v.dev, size / 2, size / 2, 5812);
+	EXPECT_DEV_DATA(v.dev, 0, size / 2, 5811);
+	ASSERT_EQ(dup_pages(fd, p, npages), npages / 2);
+	kt_view_close(&v);
+	wp_disarm(&w, false);
+	kt_unmap(p, size);
+	EXPECT_ALL_FREE(fd);
+	close(fd);
+}
+
+/*
+ * A device write to a write-protected page waits for the handler too,
+ * where before it was a fatal device fault: the page's copy goes, and the
+ * write is what the CPU reads.
+ */
+TEST_TIMEOUT(device_write_to_write_protected_memory_waits_for_the_handler,
+	     TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = 64 * KIB, npages = size / ps;
+	int fd = kt_open_device(0);
+	struct wp_server w;
+	struct kt_view v;
+	char *p;
+
+	EXPECT_ALL_FREE(fd);
+	p = wp_table(fd, &v, &w, size, 5821);
+	if (!p)
+		SKIP("no userfaultfd write protection here");
+	EXPECT_DEV_DATA(v.dev, 0, size, 5821);
+	ASSERT_EQ(dup_pages(fd, p, npages), npages);
+	kt_start(&w.t, wp_serve, &w);
+	kt_dev_fill(v.dev, 3 * ps, ps, 5822);
+	ASSERT_EQ(atomic_load(&w.faults), 1);
+	ASSERT_EQ(dup_pages(fd, p + 3 * ps, 1), 0);
+	EXPECT_CPU_DATA(p, 3 * ps, ps, 5822);
+	EXPECT_CPU_DATA(p, 0, 3 * ps, 5821);
+	EXPECT_DEV_DATA(v.dev, 4 * ps, size - 4 * ps, 5821);
+	kt_view_close(&v);
+	wp_disarm(&w, true);
+	kt_unmap(p, size);
+	EXPECT_ALL_FREE(fd);
+	close(fd);
+}
+
+/*
+ * Closing the userfaultfd lifts the protection of every page (the core
+ * does it with an invalidation): every copy goes, and a CPU write needs no
+ * handler and is what the device reads.
+ */
+TEST_TIMEOUT(closing_the_userfaultfd_drops_every_copy, TIMEOUT)
+{
+	size_t size = 128 * KIB, npages = size / kt_page_size();
+	int fd = kt_open_device(0);
+	struct drm_hmmgpu_stats s1;
+	struct wp_server w;
+	struct kt_view v;
+	char *p;
+
+	EXPECT_ALL_FREE(fd);
+	p = wp_table(fd, &v, &w, size, 5831);
+	if (!p)
+		SKIP("no userfaultfd write protection here");
+	EXPECT_DEV_DATA(v.dev, 0, size, 5831);
+	ASSERT_EQ(dup_pages(fd, p, npages), npages);
+	s1 = stats(fd);
+	close(w.uffd);
+	w.uffd = -1;
+	ASSERT_EQ(dup_pages(fd, p, npages), 0);
+	ASSERT_EQ(stats(fd).dup_drops - s1.dup_drops, npages);
+	kt_fill(p, size, 5832);
+	EXPECT_DEV_DATA(v.dev, 0, size, 5832);
+	kt_view_close(&v);
+	wp_disarm(&w, false);
+	kt_unmap(p, size);
 	EXPECT_ALL_FREE(fd);
 	close(fd);
 }
