@@ -132,6 +132,12 @@ void *hmm__mem_device_alias(const void *ptr, size_t size, int *dev);
 /* Frees the interval map's array when no range is left (hmm_shutdown()). */
 void hmm__mem_shutdown(void);
 
+/* readmostly.c: userfaultfd write protection of read-mostly memory. */
+int hmm__rm_arm(uintptr_t base, size_t size);
+void hmm__rm_disarm(uintptr_t base, size_t size);
+void hmm__rm_fork_child(void);
+void hmm__rm_shutdown(void);
+
 /* MIGRATE of the page range [@start, @start + @len) to @dst; 0 or -errno. */
 int hmm__migrate_raw(uintptr_t start, size_t len, int dst);
 

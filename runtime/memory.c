@@ -138,6 +138,8 @@ struct hmm_alloc {
 	uint32_t remote_mask; /**< bit d: device d accesses remotely */
 	uint32_t accessed_mask; /**< bit d: device d keeps it mapped */
 	bool read_mostly;       /**< HMM_ADVISE_SET_READ_MOSTLY */
+	/** write-protected for read-mostly copies (readmostly.c) */
+	bool rm_armed;
 	uint32_t atomic;      /**< enum hmm_atomic_policy */
 	uint64_t granularity; /**< advised bytes per device fault, 0: none */
 	int last_prefetch;    /**< device, HMM_CPU or HMM_LOC_NONE */
@@ -319,8 +321,10 @@ static void atfork_child(void)
 
 		for (int d = 0; d < HMM_MAX_DEVICES; d++)
 			memset(&a->views[d], 0, sizeof(a->views[d]));
+		a->rm_armed = false;
 	}
 	map.lock = fresh;
+	hmm__rm_fork_child();
 }
 
 static void atfork_register(void)
@@ -860,6 +864,8 @@ static void alloc_free(struct hmm_alloc *a)
  */
 static void alloc_destroy(struct hmm_alloc *a)
 {
+	if (a->rm_armed && !a->stale)
+		hmm__rm_disarm(a->base, a->size);
 	for (int d = 0; d < HMM_MAX_DEVICES; d++) {
 		struct hmm_view *v = &a->views[d];
 		struct drm_hmmgpu_view_unregister unreg = {
@@ -1480,6 +1486,10 @@ void *hmm__mem_device_alias(const void *ptr, size_t size, int *dev)
 void hmm__mem_shutdown(void)
 {
 	pthread_rwlock_wrlock(&map.lock);
+	/* closing the userfaultfd lifts the protection of every range */
+	for (size_t i = 0; i < map.n; i++)
+		map.v[i]->rm_armed = false;
+	hmm__rm_shutdown();
 	if (!map.n) {
 		free(map.v);
 		map.v = NULL;
@@ -1536,6 +1546,22 @@ void hmm__mem_ensure_views(const void *ptr, size_t size, int dev)
 }
 
 /*
+ * Write-protects private anonymous read-mostly memory, so that the devices
+ * get copies of it while the CPU may still write it (readmostly.c), and
+ * ends that with the advice.  Best effort: unarmed, the advice copies
+ * read-only memory only.  a->lock held.
+ */
+static void rm_sync(struct hmm_alloc *a)
+{
+	if (a->read_mostly && !a->rm_armed && !a->any_memory && !a->stale)
+		a->rm_armed = !hmm__rm_arm(a->base, a->size);
+	else if (!a->read_mostly && a->rm_armed) {
+		hmm__rm_disarm(a->base, a->size);
+		a->rm_armed = false;
+	}
+}
+
+/*
  * hmm__mem_advise() - records @advice for every managed range that
  * [@ptr, @ptr + @size) touches and applies it to their views.  The
  * caller has validated @advice, @dev and @value.
@@ -1582,6 +1608,7 @@ int hmm__mem_advise(const void *ptr, size_t size, enum hmm_advice advice,
 		case HMM_ADVISE_SET_READ_MOSTLY:
 		case HMM_ADVISE_UNSET_READ_MOSTLY:
 			a->read_mostly = advice == HMM_ADVISE_SET_READ_MOSTLY;
+			rm_sync(a);
 			break;
 		case HMM_ADVISE_FAULT_GRANULARITY:
 			a->granularity = value;

@@ -955,6 +955,73 @@ TEST_TIMEOUT(read_mostly_advice_copies_read_only_data, RT_TIMEOUT)
 }
 
 /*
+ * Read-mostly memory the CPU keeps writing (no mprotect()): libhmm
+ * write-protects it with userfaultfd, so device reads still get copies.
+ * A CPU write to a page drops that page's copy before it lands (the device
+ * then reads the new data, and only that copy went); the page is protected
+ * again once the CPU stops writing, and the device's next read copies it
+ * again.  A device write works too; unset, the copies go.
+ */
+TEST_TIMEOUT(read_mostly_advice_lets_the_cpu_write, RT_TIMEOUT)
+{
+	size_t ps = kt_page_size(), size = MIB, npages = size / ps;
+	struct hmm_stats st0, st1;
+	uint64_t free0;
+	char *p, *dp;
+	int tries;
+
+	need_devices(1);
+	p = hmm_malloc(size);
+	ASSERT_TRUE(p != NULL);
+	kt_fill(p, size, 77);
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_SET_READ_MOSTLY, 0, 0), 0);
+	dp = devptr(p, 0);
+	free0 = mem_free(0);
+
+	get_stats(0, &st0);
+	EXPECT_DEV_DATA(dp, 0, size, 77);
+	get_stats(0, &st1);
+	ASSERT_EQ(st1.read_mostly_copies - st0.read_mostly_copies, npages);
+	for (int c = 0; c < HMM_CAUSE_COUNT; c++)
+		ASSERT_EQ(moved(&st0, &st1, TO_DEV, c), 0);
+	EXPECT_WHERE(p, npages, HMM_CPU);
+	ASSERT_EQ(mem_free(0), free0 - size);
+
+	/* the CPU writes one page: its copy goes first, the others stay */
+	kt_fill_range(p, 2 * ps, ps, 78);
+	get_stats(0, &st0);
+	ASSERT_EQ(st0.read_mostly_drops - st1.read_mostly_drops, 1);
+	ASSERT_EQ(mem_free(0), free0 - size + ps);
+	EXPECT_DEV_DATA(dp, 2 * ps, ps, 78);
+	EXPECT_DEV_DATA(dp, 0, 2 * ps, 77);
+	EXPECT_DEV_DATA(dp, 3 * ps, size - 3 * ps, 77);
+	EXPECT_CPU_DATA(p, 2 * ps, ps, 78);
+
+	/* protected again once the writes stop: the device copies it again */
+	for (tries = 0; tries < 500; tries++) {
+		usleep(20000);
+		EXPECT_DEV_DATA(dp, 2 * ps, ps, 78);
+		if (mem_free(0) == free0 - size)
+			break;
+	}
+	ASSERT_LT(tries, 500);
+	get_stats(0, &st1);
+	ASSERT_EQ(st1.read_mostly_copies - st0.read_mostly_copies, 1);
+
+	/* a device write lands, and is what the CPU reads */
+	dev_fill(dp, 5 * ps, ps, 79);
+	EXPECT_CPU_DATA(p, 5 * ps, ps, 79);
+	EXPECT_CPU_DATA(p, 0, 2 * ps, 77);
+	EXPECT_DEV_DATA(dp, 5 * ps, ps, 79);
+
+	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_UNSET_READ_MOSTLY, 0, 0), 0);
+	ASSERT_EQ(wait_mem_free(0, free0, 10000), free0);
+	kt_fill(p, size, 80);
+	EXPECT_DEV_DATA(dp, 0, size, 80);
+	ASSERT_EQ(hmm_free(p), 0);
+}
+
+/*
  * hmm_register() of memory that is not private anonymous: a memfd
  * mapped MAP_SHARED.  The device reads and writes it in place through
  * hmm_devptr(); the file sees the writes; a prefetch leaves it in system
