@@ -123,12 +123,11 @@
  * - thrash_threshold (0-1000, default 3; 0 turns it off), thrash_lapse_us
  *   (default 20000) and thrash_pin_ms (default 150), writable at run time:
  *   thrashing detection and mitigation (DOC: Thrashing).
- * - migrate_workers (0-8, default 1, writable at run time): threads that
+ * - migrate_workers (0-8, default 0, writable at run time): threads that
  *   share one MIGRATE of at least two 2 MiB blocks per thread, the caller
  *   included (hmmgpu_migrate_range()); 0 means one per online CPU, 1 the
- *   caller alone.  Experimental above 1: the fuzzer timed out once on
- *   6.1 with it on (its threads no longer evict each other's blocks:
- *   DOC: Device memory).
+ *   caller alone.  Its threads share the migration's epoch, so they do
+ *   not evict each other's blocks (DOC: Device memory).
  */
 
 #define HMMGPU_MAX_DEVICES 8
@@ -168,11 +167,11 @@ static const struct kernel_param_ops migrate_workers_ops = {
 	.get = param_get_uint,
 };
 
-unsigned int hmmgpu_migrate_workers = 1;
+unsigned int hmmgpu_migrate_workers;
 struct workqueue_struct *hmmgpu_migrate_wq;
 module_param_cb(migrate_workers, &migrate_workers_ops, &hmmgpu_migrate_workers,
 		0644);
-MODULE_PARM_DESC(migrate_workers, "Threads sharing one explicit migration of several 2 MiB blocks (0-8; 0: one per online CPU; default 1: the calling thread alone; experimental above 1)");
+MODULE_PARM_DESC(migrate_workers, "Threads sharing one explicit migration of several 2 MiB blocks (0-8; default 0: one per online CPU; 1: the calling thread alone)");
 
 static bool device_thp;
 module_param(device_thp, bool, 0644);
