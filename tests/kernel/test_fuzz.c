@@ -2,7 +2,8 @@
 /*
  * test_fuzz.c - a seeded, time-bounded fuzzer of the render node: random
  * hmmgpu and DRM core ioctls from several threads while other threads
- * map, unmap, move and protect the memory those ioctls name, fork
+ * map, unmap, move and protect the memory those ioctls name (also with
+ * userfaultfd write protection, which a handler thread lifts), fork
  * children, open and close render-node files, and mmap the node (views)
  * with random offsets, lengths and protections and touch what maps.
  *
@@ -34,6 +35,8 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -41,6 +44,7 @@
 #include <stdatomic.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,6 +132,7 @@ static const char *const op_names[OP_COUNT] = {
 static atomic_ulong op_ok[OP_COUNT];
 static atomic_ulong op_err[OP_COUNT][MAX_ERRNO];
 static atomic_ulong n_ioctls, n_mem_ops, n_node_maps, n_forks, n_reopens;
+static atomic_ulong n_wp_ops, n_wp_done, n_wp_faults;
 static atomic_ulong n_touch, n_touch_sig[2]; /* SIGBUS, SIGSEGV */
 static atomic_ulong n_lost, n_child_bad;
 
@@ -816,6 +821,106 @@ static void slot_map_anon(struct rng *r, unsigned int i)
 			touch_count(p + off, true, i);
 }
 
+/*
+ * Userfaultfd write protection of arena memory, lifted page by page by a
+ * handler thread when anyone writes (a CPU touch, the kernel, or a device
+ * write through a view, which waits for it too): read-mostly views copy
+ * protected pages of writable memory.  Without userfaultfd, no such ops.
+ */
+static int wp_uffd = -1, wp_stop[2] = { -1, -1 };
+static struct kt_thread wp_thread;
+
+static void wp_serve(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = wp_uffd, .events = POLLIN },
+			{ .fd = wp_stop[0], .events = POLLIN },
+		};
+		struct uffdio_writeprotect wp = { .mode = 0 };
+		struct uffd_msg msg;
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			HMMT_FAIL("poll: %s", strerror(errno));
+		if (pfd[1].revents)
+			break;
+		if (read(wp_uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		wp.range.start = msg.arg.pagefault.address & ~(ps - 1);
+		wp.range.len = ps;
+		n_wp_faults++;
+		/* gone meanwhile: wake the writer, its retry sees what is */
+		if (ioctl(wp_uffd, UFFDIO_WRITEPROTECT, &wp))
+			(void)ioctl(wp_uffd, UFFDIO_WAKE, &wp.range);
+	}
+}
+
+static void wp_setup(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+
+	wp_uffd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (wp_uffd < 0)
+		return;
+	if (ioctl(wp_uffd, UFFDIO_API, &api) ||
+	    !(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+		close(wp_uffd);
+		wp_uffd = -1;
+		return;
+	}
+	ASSERT_EQ(pipe(wp_stop), 0);
+	kt_start(&wp_thread, wp_serve, NULL);
+}
+
+/* After every other thread: nobody can wait for the handler any more. */
+static void wp_teardown(void)
+{
+	if (wp_uffd < 0)
+		return;
+	kt_pipe_signal(wp_stop[1]);
+	kt_join(&wp_thread);
+	close(wp_uffd);
+	close(wp_stop[0]);
+	close(wp_stop[1]);
+}
+
+/* Registers, protects, unprotects or unregisters [@p, @p + @len). */
+static void wp_op(struct rng *r, char *p, size_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)p, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	struct uffdio_writeprotect wp = {
+		.range = reg.range,
+		.mode = chance(r, 70) ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+	int k = below(r, 100), ret;
+
+	if (wp_uffd < 0)
+		return;
+	/* errors (a view, a hole, not registered) are fine */
+	if (k < 50)
+		ret = ioctl(wp_uffd, UFFDIO_REGISTER, &reg);
+	else if (k < 90)
+		ret = ioctl(wp_uffd, UFFDIO_WRITEPROTECT, &wp);
+	else
+		ret = ioctl(wp_uffd, UFFDIO_UNREGISTER, &reg.range);
+	/* mostly protected at once: a slot rarely stays long enough */
+	if (!ret && k < 50 && chance(r, 80)) {
+		wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+		ret = ioctl(wp_uffd, UFFDIO_WRITEPROTECT, &wp);
+	}
+	n_wp_ops++;
+	n_wp_done += !ret;
+	/* writes that meet the protection (a touch is rare otherwise) */
+	if (!ret && k < 90)
+		for (unsigned int t = below(r, 4); t; t--)
+			touch_count(p + below(r, len), chance(r, 80), rnd(r));
+}
+
 /* One operation on the memory of a random slot. */
 static void mem_op(struct rng *r)
 {
@@ -872,6 +977,8 @@ static void mem_op(struct rng *r)
 			mlock(slot_addr(i) + off, len);
 		else
 			munlock(slot_addr(i) + off, len);
+	} else if (k < 88) {
+		wp_op(r, slot_addr(i) + off, len);
 	} else {
 		touch_arena(r, 1 + below(r, 16));
 	}
@@ -1267,6 +1374,10 @@ static void print_results(void)
 	TH_LOG("memory ops %lu, node mmaps %lu, forks %lu, reopens %lu",
 	       (unsigned long)n_mem_ops, (unsigned long)n_node_maps,
 	       (unsigned long)n_forks, (unsigned long)n_reopens);
+	TH_LOG("userfaultfd write protection: %lu ops (%lu done), %lu write "
+	       "faults lifted%s", (unsigned long)n_wp_ops,
+	       (unsigned long)n_wp_done, (unsigned long)n_wp_faults,
+	       wp_uffd < 0 ? " (no userfaultfd here)" : "");
 }
 
 TEST_TIMEOUT(fuzz_render_node, DEFAULT_SECONDS + TIMEOUT_MARGIN)
@@ -1301,6 +1412,7 @@ TEST_TIMEOUT(fuzz_render_node, DEFAULT_SECONDS + TIMEOUT_MARGIN)
 		kt_reload_hmmgpu(params);
 	}
 	fuzz_setup();
+	wp_setup();
 	sr.s = seed;
 	for (int i = 0; i < NIOCTL_THREADS + 3; i++)
 		seeds[i] = rnd(&sr);
@@ -1320,6 +1432,7 @@ TEST_TIMEOUT(fuzz_render_node, DEFAULT_SECONDS + TIMEOUT_MARGIN)
 	kt_join(&mem);
 	kt_join(&node);
 	kt_join(&file);
+	wp_teardown();
 
 	iterations = n_ioctls + n_mem_ops + n_node_maps + n_forks + n_reopens;
 	print_results();
