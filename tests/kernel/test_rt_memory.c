@@ -960,7 +960,8 @@ TEST_TIMEOUT(read_mostly_advice_copies_read_only_data, RT_TIMEOUT)
  * A CPU write to a page drops that page's copy before it lands (the device
  * then reads the new data, and only that copy went); the page is protected
  * again once the CPU stops writing, and the device's next read copies it
- * again.  A device write works too; unset, the copies go.
+ * again.  A device write works too, a fork() child writes its own
+ * memory without a handler; unset, the copies go.
  */
 TEST_TIMEOUT(read_mostly_advice_lets_the_cpu_write, RT_TIMEOUT)
 {
@@ -969,6 +970,7 @@ TEST_TIMEOUT(read_mostly_advice_lets_the_cpu_write, RT_TIMEOUT)
 	uint64_t free0;
 	char *p, *dp;
 	int tries;
+	pid_t pid;
 
 	need_devices(1);
 	p = hmm_malloc(size);
@@ -1013,6 +1015,17 @@ TEST_TIMEOUT(read_mostly_advice_lets_the_cpu_write, RT_TIMEOUT)
 	EXPECT_CPU_DATA(p, 5 * ps, ps, 79);
 	EXPECT_CPU_DATA(p, 0, 2 * ps, 77);
 	EXPECT_DEV_DATA(dp, 5 * ps, ps, 79);
+
+	/* a fork() child's memory is not armed: it writes with no handler */
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		kt_fill(p, size, 81);
+		_exit(kt_check(p, size, 81) == -1 ? 0 : 1);
+	}
+	ASSERT_EQ(kt_wait_child(pid), 0);
+	EXPECT_CPU_DATA(p, 0, 2 * ps, 77);
+	EXPECT_DEV_DATA(dp, 2 * ps, ps, 78);
 
 	ASSERT_EQ(hmm_advise(p, size, HMM_ADVISE_UNSET_READ_MOSTLY, 0, 0), 0);
 	ASSERT_EQ(wait_mem_free(0, free0, 10000), free0);
