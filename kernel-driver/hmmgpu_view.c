@@ -1857,14 +1857,6 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 	view_vma_range(view, vvma, &vlo, &vhi);
 	start = max3(ALIGN_DOWN(addr, gran), cvma->vm_start, vlo);
 	end = min3(ALIGN_DOWN(addr, gran) + gran, cvma->vm_end, vhi);
-	/*
-	 * A device cannot wait for a userfaultfd handler, and
-	 * hmm_range_fault() gives it no way to (it may not drop the mmap
-	 * lock). In a range armed with userfaultfd the block migrates as
-	 * usual (the core leaves missing pages alone), but only the faulting
-	 * page is mapped, and only if it is there: a page only the handler
-	 * could provide (or allow to be written) is a fatal device fault.
-	 */
 	/* read-mostly: reads of what the CPU cannot write get copies */
 	if (read_mostly && !write && dup_vma_ok(cvma, &wp)) {
 		ret = view_map_dups(view, vvma, start, end, wp);
@@ -1873,14 +1865,20 @@ static vm_fault_t view_device_fault(struct hmmgpu_view *view,
 					  ktime_get_ns() - t0);
 		return ret;
 	}
+	/*
+	 * A device cannot wait for a userfaultfd handler, and
+	 * hmm_range_fault() gives it no way to (it may not drop the mmap
+	 * lock). In a range armed with userfaultfd the block migrates as
+	 * usual (the core leaves missing pages alone), but only the faulting
+	 * page is mapped, and only if it is there: a page only the handler
+	 * could provide is a fatal device fault. A write to a write-protected
+	 * page waits for the handler afterwards (view_uffd_write()) and is
+	 * then mapped where the page is: moving it to the device first would
+	 * only bring it back.
+	 */
 	if (userfaultfd_armed(cvma)) {
 		uffd_page = ALIGN_DOWN(addr, PAGE_SIZE);
 		mode = VIEW_MAP_PRESENT_ONLY;
-		/*
-		 * A write to a write-protected page waits for the handler
-		 * (view_uffd_write()) and is then mapped where the page is:
-		 * moving it to the device would only bring it back.
-		 */
 		if (write && userfaultfd_wp(cvma))
 			remote = true;
 	}
