@@ -69,8 +69,8 @@
  * selects device pages only.
  *
  * A MIGRATE of several 2 MiB blocks can be shared by up to
- * migrate_workers threads (default 0: one per online CPU; 1: the caller
- * alone): the caller checks the range,
+ * migrate_workers threads (experimental, default 1: the caller alone; 0:
+ * one per online CPU): the caller checks the range,
  * drops the mmap_lock, queues helpers on an unbound workqueue and works
  * beside them; each thread takes the mmap_lock for reading and claims one
  * block at a time, so page-table work and copies of different blocks run
@@ -81,11 +81,10 @@
  * skipped instead of failing with -EFAULT. While hmmgpu's migration
  * tracepoints are on, the caller works alone: tracers select events by
  * the task that emits them, and a helper's would be charged to no one.
- * Its threads share the migration's epoch, so none evicts blocks another
- * has just filled (DOC: Device memory). (It was opt-in for a while after
- * the fuzzer timed out once on 6.1 with it on, before the write-only view
- * fix; 600 s fuzzer runs with it on and devices of one 2 MiB block, so
- * that every migration evicts, pass on 6.1 and 7.3.)
+ * It is opt-in because the fuzzer timed out once on 6.1 with it on
+ * (before the write-only view fix, which may have been the cause; not
+ * measured again since). Its threads share the migration's epoch, so
+ * none evicts blocks another has just filled (DOC: Device memory).
  *
  * Where the kernel has device-private THP (see "Device THP") and the
  * device_thp parameter is on, a batch that is a whole, aligned 2 MiB of a
