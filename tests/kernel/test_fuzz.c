@@ -33,6 +33,7 @@
 #include "kt_common.h"
 #include "kt_rng.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/userfaultfd.h>
@@ -1188,13 +1189,12 @@ static void print_arena_maps(void)
 }
 
 /* Fault counts and CPU time of thread @tid, from its stat line. */
-static void print_thread_stat(int tid)
+static void print_task_stat(const char *path, int tid)
 {
 	unsigned long minflt, majflt, utime, stime;
-	char path[64], buf[1024], *p;
+	char buf[1024], *p;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
 	f = fopen(path, "re");
 	if (!f)
 		return;
@@ -1206,6 +1206,81 @@ static void print_thread_stat(int tid)
 			"%lu %lu", &minflt, &majflt, &utime, &stime) == 4)
 		TH_LOG("  thread %d: %lu minor faults, %lu major, user %lu "
 		       "ticks, system %lu", tid, minflt, majflt, utime, stime);
+}
+
+static void print_thread_stat(int tid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	print_task_stat(path, tid);
+}
+
+/* The kernel stacks of the threads of process @pid (root only). */
+static void print_process_stacks(int pid)
+{
+	char path[300], line[256];
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	while (dir && (d = readdir(dir))) {
+		FILE *f;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stack", pid,
+			 d->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		TH_LOG("  kernel stack of %d/%s:", pid, d->d_name);
+		while (fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "\n")] = '\0';
+			TH_LOG("    %s", line);
+		}
+		fclose(f);
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", pid,
+			 d->d_name);
+		print_task_stat(path, atoi(d->d_name));
+		/* faults that never resolve show as counts that grow */
+		usleep(200000);
+		print_task_stat(path, atoi(d->d_name));
+	}
+	if (dir)
+		closedir(dir);
+}
+
+/*
+ * Where every thread of the process and of its children is in the
+ * kernel: a stalled thread may be waiting for a child that is stuck.
+ */
+static void print_kernel_stacks(void)
+{
+	struct dirent *d;
+	DIR *dir = opendir("/proc");
+
+	print_process_stacks(getpid());
+	while (dir && (d = readdir(dir))) {
+		char path[300], buf[512], *p;
+		int ppid = 0;
+		FILE *f;
+
+		if (d->d_name[0] < '1' || d->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+		fclose(f);
+		if (p && sscanf(p + 2, "%*c %d", &ppid) == 1 &&
+		    ppid == getpid())
+			print_process_stacks(atoi(d->d_name));
+	}
+	if (dir)
+		closedir(dir);
 }
 
 /* The hmmgpu trace events of @ms milliseconds, last lines first cut. */
@@ -1273,6 +1348,7 @@ static bool wait_threads_done(void)
 	}
 	/* the mappings of the arena, then what changes in a second */
 	print_arena_maps();
+	print_kernel_stacks();
 	print_trace(1000);
 	for (int i = 0; i < NTHREADS; i++)
 		if (!acts[i].done)
