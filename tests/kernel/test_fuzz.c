@@ -828,6 +828,8 @@ static void slot_map_anon(struct rng *r, unsigned int i)
  * write through a view, which waits for it too): read-mostly views copy
  * protected pages of writable memory.  Without userfaultfd, no such ops.
  */
+static unsigned long env_ulong(const char *name, unsigned long def);
+
 static int wp_uffd = -1, wp_stop[2] = { -1, -1 };
 static struct kt_thread wp_thread;
 
@@ -862,6 +864,12 @@ static void wp_setup(void)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 
+	/*
+	 * Opt-in (HMM_FUZZ_UFFD=1) until the fault loops it finds on 6.1 are
+	 * understood (docs/testing-vm.md).
+	 */
+	if (!env_ulong("HMM_FUZZ_UFFD", 0))
+		return;
 	wp_uffd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (wp_uffd < 0)
 		return;
@@ -1453,7 +1461,7 @@ static void print_results(void)
 	TH_LOG("userfaultfd write protection: %lu ops (%lu done), %lu write "
 	       "faults lifted%s", (unsigned long)n_wp_ops,
 	       (unsigned long)n_wp_done, (unsigned long)n_wp_faults,
-	       wp_uffd < 0 ? " (no userfaultfd here)" : "");
+	       wp_uffd < 0 ? " (off: HMM_FUZZ_UFFD=1 turns it on)" : "");
 }
 
 TEST_TIMEOUT(fuzz_render_node, DEFAULT_SECONDS + TIMEOUT_MARGIN)
