@@ -128,14 +128,10 @@
  *   included (hmmgpu_migrate_range()); 0 means one per online CPU, 1 the
  *   caller alone.  Experimental above 1: on a full device its threads
  *   can evict a 2 MiB block more than the migration needs (seen once in
- *   test_oversub preferred_data_is_not_evicted_for_other_data, 7.3), and
- *   on 6.1 the fuzzer with it on and devices of the default size stalled
- *   in 2 of 7 runs of 60-120 s (2026-12-05): once a forked child spun on
- *   a fault that never resolved, once two threads' copy_from_user() of
- *   their ioctl arguments faulted without end on arena pages (soft
- *   lockups).  Not understood yet; with it at 1, 3 runs of the same
- *   fuzzer passed.  (With devices of one 2 MiB block, 600 s runs with it
- *   on passed on 6.1 and 7.3.)
+ *   test_oversub preferred_data_is_not_evicted_for_other_data, 7.3).
+ *   (600 s fuzzer runs with it on and devices of one 2 MiB block passed
+ *   on 6.1 and 7.3; the 6.1 fault loops of the fuzzer's userfaultfd mode
+ *   show with it at 1 too: docs/testing-vm.md.)
  */
 
 #define HMMGPU_MAX_DEVICES 8
