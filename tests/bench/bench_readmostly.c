@@ -5,16 +5,23 @@
  * one run.
  *
  * Runs inside the test VM (tools/bench --readmostly). The table is
- * private anonymous memory kept PROT_READ (the advice copies only what
- * the CPU cannot write); both modes do the same work:
+ * private anonymous memory. Three modes, each doing the same reads:
  *
  * a round: a device thread (through a view) and the CPU each read every
  * word of the table at the same time and check its sum; every -w rounds
- * the CPU then updates one word: mprotect() of that page to writable,
- * the write, mprotect() back to read-only.
+ * the CPU then updates one word.
+ *
+ * - "advice, PROT_READ": the table is kept PROT_READ; an update is an
+ *   mprotect() of the page to writable, the write, mprotect() back.
+ * - "advice, writable": the table stays writable, under userfaultfd
+ *   write protection as libhmm arms read-mostly memory; an update is a
+ *   plain write, which waits for a handler thread that lifts the page's
+ *   protection (dropping its copy), then the page is protected again
+ *   (libhmm does that after 10 ms without writes).
+ * - "no advice": as the first, without the advice.
  *
  * With the advice the device reads its copies and the CPU its pages, and
- * an update drops (and the next device read remakes) one page's copy.
+ * an update drops (and the next device read remakes) the page's copy.
  * Without it the device's reads migrate the table to the device and the
  * CPU's bring it back (thrashing mitigation, as loaded, may pin blocks
  * and map them remotely). Printed: rounds per second of each mode (the
@@ -23,8 +30,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdbool.h>
@@ -34,6 +44,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,6 +96,71 @@ static void *device_main(void *arg)
 	return NULL;
 }
 
+enum mode { ADVICE_RO, ADVICE_WP, NO_ADVICE, NMODES };
+
+static const char *const mode_name[NMODES] = {
+	"advice, PROT_READ", "advice, writable", "no advice",
+};
+
+/* The userfaultfd of the writable mode, and a pipe that stops its handler. */
+static int wp_uffd = -1, wp_stop[2] = { -1, -1 };
+
+/* The write-protection handler: lifts it from the page written. */
+static void *wp_main(void *arg)
+{
+	int uffd = wp_uffd;
+
+	(void)arg;
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = uffd, .events = POLLIN },
+			{ .fd = wp_stop[0], .events = POLLIN },
+		};
+		struct uffdio_writeprotect wp = { .mode = 0 };
+		struct uffd_msg msg;
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			die("poll", errno);
+		if (pfd[1].revents)
+			break;
+		if (read(uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		wp.range.start = msg.arg.pagefault.address & ~(page_size - 1);
+		wp.range.len = page_size;
+		if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp))
+			die("UFFDIO_WRITEPROTECT", errno);
+	}
+	return NULL;
+}
+
+/* Write-protects [@p, @p + @len) with a new userfaultfd. */
+static int wp_arm(void *p, size_t len)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)p, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	struct uffdio_writeprotect wp = {
+		.range = reg.range,
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (uffd < 0)
+		die("userfaultfd (the writable mode needs it)", errno);
+	if (ioctl(uffd, UFFDIO_API, &api))
+		die("UFFDIO_API", errno);
+	if (!(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP))
+		die("userfaultfd without write protection", EOPNOTSUPP);
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
+		die("UFFDIO_REGISTER", errno);
+	if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp))
+		die("UFFDIO_WRITEPROTECT", errno);
+	return uffd;
+}
+
 struct result {
 	double seconds;
 	uint64_t to_device, to_system, copies, drops, cpu_faults;
@@ -99,16 +175,16 @@ static uint64_t moved(const struct drm_hmmgpu_stats *s, int dir)
 	return n;
 }
 
-/* @rounds rounds over @size bytes, with the advice or not. */
+/* @rounds rounds over @size bytes in mode @mode. */
 static struct result run(int fd, size_t size, unsigned int rounds,
-			 unsigned int every, bool advise)
+			 unsigned int every, enum mode mode)
 {
 	struct drm_hmmgpu_view_register reg = { .size = size };
 	struct drm_hmmgpu_view_unregister unreg = { 0 };
 	struct drm_hmmgpu_stats st0 = { .scope = HMMGPU_STATS_FILE }, st1;
 	struct table t = { .rounds = rounds };
 	struct result res;
-	pthread_t th;
+	pthread_t th, wp_th;
 	double t0;
 	void *view;
 
@@ -121,12 +197,19 @@ static struct result run(int fd, size_t size, unsigned int rounds,
 	for (size_t i = 0; i < t.nwords; i++)
 		t.cpu[i] = i * 2654435761u;
 	t.want = sum(t.cpu, t.nwords);
-	if (mprotect(t.cpu, size, PROT_READ))
+	if (mode == ADVICE_WP) {
+		wp_uffd = wp_arm(t.cpu, size);
+		if (pipe(wp_stop))
+			die("pipe", errno);
+		if (pthread_create(&wp_th, NULL, wp_main, NULL))
+			die("pthread_create", EAGAIN);
+	} else if (mprotect(t.cpu, size, PROT_READ)) {
 		die("mprotect", errno);
+	}
 	reg.start = (uintptr_t)t.cpu;
 	if (ioctl(fd, DRM_IOCTL_HMMGPU_VIEW_REGISTER, &reg))
 		die("VIEW_REGISTER", errno);
-	if (advise) {
+	if (mode != NO_ADVICE) {
 		struct drm_hmmgpu_view_advise va = {
 			.handle = reg.handle,
 			.advice = HMMGPU_ADVICE_READ_MOSTLY,
@@ -162,6 +245,21 @@ static struct result run(int fd, size_t size, unsigned int rounds,
 				   (w * sizeof(uint64_t) / page_size) *
 				   page_size;
 
+			if (mode == ADVICE_WP) {
+				struct uffdio_writeprotect wp = {
+					.range = {
+						.start = (uintptr_t)pg,
+						.len = page_size,
+					},
+					.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+				};
+
+				t.cpu[w] += 1;
+				t.want += 1;
+				if (ioctl(wp_uffd, UFFDIO_WRITEPROTECT, &wp))
+					die("UFFDIO_WRITEPROTECT", errno);
+				continue;
+			}
 			if (mprotect(pg, page_size, PROT_READ | PROT_WRITE))
 				die("mprotect", errno);
 			t.cpu[w] += 1;
@@ -186,6 +284,15 @@ static struct result run(int fd, size_t size, unsigned int rounds,
 	munmap(view, size);
 	unreg.handle = reg.handle;
 	ioctl(fd, DRM_IOCTL_HMMGPU_VIEW_UNREGISTER, &unreg);
+	if (wp_uffd >= 0) {
+		if (write(wp_stop[1], "x", 1) != 1)
+			die("write", errno);
+		pthread_join(wp_th, NULL);
+		close(wp_uffd);
+		close(wp_stop[0]);
+		close(wp_stop[1]);
+		wp_uffd = -1;
+	}
 	munmap(t.cpu, size);
 	sem_destroy(&t.go);
 	sem_destroy(&t.done);
@@ -222,8 +329,8 @@ static void print_mode(const char *name, double med, unsigned long rounds,
 int main(int argc, char **argv)
 {
 	unsigned long mib = 4, rounds = 20, every = 5, runs = 3;
-	double with[MAX_RUNS], without[MAX_RUNS], med_with, med_without;
-	struct result sw = { 0 }, so = { 0 }, r;
+	double secs[NMODES][MAX_RUNS], med[NMODES];
+	struct result tot[NMODES] = { 0 }, r;
 	struct hmm_node nodes[8];
 	int n, fd = -1, opt;
 
@@ -256,28 +363,29 @@ int main(int argc, char **argv)
 #define ADD(a, b) do { (a).to_device += (b).to_device; \
 	(a).to_system += (b).to_system; (a).copies += (b).copies; \
 	(a).drops += (b).drops; (a).cpu_faults += (b).cpu_faults; } while (0)
-	/* alternate the modes, so that a change of host load hits both */
+	/* alternate the modes, so that a change of host load hits all */
 	for (unsigned long i = 0; i < runs; i++) {
-		r = run(fd, mib * MIB, rounds, every, true);
-		with[i] = r.seconds;
-		ADD(sw, r);
-		r = run(fd, mib * MIB, rounds, every, false);
-		without[i] = r.seconds;
-		ADD(so, r);
+		for (int m = 0; m < NMODES; m++) {
+			r = run(fd, mib * MIB, rounds, every, m);
+			secs[m][i] = r.seconds;
+			ADD(tot[m], r);
+		}
 	}
-	qsort(with, runs, sizeof(with[0]), bench_cmp_double);
-	qsort(without, runs, sizeof(without[0]), bench_cmp_double);
-	med_with = with[runs / 2];
-	med_without = without[runs / 2];
+	for (int m = 0; m < NMODES; m++) {
+		qsort(secs[m], runs, sizeof(secs[m][0]), bench_cmp_double);
+		med[m] = secs[m][runs / 2];
+	}
 
 	printf("read-mostly: %lu MiB table read by device and CPU, a CPU write "
 	       "every %lu rounds, %lu rounds per run, median of %lu runs\n",
 	       mib, every, rounds, runs);
 	printf("%-20s %10s %12s %12s %10s %10s %10s\n", "mode", "rounds/s",
 	       "to dev/run", "to sys/run", "copies", "drops", "cpu faults");
-	print_mode("read-mostly advice", med_with, rounds, &sw, runs);
-	print_mode("no advice", med_without, rounds, &so, runs);
-	printf("ratio advice/none: %.2fx\n", med_without / med_with);
+	for (int m = 0; m < NMODES; m++)
+		print_mode(mode_name[m], med[m], rounds, &tot[m], runs);
+	printf("ratio advice/none: %.2fx (PROT_READ), %.2fx (writable)\n",
+	       med[NO_ADVICE] / med[ADVICE_RO],
+	       med[NO_ADVICE] / med[ADVICE_WP]);
 	close(fd);
 	return 0;
 }
