@@ -48,7 +48,11 @@
  * A migration never evicts for itself: each one (a MIGRATE call with all
  * its units, a device fault, a prefetch) has an epoch, a number no other
  * has, and the blocks it takes pages of carry it; eviction passes over
- * the blocks of the epoch that asks for room. A range larger than the
+ * the blocks of the epoch that asks for room, and over blocks holding
+ * pages of its range that it has not reached yet (each device page
+ * records the process and address it came for): a migration whose range
+ * is partly on the device already would otherwise evict its own later
+ * part to make room for its first, and move it back in. A range larger than the
  * device therefore fills the device and stops, the rest counted as
  * skipped, instead of pushing out its own first part to make room for
  * its last (which a later access would only bring back).
@@ -375,6 +379,7 @@ static void hmmgpu_page_free(struct page *page, unsigned long nr)
 	for (i = 0; i < nr; i++, dp++) {
 		dp->next_free = blk->free;
 		blk->free = dp;
+		WRITE_ONCE(dp->tgid, 0);	/* see block_holds_range() */
 		if (dp->preferred) {
 			dp->preferred = false;
 			blk->nr_preferred--;
@@ -408,32 +413,86 @@ u64 hmmgpu_dmem_free_bytes(struct hmmgpu_dmem *dmem)
 	return bytes;
 }
 
+/*
+ * Does @blk hold a page that came from @who's range? A page says which
+ * process and address it came for; page_free forgets the process. An
+ * address that mremap() moved since no longer counts, which costs at
+ * worst one block that the migration brings back.
+ */
+static bool block_holds_range(struct hmmgpu_dmem *dmem,
+			      struct hmmgpu_block *blk,
+			      const struct hmmgpu_evict_for *who)
+{
+	struct hmmgpu_dpage *dp = &dmem->dpages[blk->first];
+	unsigned int i;
+
+	if (!who->tgid)
+		return false;
+	for (i = 0; i < HMMGPU_BLOCK_PAGES; i++, dp++) {
+		unsigned long addr = READ_ONCE(dp->addr);
+
+		if (READ_ONCE(dp->tgid) == who->tgid &&
+		    addr >= who->start && addr < who->end)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Is there room for @who's @want pages already (under &hmmgpu_dmem.lock):
+ * as many free pages, or for a 2 MiB device folio a wholly free block
+ * (the tail of the avail list, see hmmgpu_dmem_alloc_folio())?
+ */
+static bool has_room(struct hmmgpu_dmem *dmem, unsigned long want,
+		     const struct hmmgpu_evict_for *who)
+{
+	bool room;
+
+	spin_lock(&dmem->lock);
+	if (!who->block)
+		room = dmem->nr_free >= want;
+	else
+		room = !list_empty(&dmem->avail) &&
+		       list_last_entry(&dmem->avail, struct hmmgpu_block,
+				       avail)->nr_free == HMMGPU_BLOCK_PAGES;
+	spin_unlock(&dmem->lock);
+	return room;
+}
+
 /**
  * hmmgpu_dmem_evict() - move least recently used blocks back to RAM.
  * @dmem: the device memory.
  * @want: pages the caller needs free.
  * @hfile: the file whose migration needs the room (for its counters),
  *	   or NULL.
- * @epoch: the epoch of that migration: its own blocks stay.
- * @preferred: whether the room is for data whose preferred location is
- *	       the device: only then may blocks holding such data go.
+ * @who: that migration: its blocks stay, and so do blocks holding pages
+ *	 of its range; only room for preferred data may push out blocks
+ *	 holding preferred data.
  *
  * Evicts whole blocks, least recently used first, until @want pages have
  * been freed or every block was tried once; blocks with preferred pages
  * in a second round, for preferred data only. Pages locked by a migration
- * in flight are skipped, and so are the blocks the asking migration took
- * pages of (DOC: Device memory).
+ * in flight are skipped, and so are the blocks of the asking migration
+ * (DOC: Device memory): those it took pages of, found its pages in, or
+ * holds pages of its range that it has not reached yet.
+ *
+ * The room is looked for again before each block, under the lock that
+ * orders evictions: the caller found too few free pages before it got
+ * here, and another eviction may have made the room since (several units
+ * of one migration evict at once). Evicting then would free a block that
+ * nobody needs.
  *
  * Context: may sleep; takes &hmmgpu_dmem.evict_lock.
- * Return: the number of pages evicted.
+ * Return: true when the caller may find room now (blocks were evicted,
+ * or the room was there already), false when nothing could be evicted.
  */
-unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
-				struct hmmgpu_file *hfile, u64 epoch,
-				bool preferred)
+bool hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
+		       struct hmmgpu_file *hfile,
+		       const struct hmmgpu_evict_for *who)
 {
-	unsigned int tries, rounds = preferred ? 2 : 1;
+	unsigned int tries, rounds = who->preferred ? 2 : 1;
 	unsigned long evicted = 0;
-	bool skip;
+	bool skip, room = false;
 
 	mutex_lock(&dmem->evict_lock);
 	for (tries = 0; tries < rounds * dmem->nblocks && evicted < want;
@@ -441,6 +500,11 @@ unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
 		struct hmmgpu_block *blk;
 		unsigned int first;
 		int n;
+
+		if (has_room(dmem, want, who)) {
+			room = true;
+			break;
+		}
 
 		spin_lock(&dmem->lock);
 		if (list_empty(&dmem->lru)) {
@@ -451,10 +515,10 @@ unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
 		/* Tried once: goes to the back whatever happens. */
 		block_touch(dmem, blk);
 		first = blk->first;
-		skip = blk->epoch == epoch ||
+		skip = blk->epoch == who->epoch ||
 		       (blk->nr_preferred && tries < dmem->nblocks);
 		spin_unlock(&dmem->lock);
-		if (skip)
+		if (skip || block_holds_range(dmem, blk, who))
 			continue;
 
 		/* clean copies first: dropping them costs nothing */
@@ -466,7 +530,7 @@ unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
 			evicted += n;
 	}
 	mutex_unlock(&dmem->evict_lock);
-	return evicted;
+	return room || evicted;
 }
 
 static void dmem_free_backing(struct hmmgpu_dmem *dmem, unsigned long n)

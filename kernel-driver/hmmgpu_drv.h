@@ -343,9 +343,30 @@ void hmmgpu_dmem_fini(struct hmmgpu_device *hdev);
 struct page *hmmgpu_dmem_alloc_folio(struct hmmgpu_dmem *dmem, u64 epoch);
 unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 				unsigned long n, u64 epoch);
-unsigned long hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
-				struct hmmgpu_file *hfile, u64 epoch,
-				bool preferred);
+
+/**
+ * struct hmmgpu_evict_for - the migration asking hmmgpu_dmem_evict() for room.
+ * @epoch: its epoch: blocks it took pages of, or found its pages in, stay.
+ * @tgid: its process; 0 when it has no range (read-mostly copies).
+ * @start: start of its whole range (all its batches and units).
+ * @end: end of that range: blocks holding a page that came from
+ *	 [@start, @end) stay too, since the migration may be about to find
+ *	 it there (a block it has not reached yet).
+ * @preferred: the room is for preferred data (HMMGPU_ADVICE_PREFERRED).
+ * @block: the room must be a wholly free block, for a 2 MiB device folio.
+ */
+struct hmmgpu_evict_for {
+	u64 epoch;
+	pid_t tgid;
+	unsigned long start;
+	unsigned long end;
+	bool preferred;
+	bool block;
+};
+
+bool hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
+		       struct hmmgpu_file *hfile,
+		       const struct hmmgpu_evict_for *who);
 void hmmgpu_dmem_set_preferred(struct hmmgpu_dmem *dmem, struct page *page,
 			       unsigned long nr);
 void hmmgpu_dmem_claim(struct hmmgpu_dmem *dmem, struct page *page, u64 epoch);

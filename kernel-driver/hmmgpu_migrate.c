@@ -133,6 +133,8 @@ struct hmmgpu_mig {
 	int cause;
 	pid_t tgid;	/* process of the pages, for eviction's trace */
 	u64 epoch;	/* its blocks are not evicted for it (DOC: Device memory) */
+	unsigned long range_start;	/* the whole migration's range: */
+	unsigned long range_end;	/* ... its pages are not evicted for it */
 	bool preferred;	/* to the device, of a preferred range, in part */
 	u64 t0;
 	unsigned long *src;
@@ -593,6 +595,25 @@ int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
 	return total;
 }
 
+/*
+ * Evicts for the migration of batch @m, to free @want pages, or with
+ * @block a whole block for a 2 MiB device folio (hmmgpu_dmem_evict()).
+ */
+static bool evict_for(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
+		      unsigned long want, bool block)
+{
+	struct hmmgpu_evict_for who = {
+		.epoch = m->epoch,
+		.tgid = m->tgid,
+		.start = m->range_start,
+		.end = m->range_end,
+		.preferred = m->preferred,
+		.block = block,
+	};
+
+	return hmmgpu_dmem_evict(&hfile->hdev->dmem, want, hfile, &who);
+}
+
 /* Gets @need device pages into @m->pages, evicting if the device is full. */
 static unsigned long alloc_device_pages(struct hmmgpu_file *hfile,
 					struct hmmgpu_mig *m,
@@ -604,8 +625,7 @@ static unsigned long alloc_device_pages(struct hmmgpu_file *hfile,
 
 	got = hmmgpu_dmem_alloc(dmem, m->pages, need, m->epoch);
 	for (tries = 0; got < need && tries < 3; tries++) {
-		if (!hmmgpu_dmem_evict(dmem, need - got, hfile, m->epoch,
-				       m->preferred))
+		if (!evict_for(hfile, m, need - got, false))
 			break;
 		got += hmmgpu_dmem_alloc(dmem, m->pages + got, need - got,
 					 m->epoch);
@@ -650,9 +670,7 @@ static bool to_device_folio(struct hmmgpu_file *hfile,
 	    on_this_device(hfile->hdev, spage))
 		return false;
 	dpage = hmmgpu_dmem_alloc_folio(dmem, m->epoch);
-	if (!dpage &&
-	    hmmgpu_dmem_evict(dmem, HMMGPU_BLOCK_PAGES, hfile, m->epoch,
-			      m->preferred))
+	if (!dpage && evict_for(hfile, m, HMMGPU_BLOCK_PAGES, true))
 		dpage = hmmgpu_dmem_alloc_folio(dmem, m->epoch);
 	if (!dpage)
 		return false;
@@ -1034,6 +1052,8 @@ static void migrate_in_vma(struct hmmgpu_migrate_job *job,
 	}
 	m[*cur]->tgid = job->tgid;
 	m[*cur]->epoch = job->epoch;
+	m[*cur]->range_start = job->start;
+	m[*cur]->range_end = job->end;
 	if (job->target == HMMGPU_MIGRATE_TO_SYSTEM) {
 		/*
 		 * One batch at a time back to system memory: overlapping
@@ -1274,6 +1294,8 @@ int hmmgpu_migrate_block(struct hmmgpu_file *hfile, struct vm_area_struct *vma,
 	m = mig_alloc((end - start) >> PAGE_SHIFT);
 	if (!m)
 		return -ENOMEM;
+	m->range_start = start;
+	m->range_end = end;
 	ret = to_device_start(hfile, vma, start, end, cause, m);
 	if (!ret)
 		to_device_finish(hfile, m, res);

@@ -1381,11 +1381,11 @@ static unsigned long dup_alloc(struct hmmgpu_file *hfile, struct page **pool,
 			       unsigned long want, u64 epoch)
 {
 	struct hmmgpu_dmem *dmem = &hfile->hdev->dmem;
+	struct hmmgpu_evict_for who = { .epoch = epoch };
 	unsigned long got, i;
 
 	got = hmmgpu_dmem_alloc(dmem, pool, want, epoch);
-	if (got < want && hmmgpu_dmem_evict(dmem, want - got, hfile, epoch,
-					    false))
+	if (got < want && hmmgpu_dmem_evict(dmem, want - got, hfile, &who))
 		got += hmmgpu_dmem_alloc(dmem, pool + got, want - got, epoch);
 	for (i = 0; i < got; i++)
 		unlock_page(pool[i]);
