@@ -123,15 +123,14 @@
  * - thrash_threshold (0-1000, default 3; 0 turns it off), thrash_lapse_us
  *   (default 20000) and thrash_pin_ms (default 150), writable at run time:
  *   thrashing detection and mitigation (DOC: Thrashing).
- * - migrate_workers (0-8, default 1, writable at run time): threads that
+ * - migrate_workers (0-8, default 0, writable at run time): threads that
  *   share one MIGRATE of at least two 2 MiB blocks per thread, the caller
  *   included (hmmgpu_migrate_range()); 0 means one per online CPU, 1 the
- *   caller alone.  Experimental above 1: on a full device its threads
- *   can evict a 2 MiB block more than the migration needs (seen once in
- *   test_oversub preferred_data_is_not_evicted_for_other_data, 7.3).
- *   (600 s fuzzer runs with it on and devices of one 2 MiB block passed
- *   on 6.1 and 7.3; the 6.1 fault loops of the fuzzer's userfaultfd mode
- *   show with it at 1 too: docs/testing-vm.md.)
+ *   caller alone.  (Before, the default was 1: on a full device the
+ *   threads could evict blocks holding pages of the migration's own
+ *   range that no thread had reached yet, and move them back in; seen
+ *   in test_oversub preferred_data_is_not_evicted_for_other_data, 7.3.
+ *   Eviction now passes over such blocks: DOC: Device memory.)
  */
 
 #define HMMGPU_MAX_DEVICES 8
@@ -171,11 +170,11 @@ static const struct kernel_param_ops migrate_workers_ops = {
 	.get = param_get_uint,
 };
 
-unsigned int hmmgpu_migrate_workers = 1;
+unsigned int hmmgpu_migrate_workers;
 struct workqueue_struct *hmmgpu_migrate_wq;
 module_param_cb(migrate_workers, &migrate_workers_ops, &hmmgpu_migrate_workers,
 		0644);
-MODULE_PARM_DESC(migrate_workers, "Threads sharing one explicit migration of several 2 MiB blocks (0-8; 0: one per online CPU; default 1: the calling thread alone; experimental above 1)");
+MODULE_PARM_DESC(migrate_workers, "Threads sharing one explicit migration of several 2 MiB blocks (0-8; default 0: one per online CPU; 1: the calling thread alone)");
 
 static bool device_thp;
 module_param(device_thp, bool, 0644);

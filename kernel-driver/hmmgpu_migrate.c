@@ -68,9 +68,9 @@
  * to device, pages already on this device are left alone. To system, it
  * selects device pages only.
  *
- * A MIGRATE of several 2 MiB blocks can be shared by up to
- * migrate_workers threads (experimental, default 1: the caller alone; 0:
- * one per online CPU): the caller checks the range,
+ * A MIGRATE of several 2 MiB blocks is shared by up to migrate_workers
+ * threads (default 0: one per online CPU; 1: the caller alone), at least
+ * two blocks each: the caller checks the range,
  * drops the mmap_lock, queues helpers on an unbound workqueue and works
  * beside them; each thread takes the mmap_lock for reading and claims one
  * block at a time, so page-table work and copies of different blocks run
@@ -81,10 +81,11 @@
  * skipped instead of failing with -EFAULT. While hmmgpu's migration
  * tracepoints are on, the caller works alone: tracers select events by
  * the task that emits them, and a helper's would be charged to no one.
- * It is opt-in because the fuzzer timed out once on 6.1 with it on
- * (before the write-only view fix, which may have been the cause; not
- * measured again since). Its threads share the migration's epoch, so
- * none evicts blocks another has just filled (DOC: Device memory).
+ * Its threads share the migration's epoch and range, so none evicts
+ * blocks another has filled or is about to find its pages in (DOC:
+ * Device memory). The threads take blocks in turn, so of a range larger
+ * than the free device memory, the blocks that moved are not always its
+ * first part, as they are with one thread.
  *
  * Where the kernel has device-private THP (see "Device THP") and the
  * device_thp parameter is on, a batch that is a whole, aligned 2 MiB of a
