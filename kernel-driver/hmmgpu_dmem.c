@@ -40,7 +40,7 @@
  *
  * Blocks with pages in use sit on an LRU list; allocating from a block or
  * migrating into it makes it the most recently used. When the allocator
- * runs dry, hmmgpu_dmem_evict() migrates the least recently used blocks
+ * runs dry, hmmgpu_dmem_alloc_evicting() migrates the least recently used blocks
  * back to system memory with migrate_device_range(), whole blocks at a
  * time: that keeps evictions batched like every other migration, the way
  * GPU drivers evict buffer objects rather than pages.
@@ -155,10 +155,10 @@ static void device_folio_clean(struct folio *folio)
  *	   hmmgpu_device_page_init() (one reference, locked) and
  *	   without the LRU state of their last data.
  * @n: pages wanted.
- * @epoch: the migration taking them (see hmmgpu_dmem_evict()).
+ * @epoch: the migration taking them (see evict_next()).
  *
  * Does not evict: a caller that got fewer pages than it wanted may call
- * hmmgpu_dmem_evict() and try again.
+ * hmmgpu_dmem_alloc_evicting() for the rest.
  *
  * Return: the number of pages taken, 0 once the device is being removed.
  */
@@ -202,7 +202,7 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 /**
  * hmmgpu_dmem_alloc_folio() - take a whole free block as one 2 MiB folio.
  * @dmem: the device memory.
- * @epoch: the migration taking it (see hmmgpu_dmem_evict()).
+ * @epoch: the migration taking it (see evict_next()).
  *
  * Only where the kernel has device THP (HMMGPU_HAVE_DEVICE_THP). Wholly free
  * blocks are the tail of the avail list (order-0 allocations take partly
@@ -439,98 +439,125 @@ static bool block_holds_range(struct hmmgpu_dmem *dmem,
 }
 
 /*
- * Is there room for @who's @want pages already (under &hmmgpu_dmem.lock):
- * as many free pages, or for a 2 MiB device folio a wholly free block
- * (the tail of the avail list, see hmmgpu_dmem_alloc_folio())?
+ * Evicts the next block that may go for @who, least recently used first;
+ * blocks with preferred pages only in a second round, for preferred data.
+ * Pages locked by a migration in flight are skipped, and so are the
+ * blocks of the asking migration (DOC: Device memory): those it took
+ * pages of, found its pages in, or holding pages of its range that it
+ * has not reached yet. @tries counts the blocks the caller's pass tried.
+ * Return: the pages freed, 0 once every block was tried.
  */
-static bool has_room(struct hmmgpu_dmem *dmem, unsigned long want,
-		     const struct hmmgpu_evict_for *who)
+static unsigned long evict_next(struct hmmgpu_dmem *dmem,
+				struct hmmgpu_file *hfile,
+				const struct hmmgpu_evict_for *who,
+				unsigned int *tries)
 {
-	bool room;
+	unsigned int rounds = who->preferred ? 2 : 1;
 
-	spin_lock(&dmem->lock);
-	if (!who->block)
-		room = dmem->nr_free >= want;
-	else
-		room = !list_empty(&dmem->avail) &&
-		       list_last_entry(&dmem->avail, struct hmmgpu_block,
-				       avail)->nr_free == HMMGPU_BLOCK_PAGES;
-	spin_unlock(&dmem->lock);
-	return room;
-}
-
-/**
- * hmmgpu_dmem_evict() - move least recently used blocks back to RAM.
- * @dmem: the device memory.
- * @want: pages the caller needs free.
- * @hfile: the file whose migration needs the room (for its counters),
- *	   or NULL.
- * @who: that migration: its blocks stay, and so do blocks holding pages
- *	 of its range; only room for preferred data may push out blocks
- *	 holding preferred data.
- *
- * Evicts whole blocks, least recently used first, until @want pages have
- * been freed or every block was tried once; blocks with preferred pages
- * in a second round, for preferred data only. Pages locked by a migration
- * in flight are skipped, and so are the blocks of the asking migration
- * (DOC: Device memory): those it took pages of, found its pages in, or
- * holds pages of its range that it has not reached yet.
- *
- * The room is looked for again before each block, under the lock that
- * orders evictions: the caller found too few free pages before it got
- * here, and another eviction may have made the room since (several units
- * of one migration evict at once). Evicting then would free a block that
- * nobody needs.
- *
- * Context: may sleep; takes &hmmgpu_dmem.evict_lock.
- * Return: true when the caller may find room now (blocks were evicted,
- * or the room was there already), false when nothing could be evicted.
- */
-bool hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
-		       struct hmmgpu_file *hfile,
-		       const struct hmmgpu_evict_for *who)
-{
-	unsigned int tries, rounds = who->preferred ? 2 : 1;
-	unsigned long evicted = 0;
-	bool skip, room = false;
-
-	mutex_lock(&dmem->evict_lock);
-	for (tries = 0; tries < rounds * dmem->nblocks && evicted < want;
-	     tries++) {
+	lockdep_assert_held(&dmem->evict_lock);
+	while (*tries < rounds * dmem->nblocks) {
 		struct hmmgpu_block *blk;
+		unsigned long freed;
 		unsigned int first;
+		bool skip;
 		int n;
-
-		if (has_room(dmem, want, who)) {
-			room = true;
-			break;
-		}
 
 		spin_lock(&dmem->lock);
 		if (list_empty(&dmem->lru)) {
 			spin_unlock(&dmem->lock);
-			break;
+			return 0;
 		}
 		blk = list_first_entry(&dmem->lru, struct hmmgpu_block, lru);
 		/* Tried once: goes to the back whatever happens. */
 		block_touch(dmem, blk);
 		first = blk->first;
 		skip = blk->epoch == who->epoch ||
-		       (blk->nr_preferred && tries < dmem->nblocks);
+		       (blk->nr_preferred && *tries < dmem->nblocks);
 		spin_unlock(&dmem->lock);
+		(*tries)++;
 		if (skip || block_holds_range(dmem, blk, who))
 			continue;
 
 		/* clean copies first: dropping them costs nothing */
-		evicted += hmmgpu_dup_drop_range(dmem, first,
-						 HMMGPU_BLOCK_PAGES);
+		freed = hmmgpu_dup_drop_range(dmem, first, HMMGPU_BLOCK_PAGES);
 		n = hmmgpu_evict_range(dmem, first, HMMGPU_BLOCK_PAGES,
 				       HMMGPU_CAUSE_EVICTION, hfile);
 		if (n > 0)
-			evicted += n;
+			freed += n;
+		if (freed)
+			return freed;
+	}
+	return 0;
+}
+
+/**
+ * hmmgpu_dmem_alloc_evicting() - take device pages, evicting for them.
+ * @dmem: the device memory.
+ * @pages: filled as by hmmgpu_dmem_alloc().
+ * @n: pages wanted.
+ * @hfile: the file whose migration needs the room (for its counters),
+ *	   or NULL.
+ * @who: that migration: its blocks stay, and so do blocks holding pages
+ *	 of its range (evict_next()).
+ *
+ * For a caller that hmmgpu_dmem_alloc() gave too few pages. Under
+ * &hmmgpu_dmem.evict_lock it takes what is free, then evicts one block
+ * at a time and takes what that freed, until it has @n pages or nothing
+ * more may go. Taking the pages under the lock that orders evictions is
+ * what keeps concurrent migrations (the units of one MIGRATE) from each
+ * evicting a block when the first block was room enough for both: the
+ * second one finds the room and takes it.
+ *
+ * Context: may sleep; takes &hmmgpu_dmem.evict_lock.
+ * Return: the number of pages taken.
+ */
+unsigned long hmmgpu_dmem_alloc_evicting(struct hmmgpu_dmem *dmem,
+					 struct page **pages, unsigned long n,
+					 struct hmmgpu_file *hfile,
+					 const struct hmmgpu_evict_for *who)
+{
+	unsigned int tries = 0;
+	unsigned long got;
+
+	mutex_lock(&dmem->evict_lock);
+	got = hmmgpu_dmem_alloc(dmem, pages, n, who->epoch);
+	while (got < n && evict_next(dmem, hfile, who, &tries))
+		got += hmmgpu_dmem_alloc(dmem, pages + got, n - got,
+					 who->epoch);
+	mutex_unlock(&dmem->evict_lock);
+	return got;
+}
+
+/**
+ * hmmgpu_dmem_alloc_folio_evicting() - a 2 MiB device folio, evicting for it.
+ * @dmem: the device memory.
+ * @hfile: as for hmmgpu_dmem_alloc_evicting().
+ * @who: as for hmmgpu_dmem_alloc_evicting().
+ *
+ * As hmmgpu_dmem_alloc_evicting(), for a wholly free block; it gives up
+ * once it has freed a block's worth of pages without getting one (the
+ * caller then moves the range as 4 KiB pages).
+ *
+ * Context: may sleep; takes &hmmgpu_dmem.evict_lock.
+ * Return: the folio's first page, or NULL.
+ */
+struct page *hmmgpu_dmem_alloc_folio_evicting(struct hmmgpu_dmem *dmem,
+					      struct hmmgpu_file *hfile,
+					      const struct hmmgpu_evict_for *who)
+{
+	unsigned long freed = 0, n;
+	unsigned int tries = 0;
+	struct page *page;
+
+	mutex_lock(&dmem->evict_lock);
+	page = hmmgpu_dmem_alloc_folio(dmem, who->epoch);
+	while (!page && freed < HMMGPU_BLOCK_PAGES &&
+	       (n = evict_next(dmem, hfile, who, &tries))) {
+		freed += n;
+		page = hmmgpu_dmem_alloc_folio(dmem, who->epoch);
 	}
 	mutex_unlock(&dmem->evict_lock);
-	return room || evicted;
+	return page;
 }
 
 static void dmem_free_backing(struct hmmgpu_dmem *dmem, unsigned long n)

@@ -345,7 +345,7 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
 				unsigned long n, u64 epoch);
 
 /**
- * struct hmmgpu_evict_for - the migration asking hmmgpu_dmem_evict() for room.
+ * struct hmmgpu_evict_for - the migration that takes device pages, evicting.
  * @epoch: its epoch: blocks it took pages of, or found its pages in, stay.
  * @tgid: its process; 0 when it has no range (read-mostly copies).
  * @start: start of its whole range (all its batches and units).
@@ -353,7 +353,6 @@ unsigned long hmmgpu_dmem_alloc(struct hmmgpu_dmem *dmem, struct page **pages,
  *	 [@start, @end) stay too, since the migration may be about to find
  *	 it there (a block it has not reached yet).
  * @preferred: the room is for preferred data (HMMGPU_ADVICE_PREFERRED).
- * @block: the room must be a wholly free block, for a 2 MiB device folio.
  */
 struct hmmgpu_evict_for {
 	u64 epoch;
@@ -361,12 +360,15 @@ struct hmmgpu_evict_for {
 	unsigned long start;
 	unsigned long end;
 	bool preferred;
-	bool block;
 };
 
-bool hmmgpu_dmem_evict(struct hmmgpu_dmem *dmem, unsigned long want,
-		       struct hmmgpu_file *hfile,
-		       const struct hmmgpu_evict_for *who);
+unsigned long hmmgpu_dmem_alloc_evicting(struct hmmgpu_dmem *dmem,
+					 struct page **pages, unsigned long n,
+					 struct hmmgpu_file *hfile,
+					 const struct hmmgpu_evict_for *who);
+struct page *hmmgpu_dmem_alloc_folio_evicting(struct hmmgpu_dmem *dmem,
+					      struct hmmgpu_file *hfile,
+					      const struct hmmgpu_evict_for *who);
 void hmmgpu_dmem_set_preferred(struct hmmgpu_dmem *dmem, struct page *page,
 			       unsigned long nr);
 void hmmgpu_dmem_claim(struct hmmgpu_dmem *dmem, struct page *page, u64 epoch);

@@ -596,23 +596,16 @@ int hmmgpu_evict_range(struct hmmgpu_dmem *dmem, unsigned long first,
 	return total;
 }
 
-/*
- * Evicts for the migration of batch @m, to free @want pages, or with
- * @block a whole block for a 2 MiB device folio (hmmgpu_dmem_evict()).
- */
-static bool evict_for(struct hmmgpu_file *hfile, struct hmmgpu_mig *m,
-		      unsigned long want, bool block)
+/* Who takes device pages for batch @m, for eviction (evict_next()). */
+static struct hmmgpu_evict_for evict_for(struct hmmgpu_mig *m)
 {
-	struct hmmgpu_evict_for who = {
+	return (struct hmmgpu_evict_for) {
 		.epoch = m->epoch,
 		.tgid = m->tgid,
 		.start = m->range_start,
 		.end = m->range_end,
 		.preferred = m->preferred,
-		.block = block,
 	};
-
-	return hmmgpu_dmem_evict(&hfile->hdev->dmem, want, hfile, &who);
 }
 
 /* Gets @need device pages into @m->pages, evicting if the device is full. */
@@ -621,15 +614,14 @@ static unsigned long alloc_device_pages(struct hmmgpu_file *hfile,
 					unsigned long need)
 {
 	struct hmmgpu_dmem *dmem = &hfile->hdev->dmem;
+	struct hmmgpu_evict_for who;
 	unsigned long got;
-	int tries;
 
 	got = hmmgpu_dmem_alloc(dmem, m->pages, need, m->epoch);
-	for (tries = 0; got < need && tries < 3; tries++) {
-		if (!evict_for(hfile, m, need - got, false))
-			break;
-		got += hmmgpu_dmem_alloc(dmem, m->pages + got, need - got,
-					 m->epoch);
+	if (got < need) {
+		who = evict_for(m);
+		got += hmmgpu_dmem_alloc_evicting(dmem, m->pages + got,
+						  need - got, hfile, &who);
 	}
 	return got;
 }
@@ -671,8 +663,11 @@ static bool to_device_folio(struct hmmgpu_file *hfile,
 	    on_this_device(hfile->hdev, spage))
 		return false;
 	dpage = hmmgpu_dmem_alloc_folio(dmem, m->epoch);
-	if (!dpage && evict_for(hfile, m, HMMGPU_BLOCK_PAGES, true))
-		dpage = hmmgpu_dmem_alloc_folio(dmem, m->epoch);
+	if (!dpage) {
+		struct hmmgpu_evict_for who = evict_for(m);
+
+		dpage = hmmgpu_dmem_alloc_folio_evicting(dmem, hfile, &who);
+	}
 	if (!dpage)
 		return false;
 	if (m->preferred)

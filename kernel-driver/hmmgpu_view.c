@@ -1375,7 +1375,7 @@ static void view_take_exclusive(struct hmmgpu_view *view, unsigned long start,
 
 /*
  * Takes room for @want copies into @pool (unlocked, one reference each),
- * evicting once if the device is full. Return: how many it got.
+ * evicting for them if the device is full. Return: how many it got.
  */
 static unsigned long dup_alloc(struct hmmgpu_file *hfile, struct page **pool,
 			       unsigned long want, u64 epoch)
@@ -1385,8 +1385,9 @@ static unsigned long dup_alloc(struct hmmgpu_file *hfile, struct page **pool,
 	unsigned long got, i;
 
 	got = hmmgpu_dmem_alloc(dmem, pool, want, epoch);
-	if (got < want && hmmgpu_dmem_evict(dmem, want - got, hfile, &who))
-		got += hmmgpu_dmem_alloc(dmem, pool + got, want - got, epoch);
+	if (got < want)
+		got += hmmgpu_dmem_alloc_evicting(dmem, pool + got, want - got,
+						  hfile, &who);
 	for (i = 0; i < got; i++)
 		unlock_page(pool[i]);
 	return got;

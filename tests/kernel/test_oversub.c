@@ -375,7 +375,8 @@ TEST(preferred_data_is_not_evicted_for_other_data)
 	/*
 	 * Exactly the room B needed: two units that evicted at once each
 	 * freed a block for themselves, although the first block was room
-	 * enough for both (3 of 6 runs on 6.1 before has_room()).
+	 * enough for both (3 of 6 runs on 6.1, before evictions took the
+	 * room they made under the eviction lock).
 	 */
 	ASSERT_EQ(evicted_pages(&st1) - evicted_pages(&st0),
 		  bpages - free_pages);
