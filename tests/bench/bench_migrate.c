@@ -52,6 +52,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,7 +60,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1808,6 +1812,104 @@ static void print_module_params(void)
 	free(names);
 }
 
+/* --- a busy machine (-L) and the copy engine's choices --------------------- */
+
+#define MAX_LOAD 16
+
+static pid_t load_pids[MAX_LOAD];
+static unsigned int nload;
+
+/*
+ * Starts @n processes that spin on the CPU until stop_load(): the
+ * migrations then compete for the CPUs as on a busy host. Returns false
+ * when fork() failed (the ones started are stopped).
+ */
+static bool start_load(unsigned int n)
+{
+	for (nload = 0; nload < n; nload++) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			fprintf(stderr, "bench_migrate: fork for -L: %s\n",
+				strerror(errno));
+			return false;
+		}
+		if (pid == 0) {
+			volatile unsigned long spin = 0;
+
+			for (;;)
+				spin++;
+		}
+		load_pids[nload] = pid;
+	}
+	return true;
+}
+
+static void stop_load(void)
+{
+	for (unsigned int i = 0; i < nload; i++) {
+		kill(load_pids[i], SIGKILL);
+		waitpid(load_pids[i], NULL, 0);
+	}
+	nload = 0;
+}
+
+/* How hmmgpu's software copy engine chose (DOC: Copy engine). */
+struct copy_choice {
+	bool valid;
+	unsigned long long page_ns, handoff_ns, inline_batches, handoff_batches;
+};
+
+/*
+ * Reads the hmmgpu_stats debugfs file of the device open as @fd (in the
+ * folder of its DRM minor), if debugfs is mounted.
+ */
+static struct copy_choice read_copy_choice(int fd)
+{
+	struct copy_choice c = { 0 };
+	char path[128], line[256], name[128];
+	unsigned long long v;
+	struct stat st;
+	FILE *f;
+
+	if (fd < 0 || fstat(fd, &st))
+		return c;
+	snprintf(path, sizeof(path), "/sys/kernel/debug/dri/%u/hmmgpu_stats",
+		 minor(st.st_rdev));
+	f = fopen(path, "r");
+	if (!f)
+		return c;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%127s %llu", name, &v) != 2)
+			continue;
+		if (!strcmp(name, "copy_page_ns"))
+			c.page_ns = v, c.valid = true;
+		else if (!strcmp(name, "copy_handoff_ns"))
+			c.handoff_ns = v;
+		else if (!strcmp(name, "copy_inline_batches"))
+			c.inline_batches = v;
+		else if (!strcmp(name, "copy_handoff_batches"))
+			c.handoff_batches = v;
+	}
+	fclose(f);
+	return c;
+}
+
+static void print_copy_choice(const struct copy_choice *a,
+			      const struct copy_choice *b)
+{
+	unsigned long long in, off;
+
+	if (!a->valid || !b->valid || !b->page_ns)
+		return;
+	in = b->inline_batches - a->inline_batches;
+	off = b->handoff_batches - a->handoff_batches;
+	printf("\nhmmgpu copy engine (debugfs hmmgpu_stats), over the whole run: %llu batches copied by\n"
+	       "their submitter, %llu handed to the copy threads; at the end it measured %.2f us per page\n"
+	       "copied and %.1f us per hand-off (DOC: Copy engine, \"Inline or handed off\")\n",
+	       in, off, (double)b->page_ns / 1e3, (double)b->handoff_ns / 1e3);
+}
+
 static void print_header(struct bench_driver *drivers, unsigned int rounds,
 			 bool migration)
 {
@@ -1831,6 +1933,9 @@ static void print_header(struct bench_driver *drivers, unsigned int rounds,
 			print_module_params();
 		}
 	}
+	if (nload)
+		printf("  load      %u busy-looping processes beside the benchmark (-L): a busy machine\n",
+		       nload);
 	if (migration)
 		printf("  method    per round and driver: a fresh anonymous buffer (MADV_NOHUGEPAGE), filled; to device,\n"
 		       "            to system, data check, to device (untimed), CPU fault-back, data check; residency checked\n"
@@ -2520,7 +2625,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bench_migrate [-s MIB[,MIB..]] [-r ROUNDS] [-m] [-d DEVICE] [-t PATH] [-v]\n"
-		"                     [-H] [-V | -N] [-w MIB] [-g KIB[,KIB..]]\n"
+		"                     [-H] [-V | -N] [-w MIB] [-g KIB[,KIB..]] [-L N]\n"
 		"  -s  buffer sizes in MiB (default 4,16,64,256), for the migration and the\n"
 		"      fault-back-by-threads tables, and with 2 MiB for the huge-page table\n"
 		"      (multiples of 2 MiB only)\n"
@@ -2537,10 +2642,12 @@ static void usage(FILE *f)
 		"  -w  device-view buffer size in MiB (default 64)\n"
 		"  -g  device-view fault granularities in KiB, powers of two from the page size\n"
 		"      to 2048 (default 4,16,64,256,1024,2048; at most %d)\n"
+		"  -L  run N processes that spin on the CPU beside the benchmark, a busy machine\n"
+		"      (at most %d; default 0)\n"
 		"The device-view section sets hmmgpu's prefetch_pct parameter for each row and\n"
 		"restores it afterwards (root).\n"
 		"Exit status: 0, or 1 when a data or residency check failed.\n",
-		MAX_ROUNDS, MAX_GRANS);
+		MAX_ROUNDS, MAX_GRANS, MAX_LOAD);
 }
 
 /*
@@ -2644,7 +2751,8 @@ int main(int argc, char **argv)
 						2048 * KIB };
 	static struct view_section view;
 	size_t sizes[MAX_SIZES], grans[MAX_GRANS], view_size = 64 * MIB;
-	unsigned int rounds = 5, device = 0;
+	unsigned int rounds = 5, device = 0, load = 0;
+	struct copy_choice choice0, choice1;
 	int nsizes = 4, ngrans = 6, opt, rc = 0, nres = 0, nthp = 0, nthp_sizes;
 	bool migration = true, do_view = true, do_thp = true;
 	const char *grans_arg = NULL;
@@ -2653,7 +2761,7 @@ int main(int argc, char **argv)
 
 	memcpy(sizes, default_sizes, sizeof(default_sizes));
 	memcpy(grans, default_grans, sizeof(default_grans));
-	while ((opt = getopt(argc, argv, "s:r:md:t:vHVNw:g:h")) != -1) {
+	while ((opt = getopt(argc, argv, "s:r:md:t:vHVNw:g:L:h")) != -1) {
 		switch (opt) {
 		case 's':
 			nsizes = parse_sizes(optarg, sizes);
@@ -2701,6 +2809,14 @@ int main(int argc, char **argv)
 		case 'g':
 			grans_arg = optarg;
 			break;
+		case 'L':
+			v = strtoul(optarg, &end, 10);
+			if (*end || v > MAX_LOAD) {
+				usage(stderr);
+				return 2;
+			}
+			load = (unsigned int)v;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -2719,7 +2835,12 @@ int main(int argc, char **argv)
 
 	hmmgpu_open(&drivers[DRV_HMMGPU], device);
 	test_hmm_open(&drivers[DRV_TEST_HMM], test_hmm_path);
+	if (!start_load(load)) {
+		stop_load();
+		return 1;
+	}
 	print_header(drivers, rounds, migration);
+	choice0 = read_copy_choice(drivers[DRV_HMMGPU].fd);
 
 	memset(res, 0, sizeof(res));
 	memset(thp, 0, sizeof(thp));
@@ -2738,6 +2859,8 @@ int main(int argc, char **argv)
 	    !run_view(&drivers[DRV_HMMGPU], view_size, grans, ngrans, rounds,
 		      &view))
 		rc = 1;
+	choice1 = read_copy_choice(drivers[DRV_HMMGPU].fd);
+	stop_load();
 	if (rc) {
 		fprintf(stderr, "bench_migrate: a check failed; no results printed\n");
 	} else {
@@ -2757,6 +2880,7 @@ int main(int argc, char **argv)
 		}
 		if (do_view)
 			print_view(&view);
+		print_copy_choice(&choice0, &choice1);
 	}
 	for (int drv = 0; drv < DRV_COUNT; drv++)
 		if (drivers[drv].fd >= 0)
