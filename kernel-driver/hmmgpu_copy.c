@@ -47,35 +47,17 @@
  *   into contiguous segments, one per channel, so that several threads
  *   copy one batch in parallel; a batch of fewer than
  *   2 * %HMMGPU_COPY_SEG_PAGES pages is one segment, since waking a thread
- *   costs more than copying a few pages.  Some batches are instead
- *   copied by the submitting thread itself, *inline*, before
- *   hmmgpu_copy_submit() returns (see "Inline or handed off" below).
- *   Threads copy with copy_highpage() and clear_highpage().  The thread
- *   that finishes the last segment signals the fence.
- *
- * **Inline or handed off** (software engine).  Handing a batch to the
- *   threads costs a wake-up and then whatever the scheduler makes the
- *   threads wait: on a quiet host tens of microseconds, on a busy one
- *   (other VMs on the same cores) milliseconds, when the copy of 64 KiB
- *   takes about 30 us; handing 16 pages off put CPU faults' p90 at 2-8
- *   ms in the benchmark.  So the engine measures both costs, as moving
- *   averages over the last eight or so samples: @page_ns, the time a CPU
- *   takes to copy one page (every inline copy and every segment a
- *   thread copies is a sample), and @handoff_ns, the time from a
- *   batch's submission to a thread starting its first segment.  A batch
- *   is copied inline when it is urgent (a device fault's block or
- *   prefetch, which the faulting thread waits for with nothing to
- *   overlap), when it has fewer than %HMMGPU_COPY_INLINE_PAGES pages (a
- *   CPU fault's block, typically), or when the hand-off is measured to
- *   take longer than copying the whole batch (@handoff_ns >= pages *
- *   @page_ns): a thread would start it only after the submitter could
- *   have finished it.  Otherwise it goes to the threads, and the
- *   submitter goes on with other work (the next batch's page-table
- *   work) meanwhile.  Since a batch copied inline measures no hand-off,
- *   one in %HMMGPU_COPY_PROBE_EVERY of the batches that the measure
- *   kept inline is handed off anyway, so that a host that got quiet
- *   again is seen.  The choices are counted (hmmgpu_copy_engine_choice(),
- *   the debugfs file hmmgpu_stats).
+ *   costs more than copying a few pages.  A batch of fewer than
+ *   %HMMGPU_COPY_INLINE_PAGES pages (a CPU fault's block, typically) is
+ *   copied by the submitting thread itself before hmmgpu_copy_submit()
+ *   returns: handing 16 pages to a thread and sleeping on the fence cost
+ *   a wake-up and a scheduler tick or two, which put CPU faults' p90 at
+ *   2-8 ms in the benchmark where the copy takes about 30 us.  Urgent
+ *   batches (a device fault's block or prefetch, which the faulting
+ *   thread waits for with nothing to overlap) are copied inline whatever
+ *   their size, for the same reason.  Threads copy with
+ *   copy_highpage() and clear_highpage().  The thread that finishes the
+ *   last segment signals the fence.
  *
  * - **dmaengine**: a channel with the %DMA_MEMCPY capability from
  *   dma_request_chan_by_mask().  Every page is one descriptor: both pages
@@ -138,13 +120,6 @@
 #define HMMGPU_COPY_SEG_PAGES 16
 /* Software engine: smaller batches are copied by the submitter. */
 #define HMMGPU_COPY_INLINE_PAGES 64
-/* One in this many batches kept inline by the measure is handed off. */
-#define HMMGPU_COPY_PROBE_EVERY 16
-/* The measures' first values, until samples come: a quiet host's. */
-#define HMMGPU_COPY_PAGE_NS_INIT 1000
-#define HMMGPU_COPY_HANDOFF_NS_INIT 50000
-/* Samples above this count as this (a stalled VM, not the scheduler). */
-#define HMMGPU_COPY_SAMPLE_MAX_NS (100 * NSEC_PER_MSEC)
 /* Pages a software channel copies between two cond_resched(). */
 #define HMMGPU_COPY_RESCHED_PAGES 64
 /* The shortest copy_timeout_ms honoured. */
@@ -219,15 +194,6 @@ struct hmmgpu_copy_dma_op {
  * @zero_dma: dmaengine: bus address of the zero page, the source of
  *	      zeroing copies.
  * @cancel_lock: dmaengine: one cancel of a stalled batch at a time.
- * @page_ns: software: moving average of a CPU's copy of one page, ns.
- * @handoff_ns: software: moving average of the time from a batch's
- *		submission to a thread starting it, ns.
- * @kept_inline: software: batches the measure kept inline, for probes.
- * @nr_inline: software: batches copied by their submitter.
- * @nr_handoff: software: batches handed to the threads.
- *
- * The averages are updated without a lock: two racing updates lose one
- * sample, which an estimate can afford.
  */
 struct hmmgpu_copy_engine {
 	struct device *dev;
@@ -238,11 +204,6 @@ struct hmmgpu_copy_engine {
 	atomic_t next_channel;
 
 	struct hmmgpu_copy_channel *channels;
-	u64 page_ns;
-	u64 handoff_ns;
-	atomic_t kept_inline;
-	atomic64_t nr_inline;
-	atomic64_t nr_handoff;
 
 	struct dma_chan *chan;
 	struct device *dma_dev;
@@ -321,40 +282,6 @@ static void hmmgpu_copy_cpu(struct hmmgpu_copy_batch *batch,
 
 /* --- software provider --------------------------------------------------- */
 
-/* Adds @sample to the moving average @avg: weight 1/8. */
-static void hmmgpu_copy_average(u64 *avg, u64 sample)
-{
-	u64 old = READ_ONCE(*avg);
-
-	sample = min_t(u64, sample, HMMGPU_COPY_SAMPLE_MAX_NS);
-	WRITE_ONCE(*avg, old - old / 8 + sample / 8);
-}
-
-/* hmmgpu_copy_cpu(), timed into @ce's @page_ns. */
-static void hmmgpu_copy_cpu_timed(struct hmmgpu_copy_engine *ce,
-				  struct hmmgpu_copy_batch *batch,
-				  unsigned int first, unsigned int count)
-{
-	u64 t0 = ktime_get_ns();
-
-	hmmgpu_copy_cpu(batch, first, count);
-	hmmgpu_copy_average(&ce->page_ns, (ktime_get_ns() - t0) / count);
-}
-
-/* Does @batch's submitter copy it (see "Inline or handed off")? */
-static bool hmmgpu_copy_sw_inline(struct hmmgpu_copy_engine *ce,
-				  struct hmmgpu_copy_batch *batch)
-{
-	u64 copy_ns = (u64)batch->nr * READ_ONCE(ce->page_ns);
-
-	if (batch->urgent || batch->nr < HMMGPU_COPY_INLINE_PAGES)
-		return true;
-	if (READ_ONCE(ce->handoff_ns) < copy_ns)
-		return false;
-	/* now and then, measure the hand-off again */
-	return atomic_inc_return(&ce->kept_inline) % HMMGPU_COPY_PROBE_EVERY;
-}
-
 static bool hmmgpu_copy_channel_wake(struct hmmgpu_copy_channel *ch)
 {
 	return !list_empty_careful(&ch->queue) || kthread_should_stop();
@@ -394,13 +321,8 @@ static int hmmgpu_copy_thread(void *data)
 			continue;
 		}
 
-		/* the first segment's start ends the hand-off */
-		if (!seg->first)
-			hmmgpu_copy_average(&ch->ce->handoff_ns,
-					    ktime_get_ns() - seg->batch->submit_ns);
 		cookie = dma_fence_begin_signalling();
-		hmmgpu_copy_cpu_timed(ch->ce, seg->batch, seg->first,
-				      seg->count);
+		hmmgpu_copy_cpu(seg->batch, seg->first, seg->count);
 		/* @seg lives in the batch: last use before it may be freed */
 		hmmgpu_copy_part_done(seg->batch);
 		dma_fence_end_signalling(cookie);
@@ -425,15 +347,22 @@ static void hmmgpu_copy_sw_submit(struct hmmgpu_copy_engine *ce,
 	unsigned int nseg, k, first = 0, start;
 	struct hmmgpu_copy_seg *segs;
 
-	if (hmmgpu_copy_sw_inline(ce, batch))
-		goto copy_here;
+	/*
+	 * Small batches are copied here: a hand-off would cost more. So are
+	 * urgent ones (a device fault's), whose submitter only waits.
+	 */
+	if (batch->nr < HMMGPU_COPY_INLINE_PAGES || batch->urgent) {
+		hmmgpu_copy_cpu(batch, 0, batch->nr);
+		return;
+	}
 
 	nseg = clamp(batch->nr / HMMGPU_COPY_SEG_PAGES, 1U, ce->nr_channels);
 	segs = kvmalloc_array(nseg, sizeof(*segs), GFP_KERNEL);
-	if (!segs)
-		goto copy_here;
+	if (!segs) {
+		hmmgpu_copy_cpu(batch, 0, batch->nr);
+		return;
+	}
 	batch->work = segs;
-	atomic64_inc(&ce->nr_handoff);
 
 	/* Every part counted before the first can finish. */
 	atomic_add(nseg, &batch->pending);
@@ -453,11 +382,6 @@ static void hmmgpu_copy_sw_submit(struct hmmgpu_copy_engine *ce,
 		spin_unlock(&ch->lock);
 		wake_up(&ch->wait);
 	}
-	return;
-
-copy_here:
-	atomic64_inc(&ce->nr_inline);
-	hmmgpu_copy_cpu_timed(ce, batch, 0, batch->nr);
 }
 
 /* Stops the first @n threads of @ce; each finishes its queue first. */
@@ -755,8 +679,6 @@ struct hmmgpu_copy_engine *hmmgpu_copy_engine_create(struct device *dev,
 				 ret);
 	}
 
-	ce->page_ns = HMMGPU_COPY_PAGE_NS_INIT;
-	ce->handoff_ns = HMMGPU_COPY_HANDOFF_NS_INIT;
 	ret = hmmgpu_copy_sw_init(ce, channels);
 	if (ret)
 		goto err_free_engine;
@@ -797,15 +719,6 @@ enum hmmgpu_copy_kind hmmgpu_copy_engine_kind(struct hmmgpu_copy_engine *ce)
 unsigned int hmmgpu_copy_engine_channels(struct hmmgpu_copy_engine *ce)
 {
 	return ce->nr_channels;
-}
-
-void hmmgpu_copy_engine_choice(struct hmmgpu_copy_engine *ce,
-			       struct hmmgpu_copy_choice *out)
-{
-	out->page_ns = READ_ONCE(ce->page_ns);
-	out->handoff_ns = READ_ONCE(ce->handoff_ns);
-	out->inline_batches = atomic64_read(&ce->nr_inline);
-	out->handoff_batches = atomic64_read(&ce->nr_handoff);
 }
 
 /**

@@ -91,26 +91,6 @@ enum hmmgpu_copy_kind hmmgpu_copy_engine_kind(struct hmmgpu_copy_engine *ce);
 unsigned int hmmgpu_copy_engine_channels(struct hmmgpu_copy_engine *ce);
 
 /**
- * struct hmmgpu_copy_choice - how a software engine chose inline copies.
- * @page_ns: its measure of a CPU's copy of one page, ns.
- * @handoff_ns: its measure of a hand-off to a thread, ns.
- * @inline_batches: batches copied by their submitter.
- * @handoff_batches: batches handed to the threads.
- *
- * All zero for a dmaengine engine.
- */
-struct hmmgpu_copy_choice {
-	u64 page_ns;
-	u64 handoff_ns;
-	u64 inline_batches;
-	u64 handoff_batches;
-};
-
-/** hmmgpu_copy_engine_choice() - the engine's inline-or-hand-off record. */
-void hmmgpu_copy_engine_choice(struct hmmgpu_copy_engine *ce,
-			       struct hmmgpu_copy_choice *out);
-
-/**
  * hmmgpu_copy_submit() - start copying a batch; never blocks on the copy.
  * @ce: the engine.
  * @batch: @ops, @nr and @failed set by the caller; the rest is set here.

@@ -11,7 +11,6 @@
 
 #include <drm/drm_debugfs.h>
 
-#include "hmmgpu_copy.h"
 #include "hmmgpu_drv.h"
 
 #define CREATE_TRACE_POINTS
@@ -228,7 +227,6 @@ static int hmmgpu_debugfs_stats(struct seq_file *m, void *data)
 		"explicit", "cpu_fault", "eviction", "peer", "device_fault",
 		"removal", "prefetch",
 	};
-	struct hmmgpu_copy_choice choice;
 	struct drm_hmmgpu_stats *st;
 	int d, k;
 
@@ -253,11 +251,6 @@ static int hmmgpu_debugfs_stats(struct seq_file *m, void *data)
 		   st->thrash_pins, st->thrash_remote, st->remaps);
 	seq_printf(m, "dup_pages %llu\ndup_drops %llu\n", st->dup_pages,
 		   st->dup_drops);
-	hmmgpu_copy_engine_choice(hdev->copy, &choice);
-	seq_printf(m, "copy_page_ns %llu\ncopy_handoff_ns %llu\n",
-		   choice.page_ns, choice.handoff_ns);
-	seq_printf(m, "copy_inline_batches %llu\ncopy_handoff_batches %llu\n",
-		   choice.inline_batches, choice.handoff_batches);
 	kfree(st);
 	return 0;
 }

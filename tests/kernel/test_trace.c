@@ -268,57 +268,6 @@ TEST(debugfs_stats_follow_migrations)
 	close(fd);
 }
 
-/* copy_inline_batches + copy_handoff_batches of every device. */
-static unsigned long long copy_batches(unsigned int *nfiles)
-{
-	return debugfs_sum("copy_inline_batches", nfiles) +
-	       debugfs_sum("copy_handoff_batches", nfiles);
-}
-
-/*
- * The software engine counts each batch it copies as inline or handed
- * off (DOC: Copy engine, "Inline or handed off"): a batch of fewer than
- * 64 pages is always copied inline, larger ones by what it measured, and
- * its measures show.  An explicit migration of four aligned 2 MiB blocks
- * is four batches of 512 copies.
- */
-TEST(debugfs_counts_each_copy_batch_inline_or_handed_off)
-{
-	size_t size = 8 << 20, small = 64 << 10, ps = kt_page_size();
-	struct drm_hmmgpu_get_info info;
-	unsigned long long n0, i0, n1, i1;
-	int fd = kt_open_device(0);
-	char *p = kt_map_aligned(size, 2 << 20);
-	unsigned int nfiles;
-
-	kt_get_info(fd, &info);
-	if (info.copy_engine != HMMGPU_COPY_ENGINE_SOFTWARE)
-		SKIP("copy engine is not the software engine");
-	kt_fill(p, size, 507);
-
-	n0 = copy_batches(&nfiles);
-	i0 = debugfs_sum("copy_inline_batches", &nfiles);
-	KT_EXPECT_MIGRATE(fd, p, small, HMMGPU_MIGRATE_TO_DEVICE, small / ps,
-			  0, 0);
-	n1 = copy_batches(&nfiles);
-	i1 = debugfs_sum("copy_inline_batches", &nfiles);
-	ASSERT_EQ(n1 - n0, 1);
-	ASSERT_EQ(i1 - i0, 1);
-
-	KT_EXPECT_MIGRATE(fd, p + small, size - small,
-			  HMMGPU_MIGRATE_TO_DEVICE, (size - small) / ps, 0, 0);
-	ASSERT_EQ(copy_batches(&nfiles) - n1, 4);
-	TH_LOG("copy_page_ns %llu, copy_handoff_ns %llu, inline %llu of %llu",
-	       debugfs_sum("copy_page_ns", &nfiles),
-	       debugfs_sum("copy_handoff_ns", &nfiles),
-	       debugfs_sum("copy_inline_batches", &nfiles),
-	       copy_batches(&nfiles));
-	KT_EXPECT_WHERE(fd, p, size / ps, HMMGPU_RESIDENCY_THIS_DEVICE);
-	KT_EXPECT_DATA(p, size, 507);
-	kt_unmap(p, size);
-	close(fd);
-}
-
 /*
  * Every counter of STATS that has one number per device shows in debugfs
  * with the same value (summed over the devices).  The test first makes
