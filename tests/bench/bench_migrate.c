@@ -60,8 +60,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1812,7 +1810,7 @@ static void print_module_params(void)
 	free(names);
 }
 
-/* --- a busy machine (-L) and the copy engine's choices --------------------- */
+/* --- a busy machine (-L) ---------------------------------------------------- */
 
 #define MAX_LOAD 16
 
@@ -1852,62 +1850,6 @@ static void stop_load(void)
 		waitpid(load_pids[i], NULL, 0);
 	}
 	nload = 0;
-}
-
-/* How hmmgpu's software copy engine chose (DOC: Copy engine). */
-struct copy_choice {
-	bool valid;
-	unsigned long long page_ns, handoff_ns, inline_batches, handoff_batches;
-};
-
-/*
- * Reads the hmmgpu_stats debugfs file of the device open as @fd (in the
- * folder of its DRM minor), if debugfs is mounted.
- */
-static struct copy_choice read_copy_choice(int fd)
-{
-	struct copy_choice c = { 0 };
-	char path[128], line[256], name[128];
-	unsigned long long v;
-	struct stat st;
-	FILE *f;
-
-	if (fd < 0 || fstat(fd, &st))
-		return c;
-	snprintf(path, sizeof(path), "/sys/kernel/debug/dri/%u/hmmgpu_stats",
-		 minor(st.st_rdev));
-	f = fopen(path, "r");
-	if (!f)
-		return c;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%127s %llu", name, &v) != 2)
-			continue;
-		if (!strcmp(name, "copy_page_ns"))
-			c.page_ns = v, c.valid = true;
-		else if (!strcmp(name, "copy_handoff_ns"))
-			c.handoff_ns = v;
-		else if (!strcmp(name, "copy_inline_batches"))
-			c.inline_batches = v;
-		else if (!strcmp(name, "copy_handoff_batches"))
-			c.handoff_batches = v;
-	}
-	fclose(f);
-	return c;
-}
-
-static void print_copy_choice(const struct copy_choice *a,
-			      const struct copy_choice *b)
-{
-	unsigned long long in, off;
-
-	if (!a->valid || !b->valid || !b->page_ns)
-		return;
-	in = b->inline_batches - a->inline_batches;
-	off = b->handoff_batches - a->handoff_batches;
-	printf("\nhmmgpu copy engine (debugfs hmmgpu_stats), over the whole run: %llu batches copied by\n"
-	       "their submitter, %llu handed to the copy threads; at the end it measured %.2f us per page\n"
-	       "copied and %.1f us per hand-off (DOC: Copy engine, \"Inline or handed off\")\n",
-	       in, off, (double)b->page_ns / 1e3, (double)b->handoff_ns / 1e3);
 }
 
 static void print_header(struct bench_driver *drivers, unsigned int rounds,
@@ -2752,7 +2694,6 @@ int main(int argc, char **argv)
 	static struct view_section view;
 	size_t sizes[MAX_SIZES], grans[MAX_GRANS], view_size = 64 * MIB;
 	unsigned int rounds = 5, device = 0, load = 0;
-	struct copy_choice choice0, choice1;
 	int nsizes = 4, ngrans = 6, opt, rc = 0, nres = 0, nthp = 0, nthp_sizes;
 	bool migration = true, do_view = true, do_thp = true;
 	const char *grans_arg = NULL;
@@ -2840,7 +2781,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	print_header(drivers, rounds, migration);
-	choice0 = read_copy_choice(drivers[DRV_HMMGPU].fd);
 
 	memset(res, 0, sizeof(res));
 	memset(thp, 0, sizeof(thp));
@@ -2859,7 +2799,6 @@ int main(int argc, char **argv)
 	    !run_view(&drivers[DRV_HMMGPU], view_size, grans, ngrans, rounds,
 		      &view))
 		rc = 1;
-	choice1 = read_copy_choice(drivers[DRV_HMMGPU].fd);
 	stop_load();
 	if (rc) {
 		fprintf(stderr, "bench_migrate: a check failed; no results printed\n");
@@ -2880,7 +2819,6 @@ int main(int argc, char **argv)
 		}
 		if (do_view)
 			print_view(&view);
-		print_copy_choice(&choice0, &choice1);
 	}
 	for (int drv = 0; drv < DRV_COUNT; drv++)
 		if (drivers[drv].fd >= 0)
