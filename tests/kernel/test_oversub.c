@@ -165,6 +165,17 @@ TEST(oversubscribed_random_chunks_and_writes_keep_data)
 	kt_restore_hmmgpu();
 }
 
+/* small_device() with @workers threads per MIGRATE (migrate_workers). */
+static int small_device_with_workers(unsigned int workers)
+{
+	char params[64];
+
+	snprintf(params, sizeof(params), "mem_mib=%d migrate_workers=%u",
+		 MEM_MIB, workers);
+	kt_reload_hmmgpu(params);
+	return kt_open_device(0);
+}
+
 /*
  * A migration never evicts for itself (DOC: Device memory): a range twice
  * the device fills the device and stops, the rest skipped, nothing of it
@@ -172,13 +183,7 @@ TEST(oversubscribed_random_chunks_and_writes_keep_data)
  */
 static void one_call_twice_the_device(unsigned int workers)
 {
-	char params[64];
-	int fd;
-
-	snprintf(params, sizeof(params), "mem_mib=%d migrate_workers=%u",
-		 MEM_MIB, workers);
-	kt_reload_hmmgpu(params);
-	fd = kt_open_device(0);
+	int fd = small_device_with_workers(workers);
 
 	size_t ps = kt_page_size(), size = 2 * kt_mem_total(fd);
 	size_t npages = size / ps, cap = kt_mem_total(fd) / ps;
@@ -233,13 +238,7 @@ TEST(oversubscribed_by_one_call_of_four_units_evicts_none_of_its_own)
  */
 static void own_later_part_stays(unsigned int workers)
 {
-	char params[64];
-	int fd;
-
-	snprintf(params, sizeof(params), "mem_mib=%d migrate_workers=%u",
-		 MEM_MIB, workers);
-	kt_reload_hmmgpu(params);
-	fd = kt_open_device(0);
+	int fd = small_device_with_workers(workers);
 
 	size_t ps = kt_page_size(), total = kt_mem_total(fd);
 	size_t xsize = total / 2, ysize = total - xsize / 2;
